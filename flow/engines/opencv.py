@@ -1,0 +1,63 @@
+"""TV-L1 through OpenCV's contrib module: `cv2.optflow.DualTVL1OpticalFlow_create` (the reference engine)."""
+
+import cv2
+import numpy as np
+
+from flow.tvl1 import TVL1Params
+
+if not hasattr(cv2, "optflow"):
+    raise ImportError(
+        f"cv2 {cv2.__version__} at {cv2.__file__} has no cv2.optflow (TV-L1 lives in the contrib build). Fix: "
+        "pip uninstall -y opencv-python opencv-python-headless && "
+        "pip install --force-reinstall opencv-contrib-python-headless"
+    )
+
+
+class OpenCVTVL1:
+    """OpenCV's DualTVL1OpticalFlow; one object per process, reused for every pair (building it is not free).
+
+    OpenCV parallelises some loops internally; workers call `cv2.setNumThreads(1)` so processes do not oversubscribe.
+    """
+
+    name = "opencv"
+    version = cv2.__version__
+
+    def __init__(self, params: TVL1Params | None = None):
+        self.params = params if params is not None else TVL1Params()
+        p = self.params
+        self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
+            tau=p.tau,
+            lambda_=p.lambda_,
+            theta=p.theta,
+            nscales=p.nscales,
+            warps=p.warps,
+            epsilon=p.epsilon,
+            innnerIterations=p.inner_iterations,  # sic: OpenCV's keyword has three n's
+            outerIterations=p.outer_iterations,
+            scaleStep=p.scale_step,
+            gamma=p.gamma,
+            medianFiltering=p.median_filtering,
+            useInitialFlow=p.use_initial_flow,
+        )
+
+    def calc(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow (H, W, 2) float32 from one (H, W) uint8 grayscale frame to the next."""
+        return self._tvl1.calc(prev, nxt, None)
+
+    def calc_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow (n, H, W, 2) float32 for n pairs of (n, H, W) uint8 grayscale frames, prev[i] -> nxt[i]."""
+        prev, nxt = _check_pairs(prev, nxt)
+        out = np.empty(prev.shape + (2,), np.float32)
+        for i in range(len(prev)):
+            out[i] = self._tvl1.calc(prev[i], nxt[i], None)
+        return out
+
+
+def _check_pairs(prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    prev, nxt = np.asarray(prev), np.asarray(nxt)
+    if prev.ndim != 3 or prev.shape != nxt.shape or prev.dtype != np.uint8 or nxt.dtype != np.uint8:
+        raise ValueError(
+            f"calc_pairs wants two (n, H, W) uint8 grayscale arrays of the same shape; got {prev.shape} {prev.dtype} "
+            f"and {nxt.shape} {nxt.dtype} (convert with cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))"
+        )
+    return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)

@@ -1,0 +1,240 @@
+"""One HDF5 file per video: JPEG RGB frames and 8-bit quantised TV-L1 flow, with the parameters that made them.
+
+Layout of `<video_id>.h5` (format version 1):
+
+    /rgb    (N,) variable-length uint8: one JPEG per frame (RGB decoded; JPEG keeps RGB ~10x smaller than raw)
+    /flow   (N, H, W, 2) uint8, chunk = one frame, gzip: codes of `flow.quantize` (absent in an RGB-only store)
+    attrs   format_version, num_frames, height, width, flow_bound, rgb_codec, jpeg_quality, ... plus the extractor's
+            (source path and size, fps, source frame indices, TV-L1 parameters, convention, OpenCV/engine version)
+
+Stores are written under a temporary name and renamed when complete, so a file at the final path is whole.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from flow.quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
+
+FORMAT_VERSION = 1
+
+
+class FlowStoreError(Exception):
+    """A store is missing, incomplete or corrupt; the message names the file and the fix."""
+
+
+def _fix_hint(path: Path) -> str:
+    return f"re-run tools/extract_flow.py with --overwrite for {path.stem}"
+
+
+class VideoStore:
+    """Read-only view of one `<video_id>.h5`.
+
+    The HDF5 file is opened lazily on first use and reopened in every process (the handle is dropped on pickling
+    and whenever the process id changes), so a store can be built in the main process and read in DataLoader
+    workers.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._attrs: dict | None = None
+
+    # -- opening ---------------------------------------------------------------------------------------------
+    def _h5(self) -> h5py.File:
+        if self._file is not None and self._pid == os.getpid():
+            return self._file
+        self._file = None  # a handle inherited through fork is never used (nor closed: the parent owns it)
+        if not self.path.is_file():
+            raise FlowStoreError(f"{self.path}: no such store; extract it with tools/extract_flow.py")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as e:
+            raise FlowStoreError(f"{self.path} is not a readable HDF5 file ({e}); {_fix_hint(self.path)}") from e
+        self._pid = os.getpid()
+        if "rgb" not in self._file:
+            raise FlowStoreError(f"{self.path} has no 'rgb' dataset (not a flow store?); {_fix_hint(self.path)}")
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __enter__(self) -> "VideoStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_file": None, "_pid": None, "_attrs": self._attrs}
+
+    def __repr__(self) -> str:
+        return f"VideoStore({str(self.path)!r})"
+
+    # -- metadata --------------------------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        if self._attrs is None:
+            self._attrs = {k: _plain(v) for k, v in self._h5().attrs.items()}
+        return self._attrs
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._h5()["rgb"].shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.attrs["height"])
+
+    @property
+    def width(self) -> int:
+        return int(self.attrs["width"])
+
+    @property
+    def has_flow(self) -> bool:
+        return "flow" in self._h5()
+
+    # -- frames ----------------------------------------------------------------------------------------------
+    def read_rgb(self, indices) -> np.ndarray:
+        """Decode the JPEG frames at `indices` (any order, repeats allowed). Returns (n, H, W, 3) uint8 RGB."""
+        unique, inverse = self._unique(indices)
+        blobs = _read_rows(self._h5()["rgb"], unique)
+        frames = np.empty((len(unique), self.height, self.width, 3), np.uint8)
+        for i, blob in enumerate(blobs):
+            bgr = cv2.imdecode(np.asarray(blob, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None or bgr.shape[:2] != frames.shape[1:3]:
+                raise FlowStoreError(f"{self.path}: RGB frame {unique[i]} is not a valid JPEG; {_fix_hint(self.path)}")
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=frames[i])
+        return frames[inverse]
+
+    def read_flow(self, indices) -> np.ndarray:
+        """Flow at `indices` (any order, repeats allowed). Returns (n, H, W, 2) float32 pixels, x right, y down."""
+        f = self._h5()
+        if "flow" not in f:
+            raise FlowStoreError(
+                f"{self.path} has no 'flow' dataset (an RGB-only store, or written by an interrupted run?); "
+                f"{_fix_hint(self.path)}"
+            )
+        unique, inverse = self._unique(indices)
+        codes = _read_rows(f["flow"], unique)
+        return dequantize_flow(codes, float(self.attrs.get("flow_bound", DEFAULT_BOUND)))[inverse]
+
+    def _unique(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = self.num_frames
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = idx[(idx < 0) | (idx >= n)][0]
+            raise IndexError(f"{self.path}: frame index {bad} out of range for {n} frames")
+        return np.unique(idx, return_inverse=True)
+
+
+def _read_rows(dataset: h5py.Dataset, rows: np.ndarray):
+    """Read sorted unique rows; a dense run is read as one slice (h5py's point selection is slow for many rows)."""
+    if len(rows) == 0:
+        return dataset[0:0]
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo <= 2 * len(rows):
+        return dataset[lo:hi][rows - lo]
+    return dataset[rows]
+
+
+def _plain(value):
+    """HDF5 attribute -> plain Python (str, int, float, bool, list) so attrs compare and serialise simply."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def encode_jpeg(frame_rgb: np.ndarray, quality: int = 95) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"OpenCV could not JPEG-encode a frame of shape {frame_rgb.shape}")
+    return buf.reshape(-1)
+
+
+def write_store(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    flow: np.ndarray | None,
+    attrs: dict,
+    *,
+    jpeg_quality: int = 95,
+    bound: float = DEFAULT_BOUND,
+    compression: str = "gzip",
+) -> Path:
+    """Write one video's store atomically (temporary name in the same folder, then `os.replace`).
+
+    Args:
+        path: final `<video_id>.h5` path; parent folders are created.
+        rgb: (N, H, W, 3) uint8 RGB frames.
+        flow: (N, H, W, 2) float32 pixels aligned with `rgb`, or None for an RGB-only store.
+        attrs: merged into the file attributes (dicts/lists of strings are stored as JSON strings, None skipped).
+        jpeg_quality: 0-100 for the RGB frames.
+        bound: flow clipping bound in pixels (recorded as `flow_bound`).
+        compression: "gzip" (readable by any HDF5 tool) or "lzf" (faster, h5py only) for the flow codes.
+    """
+    path = Path(path)
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"write_store({path}): rgb must be (N, H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    n, h, w, _ = rgb.shape
+    if n == 0:
+        raise ValueError(f"write_store({path}): no frames to store (an empty or unreadable video?)")
+    if flow is not None and tuple(np.shape(flow)) != (n, h, w, 2):
+        raise ValueError(f"write_store({path}): flow must be {(n, h, w, 2)} to match rgb, got {np.shape(flow)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            jpegs = f.create_dataset("rgb", (n,), dtype=h5py.vlen_dtype(np.uint8))
+            for i in range(n):
+                jpegs[i] = encode_jpeg(rgb[i], jpeg_quality)
+            if flow is not None:
+                f.create_dataset(
+                    "flow", data=quantize_flow(flow, bound), chunks=(1, h, w, 2),
+                    compression=compression,
+                )  # fmt: skip
+            own = {
+                "format_version": FORMAT_VERSION, "num_frames": n, "height": h, "width": w,
+                "has_flow": flow is not None, "rgb_codec": "jpeg", "jpeg_quality": jpeg_quality,
+                "flow_bound": bound, "flow_dtype": "uint8",
+                "flow_quantization": f"px = (code - 128) * {bound} / 127; code 128 is exactly 0",
+            }  # fmt: skip
+            for key, value in {**attrs, **own}.items():
+                if value is not None:
+                    f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def temp_path(path: Path) -> Path:
+    """Where `write_store` writes before the rename: hidden, same folder (same filesystem), unique per process."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when `path` is a whole store of this format (a resumed run skips these and redoes the rest)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return (
+                int(f.attrs.get("format_version", -1)) == FORMAT_VERSION
+                and "rgb" in f
+                and f["rgb"].shape[0] == int(f.attrs["num_frames"])
+                and (not bool(f.attrs.get("has_flow", False)) or "flow" in f)
+            )
+    except (OSError, KeyError, ValueError):
+        return False

@@ -1,0 +1,65 @@
+"""TV-L1 parameters and the frame/flow alignment conventions shared by every engine."""
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+CONVENTIONS = ("backward", "forward")
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    """Parameters of Zach et al.'s TV-L1 as in `cv2.optflow.DualTVL1OpticalFlow_create`; defaults are OpenCV's."""
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+    use_initial_flow: bool = False
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_attrs(self) -> dict:
+        """Flat `tvl1_<field>` entries for the HDF5 attributes of a store."""
+        return {f"tvl1_{k}": v for k, v in self.as_dict().items()}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "TVL1Params":
+        """Rebuild the parameters recorded by `to_attrs` (for re-running an extraction exactly)."""
+        values = {f.name: f.type(attrs[f"tvl1_{f.name}"]) for f in dataclasses.fields(cls) if f"tvl1_{f.name}" in attrs}
+        return cls(**values)
+
+
+def align_flow(pair_flow: np.ndarray, num_frames: int, convention: str = "backward") -> np.ndarray:
+    """Place the n-1 flows between consecutive frames into n slots, one per RGB frame.
+
+    Args:
+        pair_flow: (num_frames - 1, H, W, 2) where pair_flow[i] maps frame i -> frame i+1.
+        num_frames: number of RGB frames.
+        convention: "backward" (default): flow[t] is the motion t-1 -> t and flow[0] is zero, so flow[t] is the
+            motion that produced frame t. "forward" (DeepMind's released flow): flow[t] is t -> t+1, last zero.
+
+    Returns:
+        (num_frames, H, W, 2) float32.
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown flow convention {convention!r}; use one of {CONVENTIONS}")
+    if len(pair_flow) != max(num_frames - 1, 0):
+        raise ValueError(f"expected {num_frames - 1} pair flows for {num_frames} frames, got {len(pair_flow)}")
+    h, w = pair_flow.shape[1:3]
+    out = np.zeros((num_frames, h, w, 2), np.float32)
+    if num_frames > 1:
+        if convention == "backward":
+            out[1:] = pair_flow
+        else:
+            out[:-1] = pair_flow
+    return out
