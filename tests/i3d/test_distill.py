@@ -1,0 +1,259 @@
+"""Distillation losses, adapters and the Distiller (tiny inputs: 8 frames at 32x32)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from i3d.distill import (
+    Distiller,
+    DistillError,
+    DistillWeights,
+    FeatureAdapter,
+    endpoint_outputs,
+    feature_loss,
+    kd_loss,
+    make_adapters,
+)
+
+
+class TinyBackbone(nn.Module):
+    """Two conv stages with the shared backbone interface (a stand-in where the real models would be slow)."""
+
+    endpoint_names = ("stage1", "stage2", "Logits")
+
+    def __init__(self, in_channels=3, width=8, num_classes=5, stride2=2):
+        super().__init__()
+        conv1 = nn.Conv3d(in_channels, width, 3, stride=2, padding=1)
+        self.stage1 = nn.Sequential(conv1, nn.BatchNorm3d(width), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv3d(width, 2 * width, 3, stride=stride2, padding=1), nn.ReLU())
+        self.dropout = nn.Dropout(0.5)
+        self.fc = nn.Linear(2 * width, num_classes)
+        self.num_features = 2 * width
+
+    def forward_endpoints(self, x, names):
+        out = {"stage1": self.stage1(x)}
+        out["stage2"] = self.stage2(out["stage1"])
+        out["Logits"] = self.forward_head(out["stage2"])
+        return {n: out[n] for n in names}
+
+    def forward_features(self, x):
+        return self.stage2(self.stage1(x))
+
+    def forward_head(self, features):
+        return self.fc(self.dropout(features.mean(dim=(2, 3, 4))))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def _batch(b=2, t=8, s=32, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "rgb": torch.randn(b, 3, t, s, s, generator=g),
+        "flow": torch.randn(b, 2, t, s, s, generator=g),
+        "label": torch.randint(0, k, (b,), generator=g),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------ kd_loss
+
+
+def test_kd_loss_equals_hand_computation():
+    s = torch.tensor([[1.0, 2.0, 0.5]])
+    t = torch.tensor([[0.0, 3.0, 1.0]])
+    T = 2.0
+    ps = [math.exp(v / T) for v in (1.0, 2.0, 0.5)]
+    pt = [math.exp(v / T) for v in (0.0, 3.0, 1.0)]
+    ps = [p / sum(ps) for p in ps]
+    pt = [p / sum(pt) for p in pt]
+    expected = sum(q * math.log(q / p) for q, p in zip(pt, ps, strict=True)) * T * T
+    assert kd_loss(s, t, T).item() == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.05  # the hand computation is not trivially zero
+
+
+def test_kd_loss_is_batch_mean():
+    s = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0]])
+    t = torch.tensor([[0.0, 3.0, 1.0], [1.0, -1.0, 2.0]])
+    per_row = [kd_loss(s[i : i + 1], t[i : i + 1], 3.0).item() for i in range(2)]
+    assert kd_loss(s, t, 3.0).item() == pytest.approx(sum(per_row) / 2, rel=1e-6)
+
+
+def test_kd_loss_zero_for_identical_logits():
+    x = torch.randn(4, 10)
+    assert kd_loss(x, x.clone(), 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert kd_loss(x, x + 3.0, 4.0).item() == pytest.approx(0.0, abs=1e-5)  # softmax ignores a per-row shift
+
+
+def test_kd_loss_rejects_bad_input():
+    with pytest.raises(DistillError, match="T=0"):
+        kd_loss(torch.zeros(1, 3), torch.zeros(1, 3), 0)
+    with pytest.raises(DistillError, match="num_classes"):
+        kd_loss(torch.zeros(1, 3), torch.zeros(1, 4), 1.0)
+
+
+# ------------------------------------------------------------------------------------------------------ feature_loss
+
+
+def test_feature_loss_is_mse_averaged_over_endpoints():
+    s = {"a": torch.ones(2, 4), "b": torch.zeros(2, 3, 2, 2, 2)}
+    t = {"a": torch.zeros(2, 4), "b": torch.full((2, 3, 2, 2, 2), 2.0)}
+    assert feature_loss(s, t).item() == pytest.approx((1.0 + 4.0) / 2)
+    assert feature_loss(s, {k: v.clone() for k, v in s.items()}).item() == 0.0
+
+
+def test_feature_loss_pools_to_common_size():
+    s = {"x": torch.arange(8.0).view(1, 1, 2, 2, 2)}  # pooled to 1x1x1 -> mean 3.5
+    t = {"x": torch.full((1, 1, 1, 1, 1), 3.5)}
+    assert feature_loss(s, t).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_feature_loss_errors():
+    with pytest.raises(DistillError, match="same non-empty endpoint names"):
+        feature_loss({"a": torch.zeros(1, 2)}, {"b": torch.zeros(1, 2)})
+    with pytest.raises(DistillError, match="make_adapters"):
+        feature_loss({"a": torch.zeros(1, 2)}, {"a": torch.zeros(1, 3)})
+
+
+def test_feature_adapter_maps_channels_and_size():
+    a = FeatureAdapter(8, 16)
+    assert a(torch.randn(2, 8, 4, 6, 6), torch.Size([2, 16, 2, 3, 3])).shape == (2, 16, 2, 3, 3)
+    assert a(torch.randn(2, 8)).shape == (2, 16)
+    same = FeatureAdapter(4, 4)
+    x = torch.randn(1, 4, 2, 2, 2)
+    torch.testing.assert_close(same(x), x)  # starts as the identity
+
+
+# ------------------------------------------------------------------------------------------------ endpoints/adapters
+
+
+def test_endpoint_outputs_final_names_match_forward():
+    torch.manual_seed(0)
+    m = TinyBackbone().eval()
+    x = _batch()["rgb"]
+    logits, feats = endpoint_outputs(m, x, ["pooled", "features", "stage1"])
+    torch.testing.assert_close(logits, m(x))
+    torch.testing.assert_close(feats["pooled"], m.forward_features(x).mean(dim=(2, 3, 4)))
+    assert feats["stage1"].shape == (2, 8, 4, 16, 16)
+    one_pass_logits, one_pass = endpoint_outputs(m, x, ["stage2"])
+    torch.testing.assert_close(one_pass["stage2"], feats["features"])
+    torch.testing.assert_close(one_pass_logits, logits)
+    with pytest.raises(DistillError, match="no endpoint"):
+        endpoint_outputs(m, x, ["Mixed_5c"])
+
+
+def test_make_adapters_same_architecture_different_inputs():
+    """MARS: flow teacher, RGB student, same architecture: pooled features already match, no adapter needed."""
+    student, teacher = TinyBackbone(in_channels=3), TinyBackbone(in_channels=2)
+    b = _batch()
+    adapters = make_adapters(student, teacher, {"pooled": "pooled", "stage1": "stage1"}, b["rgb"][:1], b["flow"][:1])
+    assert len(adapters) == 0
+
+
+def test_make_adapters_lighter_student():
+    student = TinyBackbone(width=4, stride2=1)  # half the channels, a larger last map
+    teacher = TinyBackbone(in_channels=2, width=8)
+    b = _batch()
+    pairs = {"stage2": "stage2", "pooled": "pooled"}
+    adapters = make_adapters(student, teacher, pairs, b["rgb"][:1], b["flow"][:1])
+    assert sorted(adapters) == ["pooled", "stage2"]
+    _, s = endpoint_outputs(student, b["rgb"], list(pairs))
+    _, t = endpoint_outputs(teacher, b["flow"], list(pairs.values()))
+    assert s["stage2"].shape == (2, 8, 4, 16, 16) and t["stage2"].shape == (2, 16, 2, 8, 8)
+    assert adapters["stage2"](s["stage2"], t["stage2"].shape).shape == t["stage2"].shape
+    assert adapters["pooled"](s["pooled"]).shape == t["pooled"].shape
+    assert torch.isfinite(feature_loss(s, t, adapters))
+
+
+# ------------------------------------------------------------------------------------------------------------ Distiller
+
+
+def _distiller(weights, student_width=4):
+    torch.manual_seed(0)
+    student = TinyBackbone(width=student_width)
+    teacher = TinyBackbone(in_channels=2, width=8)
+    b = _batch()
+    pairs = dict(weights.pairs) if weights.feature > 0 else {}
+    adapters = make_adapters(student, teacher, pairs, b["rgb"][:1], b["flow"][:1])
+    return Distiller(student, teacher, weights, adapters)
+
+
+def test_teacher_frozen_and_kept_in_eval_mode():
+    d = _distiller(DistillWeights())
+    d.train()
+    assert d.student.training and not d.teacher.training
+    assert not any(p.requires_grad for p in d.teacher.parameters())
+    assert d.inputs == ("rgb", "flow")
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [DistillWeights(), DistillWeights(kd=1.0, feature=0.0), DistillWeights(kd=0.5, pairs={"stage2": "stage2"})],
+    ids=["mars", "kd", "kd+stage2"],
+)
+def test_gradients_reach_only_student_and_adapters(weights):
+    d = _distiller(weights)
+    d.train()
+    out = d(_batch())
+    assert set(out) >= {"loss", "task", "kd", "feature", "logits"}
+    assert out["loss"].item() == pytest.approx(
+        out["task"].item() + weights.kd * out["kd"].item() + weights.feature * out["feature"].item(), rel=1e-5
+    )
+    out["loss"].backward()
+    for name, p in d.student.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for name, p in d.adapters.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in d.teacher.parameters())
+
+
+def test_teacher_unchanged_after_training_steps():
+    d = _distiller(DistillWeights(kd=1.0, pairs={"pooled": "pooled", "stage1": "stage1"}))
+    before = {k: v.clone() for k, v in d.teacher.state_dict().items()}  # includes batch-norm running stats
+    student_before = {k: v.clone() for k, v in d.student.state_dict().items()}
+    opt = torch.optim.SGD(d.trainable_parameters(), lr=0.1, momentum=0.9)
+    d.train()
+    losses = []
+    for step in range(4):
+        opt.zero_grad()
+        out = d(_batch(seed=step % 2))
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    for k, v in d.teacher.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(v, student_before[k]) for k, v in d.student.state_dict().items())
+    assert all(math.isfinite(x) for x in losses)
+
+
+def test_loss_decreases_toward_teacher():
+    """A few steps of feature+KD distillation on one batch move the student toward the teacher."""
+    d = _distiller(DistillWeights(task=0.0, kd=1.0, feature=1.0))
+    d.student.dropout.p = 0.0
+    opt = torch.optim.Adam(d.trainable_parameters(), lr=1e-2)
+    batch = _batch()
+    d.train()
+    first = None
+    for _ in range(15):
+        opt.zero_grad()
+        loss = d(batch)["loss"]
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.7 * first
+
+
+def test_distill_weights_validation():
+    with pytest.raises(DistillError, match="task_loss"):
+        DistillWeights(task_loss="focal")
+    with pytest.raises(DistillError, match="no endpoint pairs"):
+        DistillWeights(pairs={})
+    with pytest.raises(DistillError, match="teacher_stream"):
+        Distiller(TinyBackbone(), TinyBackbone(), DistillWeights(), teacher_stream="depth")
+
+
+def test_bce_task_loss_accepts_indices():
+    d = _distiller(DistillWeights(task_loss="bce", feature=0.0, kd=1.0))
+    out = d(_batch())
+    assert torch.isfinite(out["task"]) and out["task"].item() > 0
