@@ -20,18 +20,11 @@ from collections.abc import Callable
 
 from torch import nn
 
+from i3d.models.inception import InceptionI3d
 from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
 
-
-def inception_i3d(num_classes: int = 400, in_channels: int = 3) -> nn.Module:
-    """InceptionI3d from `i3d.models.inception` (imported here so the video ResNets build without it)."""
-    from i3d.models.inception import InceptionI3d
-
-    return InceptionI3d(num_classes=num_classes, in_channels=in_channels)
-
-
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "i3d": inception_i3d,
+    "i3d": InceptionI3d,
     "res34": resnet3d_34,
     "mc3_112": mc3_18,
     "mc3_224": mc3_18,
