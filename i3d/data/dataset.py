@@ -1,0 +1,158 @@
+"""`TwoStreamClipDataset`: paired RGB and flow clips cut from the same frames through the same window.
+
+One sample = one video's store read once: the frame indices and the crop are drawn first, then every requested
+stream is read at those indices and cut with that crop, so the two streams can never disagree.
+
+    store --read_rgb(indices)--> (T,H,W,3) uint8 --crop, flip--> normalize_rgb  --> rgb  (3,T,S,S) float32
+          --read_flow(indices)-> (T,H,W,2) px    --crop, flip--> normalize_flow --> flow (2,T,S,S) float32
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from flow.store import FlowStoreError, VideoStore
+from i3d.data import transforms as T
+
+STREAMS = ("rgb", "flow")
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Where one sample comes from: `indices` (K, T) frame indices, the crop corner, and whether it is mirrored."""
+
+    indices: np.ndarray
+    y0: int
+    x0: int
+    flip: bool
+
+
+class TwoStreamClipDataset(Dataset):
+    """Clips of `num_frames` frames, `crop_size` square, from `(store_path, label)` items.
+
+    Train (`train=True`): a random start and `num_frames` consecutive frames, looping back to frame 0 when the video
+    is shorter; one random crop; with `flip=True` a mirror with probability 1/2. The draw uses only
+    `np.random.default_rng((seed, epoch, index))`, so it changes with `set_epoch`, and is the same for the same
+    (seed, epoch, index) whatever the worker count, the rerun or the DistributedSampler shard.
+
+    Eval (`train=False`): the centre crop; `num_frames=T` takes the T frames around the temporal centre,
+    `num_frames=0` the whole video, `num_clips=K` K clips centred in K equal segments of the video. With K > 1 the
+    tensors get a leading clip dimension: rgb (K, 3, T, S, S), flow (K, 2, T, S, S), indices (K, T).
+
+    A short video loops from its first frame (train and eval alike). Stored frames smaller than `crop_size` are an
+    error naming the store (never padded: that would hide a store extracted at the wrong size).
+
+    Each sample is a dict: `rgb` (3, T, S, S) float32 (`transforms.normalize_rgb(kind=normalization)`), `flow`
+    (2, T, S, S) float32 = clip(px, -20, 20) / 20 (only the requested `streams` are present, and only those are
+    read), `label` int, `indices` (T,) int64, `crop` (y0, x0) int64 in stored-frame coordinates, `flip` bool,
+    `video_id` str.
+
+    Args:
+        items: `(store_path, label)` or `(store_path, label, video_id)`; without a video_id the store's file name
+            without `.h5` is used. `index.resolve_stores` builds them.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[tuple],
+        *,
+        num_frames: int = 64,
+        crop_size: int = 224,
+        train: bool = True,
+        seed: int = 0,
+        streams: Sequence[str] = STREAMS,
+        flip: bool = False,
+        num_clips: int = 1,
+        normalization: str = "i3d",
+    ):
+        streams = tuple(streams)
+        if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
+            raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got {streams}")
+        if normalization not in T.NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; choose one of {T.NORMALIZATIONS}")
+        if num_frames < 0 or crop_size < 1 or num_clips < 1:
+            raise ValueError(
+                f"need num_frames >= 0, crop_size >= 1, num_clips >= 1: {num_frames=}, {crop_size=}, {num_clips=}"
+            )
+        if train and (num_frames == 0 or num_clips != 1):
+            raise ValueError(
+                "training samples one clip of num_frames > 0; num_frames=0 and num_clips > 1 are eval-only"
+            )
+        if num_frames == 0 and num_clips != 1:
+            raise ValueError("num_frames=0 (the whole video) is one clip; set num_clips=1")
+        self.items = [_item(entry) for entry in items]
+        self.num_frames, self.crop_size, self.train, self.seed = num_frames, crop_size, train, seed
+        self.streams, self.flip, self.num_clips, self.normalization = streams, flip, num_clips, normalization
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's draw (call it before each epoch, as with DistributedSampler.set_epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def plan(self, index: int, num_video_frames: int, height: int, width: int) -> ClipPlan:
+        """The indices, crop and flip of sample `index` for a video of that size (pure; no file is read)."""
+        size = self.crop_size
+        if not self.train:
+            length = self.num_frames or num_video_frames
+            starts = T.even_starts(num_video_frames, length, self.num_clips)
+            indices = np.stack([T.clip_indices(num_video_frames, length, s) for s in starts])
+            return ClipPlan(indices, *T.center_crop_origin(height, width, size), flip=False)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        start = T.random_start(num_video_frames, self.num_frames, rng)
+        y0, x0 = T.random_crop_origin(height, width, size, rng)
+        flip = bool(self.flip and rng.random() < 0.5)
+        return ClipPlan(T.clip_indices(num_video_frames, self.num_frames, start)[None], y0, x0, flip)
+
+    def __getitem__(self, index: int) -> dict:
+        path, label, video_id = self.items[index]
+        try:
+            with VideoStore(path) as store:
+                T.check_crop(store.height, store.width, self.crop_size, where=str(path))
+                plan = self.plan(index, store.num_frames, store.height, store.width)
+                sample = {name: self._read(store, name, plan) for name in self.streams}
+        except (OSError, KeyError) as e:  # h5py's own errors do not always name the file
+            raise FlowStoreError(f"{path}: unreadable store ({type(e).__name__}: {e}); re-extract {video_id}") from e
+        indices = plan.indices if self.num_clips > 1 else plan.indices[0]
+        sample.update(
+            label=label,
+            indices=torch.from_numpy(indices),
+            crop=torch.tensor([plan.y0, plan.x0], dtype=torch.int64),
+            flip=plan.flip,
+            video_id=video_id,
+        )
+        return sample
+
+    def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> torch.Tensor:
+        """One stream at `plan`: (K, C, T, S, S) float32, or (C, T, S, S) when K = 1."""
+        k, t = plan.indices.shape
+        flat = plan.indices.reshape(-1)
+        if stream == "rgb":
+            frames = T.crop(store.read_rgb(flat), plan.y0, plan.x0, self.crop_size)
+            if plan.flip:
+                frames = T.hflip_rgb(frames)
+            # channels first while still uint8: the float arrays are 4x larger and are only written once
+            x = T.normalize_rgb(T.to_channels_first(frames.reshape(k, t, *frames.shape[1:])), self.normalization, -4)
+        else:
+            frames = T.crop(store.read_flow(flat), plan.y0, plan.x0, self.crop_size)
+            if plan.flip:
+                frames = T.hflip_flow(frames)
+            x = T.normalize_flow(T.to_channels_first(frames.reshape(k, t, *frames.shape[1:])))
+        x = torch.from_numpy(x)
+        return x if self.num_clips > 1 else x[0]
+
+
+def _item(entry: Sequence) -> tuple[Path, int, str]:
+    if len(entry) not in (2, 3):
+        raise ValueError(f"a dataset item is (store_path, label[, video_id]), got {entry!r}")
+    path = Path(entry[0])
+    video_id = str(entry[2]) if len(entry) == 3 else path.name.removesuffix(".h5")
+    return path, int(entry[1]), video_id

@@ -1,0 +1,134 @@
+"""Pure functions for clip sampling: frame indices, crop boxes, crop, flip and normalisation.
+
+Frames are channels-last numpy arrays as `flow.store.VideoStore` returns them: RGB (T, H, W, 3) uint8 and flow
+(T, H, W, 2) float32 pixels (x right, y down). Nothing here draws random numbers on its own: the random functions
+take a `numpy.random.Generator`, so the caller decides what the draw depends on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Per-channel statistics of x / 255 (RGB order).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision's video models (R3D, R(2+1)D, MC3) were trained on Kinetics with these.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+NORMALIZATIONS = ("i3d", "imagenet", "kinetics", "none")
+FLOW_BOUND = 20.0
+
+
+# ---------------------------------------------------------------- time
+
+
+def clip_indices(num_video_frames: int, num_frames: int, start: int) -> np.ndarray:
+    """`num_frames` consecutive frame indices from `start`, looping back to frame 0 past the end of the video.
+
+    Returns:
+        (num_frames,) int64.
+    """
+    if num_video_frames < 1:
+        raise ValueError(f"cannot sample frames from a video with {num_video_frames} frames")
+    return (start + np.arange(num_frames, dtype=np.int64)) % num_video_frames
+
+
+def random_start(num_video_frames: int, num_frames: int, rng: np.random.Generator) -> int:
+    """A uniform start frame such that the clip fits in the video; 0 when the video is shorter than the clip."""
+    return int(rng.integers(0, max(num_video_frames - num_frames, 0) + 1))
+
+
+def even_starts(num_video_frames: int, num_frames: int, num_clips: int = 1) -> np.ndarray:
+    """Start frames of `num_clips` clips centred in `num_clips` equal segments of the video.
+
+    `num_clips=1` gives the clip around the temporal centre. When the video is shorter than the clip every start is 0
+    (the clip then loops, as in training).
+
+    Returns:
+        (num_clips,) int64.
+    """
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    slack = max(num_video_frames - num_frames, 0)
+    return (slack * (2 * np.arange(num_clips, dtype=np.int64) + 1)) // (2 * num_clips)
+
+
+# ---------------------------------------------------------------- space
+
+
+def check_crop(height: int, width: int, size: int, where: str = "frame") -> None:
+    """Raise a ValueError when an SxS crop does not fit in an HxW frame (we never pad: padding would hide a mistake)."""
+    if size > height or size > width:
+        raise ValueError(
+            f"{where}: stored frames are {height}x{width}, smaller than crop_size={size}; "
+            f"extract the stores with a short side >= {size} or lower crop_size"
+        )
+
+
+def random_crop_origin(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner (y0, x0) of a uniform random SxS window inside an HxW frame."""
+    check_crop(height, width, size)
+    return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+
+
+def center_crop_origin(height: int, width: int, size: int) -> tuple[int, int]:
+    """Top-left corner (y0, x0) of the centred SxS window (rounded towards the top-left)."""
+    check_crop(height, width, size)
+    return (height - size) // 2, (width - size) // 2
+
+
+def crop(frames: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
+    """The SxS window at (y0, x0) of channels-last frames (..., H, W, C); a view, no copy."""
+    return frames[..., y0 : y0 + size, x0 : x0 + size, :]
+
+
+def hflip_rgb(frames: np.ndarray) -> np.ndarray:
+    """Mirror channels-last RGB frames (..., H, W, 3) left-right; a view."""
+    return frames[..., ::-1, :]
+
+
+def hflip_flow(flow: np.ndarray) -> np.ndarray:
+    """Mirror flow (..., H, W, 2) left-right. Mirroring reverses horizontal motion, so x is negated; y is kept."""
+    flipped = flow[..., ::-1, :].copy()
+    flipped[..., 0] *= -1
+    return flipped
+
+
+# ---------------------------------------------------------------- values
+
+
+def normalize_rgb(frames: np.ndarray, kind: str = "i3d", channel_axis: int = -1) -> np.ndarray:
+    """uint8 RGB -> float32 of the same shape.
+
+    Args:
+        frames: uint8 values 0-255 with the 3 colour channels on `channel_axis` (last by default).
+        kind: "i3d": x / 255 * 2 - 1 in [-1, 1] (DeepMind's I3D); "imagenet" / "kinetics": (x / 255 - mean) / std
+            with the ImageNet or torchvision-video Kinetics statistics; "none": the raw 0-255 values as float.
+        channel_axis: where the channels are, e.g. -4 for (3, T, H, W).
+    """
+    x = frames.astype(np.float32)
+    if kind == "i3d":
+        x *= 2.0 / 255.0
+        x -= 1.0
+    elif kind in ("imagenet", "kinetics"):
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if kind == "imagenet" else (KINETICS_MEAN, KINETICS_STD)
+        shape = [1] * x.ndim
+        shape[channel_axis] = 3
+        x *= 1.0 / 255.0
+        x -= np.asarray(mean, np.float32).reshape(shape)
+        x /= np.asarray(std, np.float32).reshape(shape)
+    elif kind != "none":
+        raise ValueError(f"unknown RGB normalization {kind!r}; choose one of {NORMALIZATIONS}")
+    return x
+
+
+def normalize_flow(flow_px: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
+    """Flow in pixels -> float32 clip(flow, -bound, bound) / bound in [-1, 1]."""
+    x = np.clip(flow_px, -bound, bound).astype(np.float32, copy=False)
+    x /= np.float32(bound)
+    return x
+
+
+def to_channels_first(frames: np.ndarray) -> np.ndarray:
+    """(..., T, H, W, C) -> contiguous (..., C, T, H, W), the layout 3D convolutions take."""
+    return np.ascontiguousarray(np.moveaxis(frames, -1, -4))
