@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FINAL_ENDPOINTS = ("features", "pooled")
+LOGITS_ENDPOINTS = ("Logits", "logits")  # I3D's DeepMind name, the video ResNets' name
 STREAMS = ("rgb", "flow")
 
 
@@ -170,10 +171,10 @@ def endpoint_outputs(
         choices = list(available) + list(FINAL_ENDPOINTS)
         raise DistillError(f"{type(model).__name__} has no endpoint(s) {unknown}; choose from {choices}")
     feats: dict[str, torch.Tensor] = {}
-    if own and "Logits" in available and not any(n in FINAL_ENDPOINTS for n in names):
-        out = model.forward_endpoints(x, [*own, "Logits"])  # one pass gives everything
-        logits = out["Logits"]
-        return logits, {n: out[n] for n in own}
+    logits_name = next((n for n in LOGITS_ENDPOINTS if n in available), None)
+    if own and logits_name and not any(n in FINAL_ENDPOINTS for n in names):
+        out = model.forward_endpoints(x, [*own, logits_name])  # one pass gives everything
+        return out[logits_name], {n: out[n] for n in own if n != logits_name}
     if own:
         # a second, partial pass: the shared interface has no call that returns endpoints and the last map together
         feats.update(model.forward_endpoints(x, own))

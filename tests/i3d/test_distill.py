@@ -257,3 +257,70 @@ def test_bce_task_loss_accepts_indices():
     d = _distiller(DistillWeights(task_loss="bce", feature=0.0, kd=1.0))
     out = d(_batch())
     assert torch.isfinite(out["task"]) and out["task"].item() > 0
+
+
+# ------------------------------------------------------------------------------------------- with the real backbones
+
+
+def _real_models_check(student, teacher, pairs, batch, teacher_stream):
+    adapters = make_adapters(student, teacher, pairs, batch["rgb"][:1], batch[teacher_stream][:1])
+    d = Distiller(student, teacher, DistillWeights(kd=1.0, pairs=pairs), adapters, teacher_stream=teacher_stream)
+    _, s = endpoint_outputs(d.student, batch["rgb"], list(pairs))
+    _, t = endpoint_outputs(d.teacher, batch[teacher_stream], list(pairs.values()))
+    for s_name, t_name in pairs.items():
+        mapped = adapters[s_name](s[s_name], t[t_name].shape) if s_name in adapters else s[s_name]
+        assert mapped.shape[:2] == t[t_name].shape[:2], (s_name, t_name)
+    teacher_before = {k: v.clone() for k, v in d.teacher.state_dict().items()}
+    d.train()
+    out = d(batch)
+    out["loss"].backward()
+    assert all(p.grad is None for p in d.teacher.parameters())
+    assert all(p.grad is not None for p in d.trainable_parameters())
+    assert out["feature"].item() > 0 and out["kd"].item() > 0
+    for k, v in d.teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), k
+    return adapters
+
+
+def test_i3d_flow_teacher_to_i3d_rgb_student():
+    """MARS: same architecture, different inputs; every endpoint already has the teacher's shape."""
+    from i3d.models import InceptionI3d
+
+    torch.manual_seed(0)
+    pairs = {"pooled": "pooled", "Mixed_4f": "Mixed_4f", "Mixed_5c": "Mixed_5c"}
+    student, teacher = InceptionI3d(5, in_channels=3), InceptionI3d(5, in_channels=2)
+    adapters = _real_models_check(student, teacher, pairs, _batch(), "flow")
+    assert len(adapters) == 0
+
+
+def test_i3d_teacher_to_small_zoo_student():
+    """A lighter R3D-18 learns from an RGB I3D: 1x1x1 adapters map 256/512 channels to 832/1024, pooling the sizes."""
+    from i3d.models import InceptionI3d
+    from i3d.models.zoo import build_model
+
+    torch.manual_seed(0)
+    pairs = {"layer3": "Mixed_4f", "layer4": "Mixed_5c", "pooled": "pooled"}
+    adapters = _real_models_check(build_model("r3d_18", 5), InceptionI3d(5, in_channels=3), pairs, _batch(), "rgb")
+    assert {k: (a.proj.in_channels, a.proj.out_channels) for k, a in adapters.items()} == {
+        "layer3": (256, 832),
+        "layer4": (512, 1024),
+        "pooled": (512, 1024),
+    }
+
+
+def test_two_stream_teacher_uses_fused_logits_and_flow_features():
+    from i3d.models import TwoStreamI3D
+
+    torch.manual_seed(0)
+    teacher = TwoStreamI3D(TinyBackbone(in_channels=3), TinyBackbone(in_channels=2))
+    d = Distiller(TinyBackbone(), teacher, DistillWeights(kd=1.0), teacher_stream="both", feature_stream="flow")
+    b = _batch()
+    out = d(b)
+    teacher.eval()
+    with torch.no_grad():
+        fused = teacher(rgb=b["rgb"], flow=b["flow"])["fused"]
+        flow_pooled = teacher.flow.forward_features(b["flow"]).mean(dim=(2, 3, 4))
+        _, s = endpoint_outputs(d.student, b["rgb"], ["pooled"])
+    torch.testing.assert_close(out["teacher_logits"], fused)
+    torch.testing.assert_close(out["feature"], torch.nn.functional.mse_loss(s["pooled"], flow_pooled))
+    assert d.inputs == ("rgb", "flow")
