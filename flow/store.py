@@ -163,6 +163,98 @@ def encode_jpeg(frame_rgb: np.ndarray, quality: int = 95) -> np.ndarray:
     return buf.reshape(-1)
 
 
+class StoreWriter:
+    """Write one store frame by frame (memory stays bounded for long videos); `write_store` for whole arrays.
+
+    Frames go to a temporary file in the destination folder; `close(attrs)` checks that RGB and flow have the same
+    number of frames, writes the attributes and renames the file into place. Leaving the `with` block on an
+    exception (or without `close`) deletes the temporary file, so a store at the final path is always whole.
+
+    Args:
+        path: final `<video_id>.h5` path; parent folders are created.
+        height, width: frame size.
+        has_flow: False for an RGB-only store.
+        jpeg_quality: 0-100 for the RGB frames.
+        bound: flow clipping bound in pixels (recorded as `flow_bound`).
+        compression: "gzip" (readable by any HDF5 tool) or "lzf" (faster, h5py only) for the flow codes.
+    """
+
+    def __init__(self, path, height: int, width: int, *, has_flow: bool = True, jpeg_quality: int = 95,
+                 bound: float = DEFAULT_BOUND, compression: str = "gzip"):  # fmt: skip
+        self.path, self.height, self.width = Path(path), height, width
+        self.jpeg_quality, self.bound = jpeg_quality, bound
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(self.path)
+        self._f = h5py.File(self.tmp, "w")
+        self._rgb = self._f.create_dataset("rgb", (0,), maxshape=(None,), chunks=(64,), dtype=h5py.vlen_dtype(np.uint8))
+        self._flow = None
+        if has_flow:
+            self._flow = self._f.create_dataset(
+                "flow", (0, height, width, 2), np.uint8, maxshape=(None, height, width, 2),
+                chunks=(1, height, width, 2), compression=compression,
+            )  # fmt: skip
+
+    def add_rgb(self, frames: np.ndarray) -> None:
+        """Append (n, H, W, 3) uint8 RGB frames (or one (H, W, 3) frame)."""
+        frames = np.asarray(frames)
+        frames = frames[None] if frames.ndim == 3 else frames
+        if frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"{self.path}: RGB frames must be (n, {self.height}, {self.width}, 3) uint8, "
+                             f"got {frames.shape} {frames.dtype}")  # fmt: skip
+        start = self._rgb.shape[0]
+        self._rgb.resize((start + len(frames),))
+        for i, frame in enumerate(frames):
+            self._rgb[start + i] = encode_jpeg(frame, self.jpeg_quality)
+
+    def add_flow(self, flow: np.ndarray) -> None:
+        """Append (n, H, W, 2) float32 flow in pixels (or one (H, W, 2) field)."""
+        flow = np.asarray(flow)
+        flow = flow[None] if flow.ndim == 3 else flow
+        if self._flow is None or flow.shape[1:] != (self.height, self.width, 2):
+            raise ValueError(f"{self.path}: flow must be (n, {self.height}, {self.width}, 2) in a store with flow, "
+                             f"got {flow.shape}")  # fmt: skip
+        start = self._flow.shape[0]
+        self._flow.resize(start + len(flow), axis=0)
+        self._flow[start:] = quantize_flow(flow, self.bound)
+
+    @property
+    def num_frames(self) -> int:
+        return self._rgb.shape[0]
+
+    def close(self, attrs: dict) -> Path:
+        """Check frame counts, write `attrs` (dicts stored as JSON, None skipped) and rename into place."""
+        n = self.num_frames
+        if n == 0:
+            raise ValueError(f"{self.path}: no frames to store (an empty or unreadable video?)")
+        if self._flow is not None and self._flow.shape[0] != n:
+            raise ValueError(f"{self.path}: {self._flow.shape[0]} flow frames for {n} RGB frames; they must match")
+        own = {
+            "format_version": FORMAT_VERSION, "num_frames": n, "height": self.height, "width": self.width,
+            "has_flow": self._flow is not None, "rgb_codec": "jpeg", "jpeg_quality": self.jpeg_quality,
+            "flow_bound": self.bound, "flow_dtype": "uint8",
+            "flow_quantization": f"px = (code - 128) * {self.bound} / 127; code 128 is exactly 0",
+        }  # fmt: skip
+        for key, value in {**attrs, **own}.items():
+            if value is not None:
+                self._f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        self._f.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file (nothing appears at the final path)."""
+        if self._f.id.valid:
+            self._f.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if self.tmp.exists():  # an exception, or close() never reached
+            self.abort()
+
+
 def write_store(
     path: str | os.PathLike,
     rgb: np.ndarray,
@@ -179,10 +271,8 @@ def write_store(
         path: final `<video_id>.h5` path; parent folders are created.
         rgb: (N, H, W, 3) uint8 RGB frames.
         flow: (N, H, W, 2) float32 pixels aligned with `rgb`, or None for an RGB-only store.
-        attrs: merged into the file attributes (dicts/lists of strings are stored as JSON strings, None skipped).
-        jpeg_quality: 0-100 for the RGB frames.
-        bound: flow clipping bound in pixels (recorded as `flow_bound`).
-        compression: "gzip" (readable by any HDF5 tool) or "lzf" (faster, h5py only) for the flow codes.
+        attrs: merged into the file attributes (dicts are stored as JSON strings, None values skipped).
+        jpeg_quality, bound, compression: see `StoreWriter`.
     """
     path = Path(path)
     rgb = np.asarray(rgb)
@@ -193,32 +283,12 @@ def write_store(
         raise ValueError(f"write_store({path}): no frames to store (an empty or unreadable video?)")
     if flow is not None and tuple(np.shape(flow)) != (n, h, w, 2):
         raise ValueError(f"write_store({path}): flow must be {(n, h, w, 2)} to match rgb, got {np.shape(flow)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            jpegs = f.create_dataset("rgb", (n,), dtype=h5py.vlen_dtype(np.uint8))
-            for i in range(n):
-                jpegs[i] = encode_jpeg(rgb[i], jpeg_quality)
-            if flow is not None:
-                f.create_dataset(
-                    "flow", data=quantize_flow(flow, bound), chunks=(1, h, w, 2),
-                    compression=compression,
-                )  # fmt: skip
-            own = {
-                "format_version": FORMAT_VERSION, "num_frames": n, "height": h, "width": w,
-                "has_flow": flow is not None, "rgb_codec": "jpeg", "jpeg_quality": jpeg_quality,
-                "flow_bound": bound, "flow_dtype": "uint8",
-                "flow_quantization": f"px = (code - 128) * {bound} / 127; code 128 is exactly 0",
-            }  # fmt: skip
-            for key, value in {**attrs, **own}.items():
-                if value is not None:
-                    f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    opts = dict(has_flow=flow is not None, jpeg_quality=jpeg_quality, bound=bound, compression=compression)
+    with StoreWriter(path, h, w, **opts) as writer:
+        writer.add_rgb(rgb)
+        if flow is not None:
+            writer.add_flow(flow)
+        return writer.close(attrs)
 
 
 def temp_path(path: Path) -> Path:

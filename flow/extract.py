@@ -1,0 +1,329 @@
+"""Extraction of many videos into `OUT/<video_id>.h5`: the per-video job, local (joblib) and Dask runs, shards,
+resume, and the run's report (`report.json`) and index (`index.csv`).
+
+Each video is one job that never raises: a bad video becomes a "failed" record with its path and reason, and the
+run goes on. A store that is already complete is "skipped" without being opened for writing, so a rerun (or a
+SLURM array job restarted after a timeout) redoes only what is missing.
+"""
+
+import contextlib
+import csv
+import glob
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from flow.engines import make_engine
+from flow.store import StoreWriter, VideoStore, is_complete
+from flow.tvl1 import CONVENTIONS, TVL1Params
+from flow.video import VIDEO_EXTENSIONS, VideoReader
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How every video of a run is extracted (recorded in each store's attributes)."""
+
+    fps: float = 25.0  # output frame rate (the I3D protocol); 0 keeps the native rate
+    short_side: int = 256  # bilinear resize of the shorter side; 0 keeps the native size
+    max_frames: int | None = None  # keep only the first N output frames (quick looks, tests)
+    convention: str = "backward"  # "backward": flow[t] = t-1 -> t, flow[0] = 0; "forward": t -> t+1, last = 0
+    engine: str = "opencv"
+    tvl1: TVL1Params = field(default_factory=TVL1Params)
+    bound: float = 20.0
+    jpeg_quality: int = 95
+    compression: str = "gzip"
+    batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"unknown flow convention {self.convention!r}; use one of {CONVENTIONS}")
+
+
+# -- one video ---------------------------------------------------------------------------------------------------
+_ENGINES: dict = {}
+
+
+def get_engine(name: str, params: TVL1Params):
+    """The engine for (name, params), built once per process and thread (TV-L1 objects are costly, not shareable)."""
+    key = (name, params, threading.get_ident())
+    if key not in _ENGINES:
+        _ENGINES[key] = make_engine(name, params)
+    return _ENGINES[key]
+
+
+def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions) -> dict:
+    """Extract one video into the store `dst`. Never raises for a bad video: the record says what happened.
+
+    Returns:
+        A record: video_id, source, store, status ("done", "skipped" or "failed"), frames, fps, height, width,
+        seconds, calc_seconds (time inside the TV-L1 engine), warnings, error.
+    """
+    start = time.perf_counter()
+    record = _record(video_id, src, dst)
+    dst = Path(dst)
+    try:
+        if dst.exists() and not opts.overwrite:
+            if is_complete(dst):
+                record.update(status="skipped", **store_summary(dst))
+                return record
+            record["warnings"].append(f"{dst} was incomplete or corrupt; extracted again")
+        for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a killed run; shards never share a video
+            stale.unlink(missing_ok=True)
+        info, calc_seconds = _extract(src, dst, opts)
+        record.update(status="done", frames=info["num_frames"], fps=info["sampled_fps"], height=info["height"],
+                      width=info["width"], calc_seconds=calc_seconds, truncated=info["truncated"])  # fmt: skip
+        record["warnings"] += info["warnings"]
+    except Exception as e:  # a bad video must not stop the run; the error is reported with its path
+        record["error"] = f"{type(e).__name__}: {e}"
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _record(video_id: str, src, dst, error: str | None = None) -> dict:
+    return {"video_id": video_id, "source": str(src), "store": str(dst), "status": "failed", "frames": 0,
+            "fps": None, "height": None, "width": None, "seconds": 0.0, "calc_seconds": 0.0, "truncated": False,
+            "warnings": [], "error": error}  # fmt: skip
+
+
+def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
+    cv2.setNumThreads(1)  # parallelism comes from processes; OpenCV's own threads would oversubscribe the cores
+    engine = get_engine(opts.engine, opts.tvl1)
+    reader = VideoReader(src, fps=opts.fps, short_side=opts.short_side, max_frames=opts.max_frames)
+    calc_seconds, prev_gray, prev_batch, next_batch = 0.0, None, [], []
+    with contextlib.ExitStack() as stack:
+        writer = None
+        for frame in reader:
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = stack.enter_context(StoreWriter(dst, h, w, jpeg_quality=opts.jpeg_quality, bound=opts.bound,
+                                                         compression=opts.compression))  # fmt: skip
+                if opts.convention == "backward":
+                    writer.add_flow(np.zeros((h, w, 2), np.float32))  # flow[0]: nothing moved into frame 0
+            writer.add_rgb(frame)
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if prev_gray is not None:
+                prev_batch.append(prev_gray)
+                next_batch.append(gray)
+            if len(prev_batch) >= opts.batch:
+                calc_seconds += _calc(engine, prev_batch, next_batch, writer)
+            prev_gray = gray
+        calc_seconds += _calc(engine, prev_batch, next_batch, writer)
+        if opts.convention == "forward":
+            writer.add_flow(np.zeros((h, w, 2), np.float32))  # the last frame has no successor
+        info = dict(reader.info, num_frames=writer.num_frames)
+        writer.close(_store_attrs(info, engine, opts))
+    return info, calc_seconds
+
+
+def _calc(engine, prev_batch: list, next_batch: list, writer: StoreWriter) -> float:
+    if not prev_batch:
+        return 0.0
+    start = time.perf_counter()
+    flow = engine.calc_pairs(np.stack(prev_batch), np.stack(next_batch))
+    seconds = time.perf_counter() - start
+    writer.add_flow(flow)
+    prev_batch.clear()
+    next_batch.clear()
+    return seconds
+
+
+def _store_attrs(info: dict, engine, opts: ExtractOptions) -> dict:
+    keys = ("source_path", "source_size", "native_fps", "sampled_fps", "source_frame_indices", "header_frames",
+            "decoded_frames", "truncated", "source_height", "source_width")  # fmt: skip
+    return {
+        **{k: info[k] for k in keys},
+        "short_side": opts.short_side,
+        "flow_convention": opts.convention,
+        "flow_convention_doc": "backward: flow[t] = frame t-1 -> t, flow[0] = 0"
+        if opts.convention == "backward"
+        else "forward: flow[t] = frame t -> t+1, flow[-1] = 0",
+        "flow_algorithm": "TV-L1 (Zach et al. 2007), x right, y down, pixels",
+        "engine": engine.name,
+        "engine_version": engine.version,
+        "opencv_version": cv2.__version__,
+        "warnings": "; ".join(info["warnings"]),
+        **opts.tvl1.to_attrs(),
+    }
+
+
+def store_summary(path: Path) -> dict:
+    """frames, fps, height, width of an existing store (for skipped videos in the report and index)."""
+    with VideoStore(path) as store:
+        return {"frames": store.num_frames, "fps": store.attrs.get("sampled_fps"), "height": store.height,
+                "width": store.width}  # fmt: skip
+
+
+# -- which videos ------------------------------------------------------------------------------------------------
+def find_videos(specs: list[str], root: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Expand files, folders (recursively, by video extension), globs and .txt lists into sorted (video_id, path).
+
+    video_id is the path relative to `root` without extension; without `root`, relative to the folder given, to
+    the glob's fixed prefix, to a list file's folder, or to a single file's own folder.
+    """
+    found: dict[str, Path] = {}
+    for spec in specs:
+        for base, path in _expand(spec, Path(root) if root else None):
+            rel = path.resolve().relative_to(base.resolve()) if _is_under(path, base) else Path(path.name)
+            video_id = rel.with_suffix("").as_posix()
+            if video_id in found and found[video_id].resolve() != path.resolve():
+                raise ValueError(f"two videos map to the id {video_id!r}: {found[video_id]} and {path}; "
+                                 "rename one or pass --root so their relative paths differ")  # fmt: skip
+            found[video_id] = path
+    return sorted(found.items())
+
+
+def _expand(spec: str, root: Path | None):
+    path = Path(spec)
+    if path.is_dir():
+        base = root or path
+        return [(base, p) for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+    if path.suffix.lower() == ".txt" and path.is_file():
+        base = root or path.parent
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        return [(base, p if p.is_absolute() else base / p) for p in map(Path, lines)]
+    if glob.has_magic(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise FileNotFoundError(f"--videos {spec!r} matches no file")
+        fixed = Path(*[part for part in _until_magic(Path(spec).parts)]) if not root else root
+        return [(fixed, p) for p in matches]
+    return [(root or path.parent, path)]  # a single file; a missing one fails as a job, with its path
+
+
+def _until_magic(parts):
+    for part in parts:
+        if glob.has_magic(part):
+            return
+        yield part
+
+
+def _is_under(path: Path, base: Path) -> bool:
+    return path.resolve().is_relative_to(base.resolve())
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"I/N" (0 <= I < N) -> (I, N)."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard wants I/N such as 0/4, got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {text}: need 0 <= I < N (I counts from 0, e.g. $SLURM_ARRAY_TASK_ID)")
+    return index, count
+
+
+def select_shard(items: list, index: int, count: int) -> list:
+    """The deterministic 1/count of the sorted `items` that shard `index` processes (every count-th item)."""
+    return sorted(items)[index::count]
+
+
+# -- many videos -------------------------------------------------------------------------------------------------
+def run_jobs(jobs: list[tuple[str, Path, Path]], opts: ExtractOptions, *, workers: int = 1, backend: str = "local",
+             scheduler: str | None = None, progress: bool = True) -> list[dict]:  # fmt: skip
+    """Run extract_video over (video_id, src, dst) jobs with joblib processes or on a Dask cluster.
+
+    Args:
+        workers: processes for the local backend (1 runs in this process).
+        backend: "local" (joblib) or "dask" (needs `scheduler`, the address of a running Dask scheduler whose
+            workers can import `flow` and see the same paths).
+    """
+    if backend == "local":
+        records = _run_local(jobs, opts, workers)
+    elif backend == "dask":
+        if not scheduler:
+            raise ValueError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.1:8786)")
+        records = _run_dask(jobs, opts, scheduler)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; use 'local' or 'dask'")
+    results, frames, start = [], 0, time.perf_counter()
+    with tqdm(total=len(jobs), unit="video", disable=not progress) as bar:
+        for record in records:
+            results.append(record)
+            frames += record["frames"] if record["status"] == "done" else 0
+            bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
+            bar.update()
+    return sorted(results, key=lambda r: r["video_id"])
+
+
+def _run_local(jobs, opts: ExtractOptions, workers: int):
+    if workers <= 1:
+        return (extract_video(*job, opts) for job in jobs)
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    return parallel(delayed(extract_video)(*job, opts) for job in jobs)
+
+
+def _run_dask(jobs, opts: ExtractOptions, scheduler: str):
+    try:
+        from distributed import Client, as_completed
+    except ImportError as e:
+        raise ImportError("the dask backend needs dask.distributed: pip install 'dask[distributed]'") from e
+    with Client(scheduler) as client:
+        futures = {client.submit(extract_video, *job, opts, pure=False): job for job in jobs}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as e:  # a worker died (killed for memory, crashed in a codec): report, go on
+                yield _record(*futures[future], error=f"dask worker failed: {type(e).__name__}: {e}")
+
+
+def summarize(records: list[dict], seconds: float) -> dict:
+    """Counts (done / skipped / failed / flagged), frames extracted and frames per second over the run."""
+    count = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
+    frames = sum(r["frames"] for r in records if r["status"] == "done")
+    flagged = [r["video_id"] for r in records if r.get("truncated")]
+    return {**count, "flagged": len(flagged), "flagged_videos": flagged, "frames": frames, "seconds": seconds,
+            "frames_per_second": frames / seconds if seconds > 0 else 0.0}  # fmt: skip
+
+
+def write_report(out: Path, records: list[dict], summary: dict, opts: ExtractOptions, suffix: str = "") -> Path:
+    """OUT/report{suffix}.json: the options, the summary and one record per video."""
+    path = Path(out) / f"report{suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"summary": summary, "options": asdict(opts), "videos": records}, indent=1))
+    return path
+
+
+def write_index(out: Path, records: list[dict], suffix: str = "") -> Path:
+    """OUT/index{suffix}.csv: video_id, store (relative to OUT), frames, fps, height, width of every good store."""
+    out = Path(out)
+    path = out / f"index{suffix}.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video_id", "store", "frames", "fps", "height", "width"])
+        for r in records:
+            if r["status"] in ("done", "skipped"):
+                store = Path(r["store"]).resolve().relative_to(out.resolve()).as_posix()
+                writer.writerow([r["video_id"], store, r["frames"], r["fps"], r["height"], r["width"]])
+    return path
+
+
+def extract_all(specs: list[str], out: str | Path, opts: ExtractOptions, *, root=None, shard=None, workers=1,
+                backend="local", scheduler=None, progress=True) -> tuple[list[dict], dict]:  # fmt: skip
+    """Find the videos, keep this shard's, extract them into OUT, write OUT/report.json and OUT/index.csv.
+
+    With `shard=(I, N)` the report and index are named report-shardIofN.json / index-shardIofN.csv so that array
+    jobs do not overwrite each other; a final unsharded run (everything skipped) writes the complete index.
+    """
+    out = Path(out)
+    videos = find_videos(specs, root)
+    if not videos:
+        raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    if shard:
+        videos = select_shard(videos, *shard)
+    jobs = [(video_id, src, out / f"{video_id}.h5") for video_id, src in videos]
+    start = time.perf_counter()
+    records = run_jobs(jobs, opts, workers=workers, backend=backend, scheduler=scheduler, progress=progress)
+    summary = summarize(records, time.perf_counter() - start)
+    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+    summary["report"] = str(write_report(out, records, summary, opts, suffix))
+    summary["index"] = str(write_index(out, records, suffix))
+    return records, summary
