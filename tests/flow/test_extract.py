@@ -1,0 +1,149 @@
+import csv
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from flow.extract import (
+    ExtractOptions,
+    extract_all,
+    extract_video,
+    find_videos,
+    parse_shard,
+    run_jobs,
+    select_shard,
+)
+from flow.store import VideoStore
+from flow.tvl1 import TVL1Params
+
+NATIVE = ExtractOptions(short_side=0)  # tiny test videos stay at their own size
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("dx, dy", [(2.0, 1.0), (-1.0, 3.0)])
+def test_known_translation(translating_video, tmp_path, dx, dy):
+    path, frames = translating_video(num_frames=6, height=64, width=80, dx=dx, dy=dy)
+    record = extract_video("clip", path, tmp_path / "out" / "clip.h5", NATIVE)
+    assert record["status"] == "done" and record["frames"] == 6, record
+    with VideoStore(record["store"]) as store:
+        flow = store.read_flow(range(6))
+        assert (flow[0] == 0.0).all()  # backward convention: nothing moved into frame 0, stored exactly
+        median = np.median(flow[1:, 8:-8, 8:-8].reshape(5, -1, 2), axis=1)
+        np.testing.assert_allclose(median, np.tile([dx, dy], (5, 1)), atol=0.3)
+        assert _psnr(store.read_rgb(range(6)), frames) > 30
+        attrs = store.attrs
+    assert attrs["flow_convention"] == "backward" and attrs["engine"] == "opencv" and attrs["flow_bound"] == 20.0
+    assert attrs["source_frame_indices"] == list(range(6)) and attrs["source_size"] == path.stat().st_size
+    assert attrs["native_fps"] == attrs["sampled_fps"] == 25.0 and attrs["opencv_version"]
+    assert TVL1Params.from_attrs(attrs) == TVL1Params()
+
+
+def test_forward_convention(translating_video, tmp_path):
+    path, _ = translating_video(num_frames=4, height=48, width=64, dx=2.0, dy=0.0)
+    opts = ExtractOptions(short_side=0, convention="forward", tvl1=TVL1Params(nscales=3))
+    record = extract_video("clip", path, tmp_path / "clip.h5", opts)
+    with VideoStore(record["store"]) as store:
+        flow = store.read_flow(range(4))
+        assert store.attrs["flow_convention"] == "forward" and store.attrs["tvl1_nscales"] == 3
+    assert (flow[-1] == 0.0).all()
+    np.testing.assert_allclose(np.median(flow[:-1, 8:-8, 8:-8], axis=(1, 2)), [[2.0, 0.0]] * 3, atol=0.3)
+
+
+def _dataset(translating_video, tmp_path, names=("a/x.avi", "a/y.avi", "b/z.avi")):
+    root = tmp_path / "videos"
+    for i, name in enumerate(names):
+        path, _ = translating_video(name=f"videos/{name}", num_frames=3, height=32, width=40, seed=i)
+    return root
+
+
+def test_resume_skips_complete_stores_and_redoes_broken(translating_video, tmp_path):
+    root = _dataset(translating_video, tmp_path)
+    out = tmp_path / "out"
+    records, summary = extract_all([str(root)], out, NATIVE, workers=2, progress=False)
+    assert [r["video_id"] for r in records] == ["a/x", "a/y", "b/z"] and summary["done"] == 3
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.h5")}
+    (out / "b" / "z.h5").write_bytes(b"half a store")  # as if a copy was cut short
+    (out / "b" / ".z.h5.tmp-99999").write_bytes(b"stale")  # left by a killed run
+    records, summary = extract_all([str(root)], out, NATIVE, progress=False)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 2, 0)
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.h5")}
+    assert after["x.h5"] == before["x.h5"] and after["y.h5"] == before["y.h5"]  # not rewritten, not touched
+    assert VideoStore(out / "b" / "z.h5").num_frames == 3
+    assert not list(out.rglob(".*tmp*"))
+    _, summary = extract_all([str(root)], out, ExtractOptions(short_side=0, overwrite=True), progress=False)
+    assert summary["done"] == 3 and (out / "a" / "x.h5").stat().st_ino != before["x.h5"][0]
+
+
+def test_broken_file_is_reported_and_others_complete(translating_video, tmp_path):
+    root = _dataset(translating_video, tmp_path, names=("good1.avi", "good2.avi"))
+    (root / "broken.avi").write_bytes(b"RIFF garbage, not a video")
+    out = tmp_path / "out"
+    records, summary = extract_all([str(root)], out, NATIVE, progress=False)
+    assert (summary["done"], summary["failed"]) == (2, 1)
+    failed = [r for r in records if r["status"] == "failed"]
+    assert failed[0]["video_id"] == "broken" and "broken.avi" in failed[0]["error"]
+    assert not (out / "broken.h5").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["failed"] == 1 and len(report["videos"]) == 3
+    rows = list(csv.DictReader(open(out / "index.csv")))
+    assert [(r["video_id"], r["store"], r["frames"], r["height"], r["width"]) for r in rows] == [
+        ("good1", "good1.h5", "3", "32", "40"), ("good2", "good2.h5", "3", "32", "40")]  # fmt: skip
+
+
+def test_dask_backend_matches_local(translating_video, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    root = _dataset(translating_video, tmp_path, names=("p.avi", "q.avi"))
+    videos = find_videos([str(root)])
+    jobs = lambda out: [(vid, src, out / f"{vid}.h5") for vid, src in videos]  # noqa: E731
+    local = run_jobs(jobs(tmp_path / "local"), NATIVE, progress=False)
+    loopback = dict(processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, **loopback) as cluster:
+        remote = run_jobs(jobs(tmp_path / "dask"), NATIVE, backend="dask", scheduler=cluster.scheduler_address,
+                          progress=False)  # fmt: skip
+    assert [r["status"] for r in local + remote] == ["done"] * 4
+    for vid, _ in videos:
+        with h5py.File(tmp_path / "local" / f"{vid}.h5") as a, h5py.File(tmp_path / "dask" / f"{vid}.h5") as b:
+            np.testing.assert_array_equal(a["flow"][:], b["flow"][:])
+            assert all(np.array_equal(x, y) for x, y in zip(a["rgb"][:], b["rgb"][:], strict=True))
+            assert set(a.attrs) == set(b.attrs) and all(np.array_equal(a.attrs[k], b.attrs[k]) for k in a.attrs)
+    with pytest.raises(ValueError, match="--scheduler"):
+        run_jobs(jobs(tmp_path / "dask"), NATIVE, backend="dask")
+
+
+def test_find_videos_and_ids(tmp_path):
+    for name in ("ClassA/v_1.avi", "ClassA/v_2.mp4", "ClassB/sub/v_3.MKV", "ClassB/notes.txt"):
+        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / name).write_bytes(b"x")
+    ids = [vid for vid, _ in find_videos([str(tmp_path / "data")])]
+    assert ids == ["ClassA/v_1", "ClassA/v_2", "ClassB/sub/v_3"]
+    assert [vid for vid, _ in find_videos([str(tmp_path / "data" / "Class*" / "*.avi")])] == ["ClassA/v_1"]
+    listing = tmp_path / "data" / "list.txt"
+    listing.write_text("# comment\nClassA/v_2.mp4\n\nClassB/sub/v_3.MKV\n")
+    assert [vid for vid, _ in find_videos([str(listing)])] == ["ClassA/v_2", "ClassB/sub/v_3"]
+    assert find_videos([str(tmp_path / "data" / "ClassA" / "v_1.avi")])[0][0] == "v_1"
+    root = str(tmp_path / "data")
+    assert find_videos([str(tmp_path / "data" / "ClassA" / "v_1.avi")], root=root)[0][0] == "ClassA/v_1"
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        find_videos([str(tmp_path / "nothing" / "*.avi")])
+
+
+def test_shards_partition_the_sorted_list():
+    items = [f"v{i:02d}" for i in range(10)]
+    parts = [select_shard(items[::-1], i, 3) for i in range(3)]
+    assert sorted(sum(parts, [])) == items and parts[0] == ["v00", "v03", "v06", "v09"]
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "x", "1/0", "-1/3"):
+        with pytest.raises(ValueError, match="shard"):
+            parse_shard(bad)
+
+
+def test_missing_file_fails_cleanly(tmp_path):
+    record = extract_video("gone", tmp_path / "gone.mp4", tmp_path / "out" / "gone.h5", NATIVE)
+    assert record["status"] == "failed" and "gone.mp4: no such file" in record["error"]
+    assert not os.path.exists(tmp_path / "out")  # nothing written for a failed video
