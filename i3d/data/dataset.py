@@ -89,11 +89,17 @@ class TwoStreamClipDataset(Dataset):
         self.items = [_item(entry) for entry in items]
         self.num_frames, self.crop_size, self.train, self.seed = num_frames, crop_size, train, seed
         self.streams, self.flip, self.num_clips, self.normalization = streams, flip, num_clips, normalization
-        self.epoch = 0
+        # In shared memory so DataLoader workers see set_epoch even with persistent_workers=True (a plain int
+        # would stay frozen at the value each worker was started with).
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's draw (call it before each epoch, as with DistributedSampler.set_epoch)."""
-        self.epoch = int(epoch)
+        """Select the epoch's draw; call it before iterating the epoch's DataLoader (as DistributedSampler's)."""
+        self._epoch.fill_(int(epoch))
 
     def __len__(self) -> int:
         return len(self.items)

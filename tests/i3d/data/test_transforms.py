@@ -1,0 +1,90 @@
+"""Exact expectations for the pure clip transforms."""
+
+import numpy as np
+import pytest
+
+from i3d.data import transforms as T
+
+
+def test_clip_indices_consecutive_and_looping():
+    assert T.clip_indices(10, 4, 3).tolist() == [3, 4, 5, 6]
+    assert T.clip_indices(5, 8, 0).tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert T.clip_indices(10, 4, 8).tolist() == [8, 9, 0, 1]
+    assert T.clip_indices(10, 4, 0).dtype == np.int64
+    with pytest.raises(ValueError, match="0 frames"):
+        T.clip_indices(0, 4, 0)
+
+
+def test_random_start_fits_and_covers_every_start():
+    rng = np.random.default_rng(0)
+    starts = {T.random_start(10, 4, rng) for _ in range(300)}
+    assert starts == set(range(7))
+    assert {T.random_start(3, 8, rng) for _ in range(20)} == {0}  # short video: start at 0 and loop
+
+
+def test_even_starts():
+    assert T.even_starts(100, 10, 1).tolist() == [45]  # the centre clip: frames 45..54 of 0..99
+    assert T.even_starts(100, 10, 3).tolist() == [15, 45, 75]
+    assert T.even_starts(5, 8, 2).tolist() == [0, 0]
+    assert T.even_starts(10, 10, 1).tolist() == [0]
+    with pytest.raises(ValueError, match="num_clips"):
+        T.even_starts(10, 4, 0)
+
+
+def test_crop_origins():
+    assert T.center_crop_origin(256, 340, 224) == (16, 58)
+    assert T.center_crop_origin(9, 8, 4) == (2, 2)
+    rng = np.random.default_rng(1)
+    corners = {T.random_crop_origin(6, 7, 4, rng) for _ in range(400)}
+    assert corners == {(y, x) for y in range(3) for x in range(4)}
+    with pytest.raises(ValueError, match=r"clipA\.h5: stored frames are 100x120, smaller than crop_size=112"):
+        T.check_crop(100, 120, 112, where="clipA.h5")
+
+
+def test_crop_is_the_window():
+    frames = np.arange(2 * 5 * 6 * 3).reshape(2, 5, 6, 3)
+    out = T.crop(frames, 1, 2, 3)
+    assert out.shape == (2, 3, 3, 3)
+    np.testing.assert_array_equal(out, frames[:, 1:4, 2:5])
+
+
+def test_flip_mirrors_rgb_and_negates_flow_x():
+    rgb = np.arange(1 * 2 * 3 * 3).reshape(1, 2, 3, 3)
+    np.testing.assert_array_equal(T.hflip_rgb(rgb)[0, :, 0], rgb[0, :, 2])
+    flow = np.zeros((1, 2, 3, 2), np.float32)
+    flow[0, 1, 0] = (2.5, -1.0)  # moving right and up at the left edge
+    flipped = T.hflip_flow(flow)
+    np.testing.assert_array_equal(flipped[0, 1, 2], [-2.5, -1.0])  # now at the right edge, moving left, still up
+    assert flow[0, 1, 0, 0] == 2.5  # the input is untouched
+
+
+def test_normalize_rgb_kinds():
+    x = np.array([[0, 51, 255]], np.uint8)  # one pixel, channels R, G, B
+    np.testing.assert_allclose(T.normalize_rgb(x, "i3d"), [[-1.0, 51 / 255 * 2 - 1, 1.0]], atol=1e-6)
+    np.testing.assert_array_equal(T.normalize_rgb(x, "none"), [[0.0, 51.0, 255.0]])
+    mean, std = np.array(T.IMAGENET_MEAN), np.array(T.IMAGENET_STD)
+    np.testing.assert_allclose(T.normalize_rgb(x, "imagenet"), [(x[0] / 255 - mean) / std], rtol=1e-5)
+    mean, std = np.array(T.KINETICS_MEAN), np.array(T.KINETICS_STD)
+    np.testing.assert_allclose(T.normalize_rgb(x, "kinetics"), [(x[0] / 255 - mean) / std], rtol=1e-5)
+    assert T.normalize_rgb(x, "i3d").dtype == np.float32
+    with pytest.raises(ValueError, match="'caffe'"):
+        T.normalize_rgb(x, "caffe")
+
+
+def test_normalize_rgb_channel_axis():
+    x = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)  # (T, H, W, 3)
+    first = T.normalize_rgb(T.to_channels_first(x), "kinetics", channel_axis=-4)  # (3, T, H, W)
+    np.testing.assert_allclose(first, T.to_channels_first(T.normalize_rgb(x, "kinetics")), rtol=1e-6)
+
+
+def test_normalize_flow_clips_and_scales():
+    flow = np.array([-30.0, -20.0, -5.0, 0.0, 10.0, 25.0], np.float32)
+    np.testing.assert_array_equal(T.normalize_flow(flow), [-1.0, -1.0, -0.25, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(T.normalize_flow(flow, bound=10), [-1.0, -1.0, -0.5, 0.0, 1.0, 1.0])
+
+
+def test_to_channels_first():
+    x = np.arange(2 * 3 * 4 * 5 * 3).reshape(2, 3, 4, 5, 3)  # (K, T, H, W, C)
+    y = T.to_channels_first(x)
+    assert y.shape == (2, 3, 3, 4, 5) and y.flags.c_contiguous
+    assert y[1, 2, 0, 3, 4] == x[1, 0, 3, 4, 2]
