@@ -1,6 +1,6 @@
 """Knowledge distillation: an RGB-only student learns from a frozen teacher (flow I3D, two-stream I3D or any backbone).
 
-Two forms, combined by configurable weights (`DistillWeights`):
+Two forms, combined by configurable weights (`DistillConfig`):
 
 - response-based (Hinton et al. 2015): `kd_loss`, the KL divergence between the teacher's and the student's class
   distributions softened by a temperature T, times T^2 so its gradient scale does not shrink as T grows;
@@ -238,8 +238,10 @@ def make_adapters(
 
 
 @dataclass(frozen=True)
-class DistillWeights:
-    """Loss = task * task_loss + kd * kd_loss + feature * feature_loss. Defaults are MARS's recipe.
+class DistillConfig:
+    """The `distill:` section of a distillation config. Defaults are MARS's recipe (flow teacher, pooled features x 50).
+
+    Loss = task * task_loss + kd * kd_loss + feature * feature_loss.
 
     Attributes:
         task: weight of the ground-truth loss (cross-entropy, or BCE for multi-label targets).
@@ -248,6 +250,10 @@ class DistillWeights:
         temperature: T of the response-based term.
         pairs: student endpoint -> teacher endpoint for the feature term.
         task_loss: "ce" (single label) or "bce" (multi-label / binary; labels as float targets).
+        teacher_stream: what the teacher sees: "flow", "rgb", or "both" (a two-stream teacher; KD uses its fused
+            logits).
+        feature_stream: for a two-stream teacher, which of its streams gives the features.
+        student_stream: what the student sees ("rgb": the point of distilling flow away).
     """
 
     task: float = 1.0
@@ -256,14 +262,30 @@ class DistillWeights:
     temperature: float = 4.0
     pairs: Mapping[str, str] = field(default_factory=lambda: {"pooled": "pooled"})
     task_loss: str = "ce"
+    teacher_stream: str = "flow"
+    feature_stream: str = "flow"
+    student_stream: str = "rgb"
 
     def __post_init__(self):
-        if self.task_loss not in ("ce", "bce"):
-            raise DistillError(f"task_loss={self.task_loss!r}: use 'ce' (single label) or 'bce' (multi-label)")
-        if min(self.task, self.kd, self.feature) < 0:
-            raise DistillError(f"loss weights must be >= 0, got task={self.task}, kd={self.kd}, feature={self.feature}")
-        if self.feature > 0 and not self.pairs:
-            raise DistillError("feature weight > 0 but no endpoint pairs: set pairs, e.g. {'pooled': 'pooled'}")
+        checks = [
+            (self.task_loss in ("ce", "bce"), f"task_loss={self.task_loss!r}: use 'ce' (single label) or 'bce'"),
+            (min(self.task, self.kd, self.feature) >= 0 and self.task + self.kd + self.feature > 0,
+             f"loss weights must be >= 0 and not all 0, got task={self.task}, kd={self.kd}, feature={self.feature}"),
+            (self.feature == 0 or bool(self.pairs),
+             "feature weight > 0 but no endpoint pairs: set pairs, e.g. {pooled: pooled}"),
+            (self.temperature > 0, f"temperature={self.temperature} must be > 0"),
+            (self.teacher_stream in (*STREAMS, "both"), f"teacher_stream={self.teacher_stream!r}: rgb | flow | both"),
+            (self.feature_stream in STREAMS, f"feature_stream={self.feature_stream!r}: rgb | flow"),
+            (self.student_stream in STREAMS, f"student_stream={self.student_stream!r}: rgb | flow"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise DistillError(f"distill.{message}")
+
+    @property
+    def feature_pairs(self) -> dict[str, str]:
+        """The endpoint pairs actually used (none when the feature weight is 0)."""
+        return dict(self.pairs) if self.feature > 0 else {}
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -279,7 +301,7 @@ def distill_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
     labels: torch.Tensor,
-    weights: DistillWeights,
+    cfg: DistillConfig,
     student_feats: Mapping[str, torch.Tensor] | None = None,
     teacher_feats: Mapping[str, torch.Tensor] | None = None,
     adapters: nn.ModuleDict | None = None,
@@ -287,11 +309,11 @@ def distill_loss(
     """Combine the task, KD and feature terms. Returns {"loss", "task", "kd", "feature"} (terms unweighted)."""
     zero = student_logits.new_zeros((), dtype=torch.float32)
     terms = {
-        "task": task_loss(student_logits, labels, weights.task_loss) if weights.task > 0 else zero,
-        "kd": kd_loss(student_logits, teacher_logits, weights.temperature) if weights.kd > 0 else zero,
-        "feature": feature_loss(student_feats, teacher_feats, adapters) if weights.feature > 0 else zero,
+        "task": task_loss(student_logits, labels, cfg.task_loss) if cfg.task > 0 else zero,
+        "kd": kd_loss(student_logits, teacher_logits, cfg.temperature) if cfg.kd > 0 else zero,
+        "feature": feature_loss(student_feats, teacher_feats, adapters) if cfg.feature > 0 else zero,
     }
-    terms["loss"] = weights.task * terms["task"] + weights.kd * terms["kd"] + weights.feature * terms["feature"]
+    terms["loss"] = cfg.task * terms["task"] + cfg.kd * terms["kd"] + cfg.feature * terms["feature"]
     return terms
 
 
@@ -302,40 +324,21 @@ class Distiller(nn.Module):
     when `.train()` is called on the Distiller (its dropout and batch-norm statistics never change).
 
     Args:
-        student: backbone trained on `batch[student_stream]`.
-        teacher: backbone fed `batch[teacher_stream]`, or a two-stream model whose `forward(rgb=, flow=)` returns a
-            dict with "fused" logits (its `feature_stream` attribute (default "flow") gives the features).
-        weights: loss weights, temperature and endpoint pairs.
-        adapters: from `make_adapters`; None -> none (the channels must then already match).
-        student_stream: "rgb" (default) or "flow".
-        teacher_stream: "flow" (default), "rgb", or "both" (a two-stream teacher).
-        feature_stream: for a two-stream teacher, which of its streams provides the features.
+        student: backbone trained on `batch[cfg.student_stream]`.
+        teacher: backbone fed `batch[cfg.teacher_stream]`; with teacher_stream "both", a two-stream model whose
+            `forward(rgb=, flow=)` returns a dict with "fused" logits and whose `.rgb` / `.flow` are its backbones.
+        cfg: loss weights, temperature, endpoint pairs and streams.
+        adapters: from `make_adapters`; None -> none (the paired channels must then already match).
     """
 
     def __init__(
-        self,
-        student: nn.Module,
-        teacher: nn.Module,
-        weights: DistillWeights,
-        adapters: nn.ModuleDict | None = None,
-        *,
-        student_stream: str = "rgb",
-        teacher_stream: str = "flow",
-        feature_stream: str = "flow",
+        self, student: nn.Module, teacher: nn.Module, cfg: DistillConfig, adapters: nn.ModuleDict | None = None
     ):
         super().__init__()
-        for what, value, allowed in (
-            ("student_stream", student_stream, STREAMS),
-            ("teacher_stream", teacher_stream, (*STREAMS, "both")),
-            ("feature_stream", feature_stream, STREAMS),
-        ):
-            if value not in allowed:
-                raise DistillError(f"{what}={value!r}: choose one of {list(allowed)}")
         self.student = student
         self.adapters = adapters if adapters is not None else nn.ModuleDict()
         self.teacher = teacher
-        self.weights = weights
-        self.student_stream, self.teacher_stream, self.feature_stream = student_stream, teacher_stream, feature_stream
+        self.cfg = cfg
         self.teacher.eval()
         self.teacher.requires_grad_(False)
 
@@ -346,30 +349,29 @@ class Distiller(nn.Module):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """The batch keys this Distiller reads (for the data pipeline's `streams`)."""
-        teacher = STREAMS if self.teacher_stream == "both" else (self.teacher_stream,)
-        return tuple(s for s in STREAMS if s == self.student_stream or s in teacher)
+        """The batch keys this Distiller reads (the data pipeline's `streams`)."""
+        return distill_inputs(self.cfg)
 
     @torch.no_grad()
     def teacher_outputs(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The teacher's logits and its features at the paired endpoints (empty when the feature weight is 0)."""
-        names = list(self.weights.pairs.values()) if self.weights.feature > 0 else []
-        if self.teacher_stream != "both":
-            return endpoint_outputs(self.teacher, batch[self.teacher_stream], names)
+        """The teacher's logits and its features at the paired endpoints, keyed by the teacher's endpoint names."""
+        names = list(self.cfg.feature_pairs.values())
+        if self.cfg.teacher_stream != "both":
+            return endpoint_outputs(self.teacher, batch[self.cfg.teacher_stream], names)
         logits = self.teacher(rgb=batch["rgb"], flow=batch["flow"])["fused"]
         feats = {}
-        if names:
-            stream_model = getattr(self.teacher, self.feature_stream)
-            _, feats = endpoint_outputs(stream_model, batch[self.feature_stream], names)
+        if names:  # a second pass through one stream: the two-stream forward returns logits only
+            stream = self.cfg.feature_stream
+            _, feats = endpoint_outputs(getattr(self.teacher, stream), batch[stream], names)
         return logits, feats
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Returns {"loss", "task", "kd", "feature", "logits" (the student's, (B, K)), "teacher_logits"}."""
-        s_names = list(self.weights.pairs) if self.weights.feature > 0 else []
-        s_logits, s_feats = endpoint_outputs(self.student, batch[self.student_stream], s_names)
-        t_logits, t_feats_by_teacher_name = self.teacher_outputs(batch)
-        t_feats = {s: t_feats_by_teacher_name[t] for s, t in self.weights.pairs.items() if s in s_feats}
-        out = distill_loss(s_logits, t_logits, batch["label"], self.weights, s_feats, t_feats, self.adapters)
+        pairs = self.cfg.feature_pairs
+        s_logits, s_feats = endpoint_outputs(self.student, batch[self.cfg.student_stream], list(pairs))
+        t_logits, t_feats_by_name = self.teacher_outputs(batch)
+        t_feats = {s: t_feats_by_name[t] for s, t in pairs.items()}  # re-keyed by the student's names
+        out = distill_loss(s_logits, t_logits, batch["label"], self.cfg, s_feats, t_feats, self.adapters)
         out["logits"] = s_logits
         out["teacher_logits"] = t_logits
         return out
@@ -377,3 +379,9 @@ class Distiller(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The student's and the adapters' parameters: what the optimizer should see."""
         return [p for p in (*self.student.parameters(), *self.adapters.parameters()) if p.requires_grad]
+
+
+def distill_inputs(cfg: DistillConfig) -> tuple[str, ...]:
+    """The streams a distillation batch needs, in ("rgb", "flow") order."""
+    teacher = STREAMS if cfg.teacher_stream == "both" else (cfg.teacher_stream,)
+    return tuple(s for s in STREAMS if s == cfg.student_stream or s in teacher)

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from i3d.distill import (
+    DistillConfig,
     Distiller,
     DistillError,
-    DistillWeights,
     FeatureAdapter,
     endpoint_outputs,
     feature_loss,
@@ -169,18 +169,17 @@ def test_make_adapters_lighter_student():
 # ------------------------------------------------------------------------------------------------------------ Distiller
 
 
-def _distiller(weights, student_width=4):
+def _distiller(cfg, student_width=4):
     torch.manual_seed(0)
     student = TinyBackbone(width=student_width)
     teacher = TinyBackbone(in_channels=2, width=8)
     b = _batch()
-    pairs = dict(weights.pairs) if weights.feature > 0 else {}
-    adapters = make_adapters(student, teacher, pairs, b["rgb"][:1], b["flow"][:1])
-    return Distiller(student, teacher, weights, adapters)
+    adapters = make_adapters(student, teacher, cfg.feature_pairs, b["rgb"][:1], b["flow"][:1])
+    return Distiller(student, teacher, cfg, adapters)
 
 
 def test_teacher_frozen_and_kept_in_eval_mode():
-    d = _distiller(DistillWeights())
+    d = _distiller(DistillConfig())
     d.train()
     assert d.student.training and not d.teacher.training
     assert not any(p.requires_grad for p in d.teacher.parameters())
@@ -189,7 +188,7 @@ def test_teacher_frozen_and_kept_in_eval_mode():
 
 @pytest.mark.parametrize(
     "weights",
-    [DistillWeights(), DistillWeights(kd=1.0, feature=0.0), DistillWeights(kd=0.5, pairs={"stage2": "stage2"})],
+    [DistillConfig(), DistillConfig(kd=1.0, feature=0.0), DistillConfig(kd=0.5, pairs={"stage2": "stage2"})],
     ids=["mars", "kd", "kd+stage2"],
 )
 def test_gradients_reach_only_student_and_adapters(weights):
@@ -209,7 +208,7 @@ def test_gradients_reach_only_student_and_adapters(weights):
 
 
 def test_teacher_unchanged_after_training_steps():
-    d = _distiller(DistillWeights(kd=1.0, pairs={"pooled": "pooled", "stage1": "stage1"}))
+    d = _distiller(DistillConfig(kd=1.0, pairs={"pooled": "pooled", "stage1": "stage1"}))
     before = {k: v.clone() for k, v in d.teacher.state_dict().items()}  # includes batch-norm running stats
     student_before = {k: v.clone() for k, v in d.student.state_dict().items()}
     opt = torch.optim.SGD(d.trainable_parameters(), lr=0.1, momentum=0.9)
@@ -229,7 +228,7 @@ def test_teacher_unchanged_after_training_steps():
 
 def test_loss_decreases_toward_teacher():
     """A few steps of feature+KD distillation on one batch move the student toward the teacher."""
-    d = _distiller(DistillWeights(task=0.0, kd=1.0, feature=1.0))
+    d = _distiller(DistillConfig(task=0.0, kd=1.0, feature=1.0))
     d.student.dropout.p = 0.0
     opt = torch.optim.Adam(d.trainable_parameters(), lr=1e-2)
     batch = _batch()
@@ -246,15 +245,19 @@ def test_loss_decreases_toward_teacher():
 
 def test_distill_weights_validation():
     with pytest.raises(DistillError, match="task_loss"):
-        DistillWeights(task_loss="focal")
+        DistillConfig(task_loss="focal")
     with pytest.raises(DistillError, match="no endpoint pairs"):
-        DistillWeights(pairs={})
-    with pytest.raises(DistillError, match="teacher_stream"):
-        Distiller(TinyBackbone(), TinyBackbone(), DistillWeights(), teacher_stream="depth")
+        DistillConfig(pairs={})
+    with pytest.raises(DistillError, match="distill.teacher_stream"):
+        DistillConfig(teacher_stream="depth")
+    with pytest.raises(DistillError, match="not all 0"):
+        DistillConfig(task=0, kd=0, feature=0)
+    assert DistillConfig(teacher_stream="rgb").feature_pairs == {"pooled": "pooled"}
+    assert DistillConfig(feature=0, kd=1).feature_pairs == {}
 
 
 def test_bce_task_loss_accepts_indices():
-    d = _distiller(DistillWeights(task_loss="bce", feature=0.0, kd=1.0))
+    d = _distiller(DistillConfig(task_loss="bce", feature=0.0, kd=1.0))
     out = d(_batch())
     assert torch.isfinite(out["task"]) and out["task"].item() > 0
 
@@ -264,7 +267,7 @@ def test_bce_task_loss_accepts_indices():
 
 def _real_models_check(student, teacher, pairs, batch, teacher_stream):
     adapters = make_adapters(student, teacher, pairs, batch["rgb"][:1], batch[teacher_stream][:1])
-    d = Distiller(student, teacher, DistillWeights(kd=1.0, pairs=pairs), adapters, teacher_stream=teacher_stream)
+    d = Distiller(student, teacher, DistillConfig(kd=1.0, pairs=pairs, teacher_stream=teacher_stream), adapters)
     _, s = endpoint_outputs(d.student, batch["rgb"], list(pairs))
     _, t = endpoint_outputs(d.teacher, batch[teacher_stream], list(pairs.values()))
     for s_name, t_name in pairs.items():
@@ -313,7 +316,7 @@ def test_two_stream_teacher_uses_fused_logits_and_flow_features():
 
     torch.manual_seed(0)
     teacher = TwoStreamI3D(TinyBackbone(in_channels=3), TinyBackbone(in_channels=2))
-    d = Distiller(TinyBackbone(), teacher, DistillWeights(kd=1.0), teacher_stream="both", feature_stream="flow")
+    d = Distiller(TinyBackbone(), teacher, DistillConfig(kd=1.0, teacher_stream="both", feature_stream="flow"))
     b = _batch()
     out = d(b)
     teacher.eval()
