@@ -1,6 +1,7 @@
 """Distillation losses, adapters and the Distiller (tiny inputs: 8 frames at 32x32)."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +12,11 @@ from i3d.distill import (
     Distiller,
     DistillError,
     FeatureAdapter,
+    distill_inputs,
     endpoint_outputs,
     feature_loss,
     kd_loss,
+    load_distill_config,
     make_adapters,
 )
 
@@ -327,3 +330,38 @@ def test_two_stream_teacher_uses_fused_logits_and_flow_features():
     torch.testing.assert_close(out["teacher_logits"], fused)
     torch.testing.assert_close(out["feature"], torch.nn.functional.mse_loss(s["pooled"], flow_pooled))
     assert d.inputs == ("rgb", "flow")
+
+
+# ------------------------------------------------------------------------------------------------------------ configs
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["distill_mars_toy", "distill_kd_toy", "distill_mars_ucf101", "distill_kd_ucf101"])
+def test_shipped_configs_load(name):
+    cfg, dcfg = load_distill_config(CONFIGS / f"{name}.yaml")
+    assert cfg.model.streams == ("rgb",)
+    if "mars" in name:
+        assert (dcfg.teacher_stream, dcfg.feature, dcfg.kd) == ("flow", 50.0, 0.0)
+        assert dict(dcfg.pairs) == {"pooled": "pooled"}
+    else:
+        assert (dcfg.teacher_stream, dcfg.kd, dcfg.feature) == ("both", 1.0, 0.0)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg, dcfg = load_distill_config(
+        CONFIGS / "distill_mars_toy.yaml",
+        ["optim.lr=0.5", "distill.kd=2", "distill.pairs={Mixed_4f: Mixed_4f}", "distill.teacher_stream=rgb"],
+    )
+    assert cfg.optim.lr == 0.5 and dcfg.kd == 2.0 and dict(dcfg.pairs) == {"Mixed_4f": "Mixed_4f"}
+    assert distill_inputs(dcfg) == ("rgb",)
+    with pytest.raises(DistillError, match="unknown key.*'alpha'"):
+        load_distill_config(CONFIGS / "distill_mars_toy.yaml", ["distill.alpha=1"])
+    with pytest.raises(DistillError, match="distill.kd must be a float"):
+        load_distill_config(CONFIGS / "distill_mars_toy.yaml", ["distill.kd=lots"])
+    with pytest.raises(DistillError, match=r"model.streams=\['rgb', 'flow'\]"):
+        load_distill_config(CONFIGS / "distill_mars_toy.yaml", ["model.streams=rgb,flow"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {streams: [rgb]}\ndistill: {pairs: [pooled]}\n")
+    with pytest.raises(DistillError, match=f"{bad}.*distill.pairs must map"):
+        load_distill_config(bad)
