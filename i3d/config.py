@@ -29,9 +29,8 @@ class StreamConfig:
     """One stream's backbone and where its initial weights come from."""
 
     name: str = "i3d"  # a name of i3d.models.zoo.build_model ('i3d' = DeepMind's InceptionI3d)
-    pretrained: str = ""  # checkpoint for i3d.weights.load_pretrained; "" = random init
+    pretrained: str = ""  # for i3d.weights.load_pretrained ("" = random init); another class count resets the head
     pretrained_prefix: str = ""  # e.g. "rgb." to pick one stream out of one of our two-stream checkpoints
-    pretrained_num_classes: int = 400  # head size of `pretrained`; a different num_classes resets the head
 
 
 @dataclass(frozen=True)

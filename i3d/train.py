@@ -1,0 +1,431 @@
+"""Two-stream training: both streams on the same batches, each with its own cross-entropy, losses summed.
+
+The streams share no parameters, so summing their losses trains each exactly as if it were trained alone on the
+same clips; one optimiser step updates both. Everything is a plain function:
+
+    fit(cfg, out_dir)
+      build_model_from_config -> TwoStreamI3D (a stream may be None)     build_loaders -> train/val loaders
+      for each epoch: train_one_epoch -> dict; evaluate -> dict; save_checkpoint(last.pt [, best.pt])
+
+Runs on CPU or CUDA, and under `torchrun` with DistributedDataParallel (gloo on CPU, nccl on CUDA; rank 0 writes).
+"""
+
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from i3d import evaluate as ev
+from i3d.config import Config, OptimConfig, StreamConfig, config_from_dict, config_to_dict, save_config
+from i3d.data import index as idx
+from i3d.data.dataset import TwoStreamClipDataset
+from i3d.models import InceptionI3d, TwoStreamI3D
+from i3d.models.zoo import build_model
+from i3d.weights import load_pretrained
+
+log = logging.getLogger(__name__)
+IN_CHANNELS = {"rgb": 3, "flow": 2}
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stops and the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------- model, data, optimiser
+
+
+def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: float) -> nn.Module:
+    """One stream's net, initialised from `scfg.pretrained` when given (a different class count resets the head)."""
+    if scfg.name == "i3d":  # built here rather than by the zoo: the zoo's builder takes no dropout
+        net = InceptionI3d(num_classes=num_classes, in_channels=IN_CHANNELS[stream], dropout=dropout)
+    else:
+        net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream])
+    if scfg.pretrained:
+        if not Path(scfg.pretrained).is_file():
+            raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
+        load_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # resets a head of another size
+    return net
+
+
+def build_model_from_config(cfg: Config) -> TwoStreamI3D:
+    """TwoStreamI3D with a backbone for each of `cfg.model.streams` and None for the other."""
+    m = cfg.model
+    nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
+            for s in ("rgb", "flow")}  # fmt: skip
+    return TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
+
+
+def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
+    """(video_id, label) pairs and class names of the training or validation part, by `data.dataset`."""
+    d = cfg.data
+    path = d.val_index if (not train and d.val_index) else d.index
+    subset = (d.train_subset if train else d.val_subset) or None
+    if not path:
+        raise ValueError(f"data.index is empty; set it to the {d.dataset} split files (--set data.index=PATH)")
+    if d.dataset == "ucf101":
+        return idx.ucf101_index(path, d.split, subset)
+    if d.dataset == "hmdb51":
+        return idx.hmdb51_index(path, d.split, subset)
+    if d.dataset == "kinetics":
+        return idx.kinetics_index(path, subset, classes=classes)
+    if d.dataset == "csv":
+        return idx.csv_index(path, subset, classes=classes)
+    return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
+
+
+def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
+    d, t = cfg.data, cfg.train
+    if not d.store_root:
+        raise ValueError("data.store_root is empty; set it to tools/extract_flow.py's --out folder")
+    train_pairs, classes = build_index(cfg, train=True)
+    val_pairs, val_classes = build_index(cfg, train=False, classes=classes)
+    if list(val_classes) != list(classes):
+        raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(val_classes)} vs "
+                         f"{len(classes)}); give both parts the same class list")  # fmt: skip
+    if len(classes) != cfg.model.num_classes:
+        raise ValueError(f"the index has {len(classes)} classes but model.num_classes={cfg.model.num_classes}; "
+                         f"set --set model.num_classes={len(classes)}")  # fmt: skip
+    common = dict(crop_size=d.crop_size, seed=t.seed, streams=cfg.model.streams, normalization=d.normalization)
+    train_items = idx.resolve_stores(d.store_root, train_pairs, d.skip_missing, with_video_id=True)
+    val_items = idx.resolve_stores(d.store_root, val_pairs, d.skip_missing, with_video_id=True)
+    train_ds = TwoStreamClipDataset(train_items, num_frames=d.num_frames, train=True, flip=d.flip, **common)
+    val_ds = TwoStreamClipDataset(val_items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
+                                  **common)  # fmt: skip
+    return train_ds, val_ds, list(classes)
+
+
+class ShardSampler(Sampler):
+    """Every `world`-th index from `rank`: each rank evaluates its own share, nothing padded or repeated."""
+
+    def __init__(self, length: int, rank: int = 0, world: int = 1):
+        self.indices = list(range(rank, length, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
+    """(train_loader, val_loader, class_names). The train order depends only on (seed, epoch), via set_epoch."""
+    train_ds, val_ds, classes = build_datasets(cfg)
+    t, workers = cfg.train, cfg.data.num_workers
+    if len(train_ds) < t.batch_size * world:
+        raise ValueError(f"{len(train_ds)} training videos < train.batch_size x processes = {t.batch_size * world}")
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=t.seed, drop_last=True)
+    extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
+    train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
+    val_batch = 1 if cfg.data.eval_num_frames == 0 else t.batch_size  # whole videos differ in length
+    val = DataLoader(val_ds, val_batch, sampler=ShardSampler(len(val_ds), rank, world), **extra)
+    return train, val, classes
+
+
+def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:
+    """Multiplier of `optim.lr` after `step` optimiser steps: linear warm-up, then step / cosine / constant."""
+    warmup = round(o.warmup_epochs * steps_per_epoch)
+    if o.schedule == "step":
+        factor = o.gamma ** sum(step >= round(m * steps_per_epoch) for m in o.milestones)
+    elif o.schedule == "cosine":
+        progress = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
+        floor = o.min_lr / o.lr
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    else:
+        factor = 1.0
+    if step < warmup:
+        factor *= o.warmup_factor + (1 - o.warmup_factor) * step / warmup
+    return factor
+
+
+def build_optimizer(cfg: Config, model: nn.Module, steps_per_epoch: int):
+    """SGD with momentum and a LambdaLR stepped once per optimiser step."""
+    o = cfg.optim
+    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                          nesterov=o.nesterov)  # fmt: skip
+    total = steps_per_epoch * cfg.train.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, o, steps_per_epoch, total))
+    return opt, sched
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x)
+    return x
+
+
+def _amp_dtype(cfg: Config, device: torch.device):
+    if cfg.train.amp == "none" or device.type != "cuda":
+        return None
+    return torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16
+
+
+def stream_losses(out: dict, labels: torch.Tensor, streams, *, step: int, epoch: int) -> dict:
+    """Cross-entropy per stream; a non-finite value on any rank stops every rank with the step and stream named."""
+    losses = {s: F.cross_entropy(out[s].float(), labels) for s in streams}
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    values = _all_reduce(torch.stack([v.detach() for v in losses.values()])) / world
+    for s, v in zip(streams, values.tolist(), strict=True):
+        if not math.isfinite(v):
+            raise NonFiniteLossError(f"non-finite {s} loss ({v}) at step {step} (epoch {epoch + 1}); lower optim.lr "
+                                     f"or check the {s} inputs")  # fmt: skip
+    return losses
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *, epoch: int, step: int,
+                    device: torch.device, writer=None) -> dict:  # fmt: skip
+    """One pass over `loader`; returns mean losses and accuracies per stream, clips/s, data-wait fraction, step."""
+    net = getattr(model, "module", model)
+    streams, accum, amp = net.streams, cfg.train.accum_steps, _amp_dtype(cfg, device)
+    model.train()
+    sums = torch.zeros(2 * len(streams) + 2, dtype=torch.float64)  # losses, correct per stream, fused correct, n
+    wait = busy = 0.0
+    last = time.perf_counter()  # end of the previous iteration: [last, now) waits for data, [now, end) computes
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
+    for i, batch in enumerate(bar):
+        now = time.perf_counter()
+        wait += now - last
+        labels = batch["label"].to(device, non_blocking=True)
+        sync = (i + 1) % accum == 0 or i + 1 == len(loader)
+        with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
+            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
+                out = model(**{s: batch[s].to(device, non_blocking=True) for s in streams})
+            losses = stream_losses(out, labels, streams, step=step, epoch=epoch)
+            scaler.scale(sum(losses.values()) / accum).backward()
+        if sync:
+            _optimizer_step(model, optimizer, scaler, cfg.optim.clip_grad_norm)
+            scheduler.step()
+            step += 1
+        stats = [v.item() * len(labels) for v in losses.values()]
+        stats += [(out[s].argmax(1) == labels).sum().item() for s in (*streams, "fused")] + [len(labels)]
+        sums += torch.tensor(stats, dtype=torch.float64)
+        end = time.perf_counter()
+        busy += end - now
+        if writer is not None and sync and step % cfg.train.log_every == 0:
+            _log_step(writer, losses, out, labels, optimizer, step)
+            writer.add_scalar("train/clips_per_s", len(labels) * _world() / max(end - last, 1e-9), step)
+            writer.add_scalar("train/data_wait_frac", wait / max(wait + busy, 1e-9), step)
+        last = end
+        bar.set_postfix({s: f"{v.item():.3f}" for s, v in losses.items()})
+    sums = _all_reduce(sums)
+    n = max(sums[-1].item(), 1)
+    result = {f"loss_{s}": sums[k].item() / n for k, s in enumerate(streams)}
+    result.update({f"acc_{s}": sums[len(streams) + k].item() / n for k, s in enumerate((*streams, "fused"))})
+    result.update(clips_per_s=sums[-1].item() / max(wait + busy, 1e-9), data_wait_frac=wait / max(wait + busy, 1e-9),
+                  step=step)  # fmt: skip
+    return result
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def _optimizer_step(model, optimizer, scaler, clip_grad_norm: float) -> None:
+    if clip_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _log_step(writer, losses, out, labels, optimizer, step) -> None:
+    for s, v in losses.items():
+        writer.add_scalar(f"train/loss_{s}", v.item(), step)
+    for s in (*losses, "fused"):
+        writer.add_scalar(f"train/acc_{s}", (out[s].argmax(1) == labels).float().mean().item(), step)
+    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+
+
+def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:
+    """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}}, gathered over ranks."""
+    preds = ev.predict(model, loader, device, _amp_dtype(cfg, device))
+    if dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, preds)
+        preds = ev.Predictions.concatenate(parts)
+    weights = dict(zip(("rgb", "flow"), cfg.model.fusion_weights, strict=True))
+    return ev.compute_results(preds, weights, cfg.model.num_classes)
+
+
+# ---------------------------------------------------------------- checkpoints and RNG
+
+
+def rng_state() -> dict:
+    """Every RNG the run draws from, as tensors and plain values (loadable with torch.load(weights_only=True))."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_tuples(state["python"]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """torch.save to a temporary name in the same folder, then os.replace: a checkpoint on disk is always whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """A checkpoint dict written by `save_checkpoint`; a missing or damaged file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found (a run folder holds last.pt and best.pt)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    missing = {"model", "optimizer", "scheduler", "epoch", "step", "config"} - set(ckpt)
+    if missing:
+        raise RuntimeError(f"{path} lacks {sorted(missing)}: not a checkpoint of i3d/train.py")
+    return ckpt
+
+
+def config_of_checkpoint(ckpt: dict) -> Config:
+    return config_from_dict(ckpt["config"])
+
+
+# ---------------------------------------------------------------- the run
+
+
+def setup_device(cfg: Config) -> tuple[torch.device, int, int]:
+    """(device, rank, world). Under torchrun (WORLD_SIZE > 1) joins the process group: nccl on CUDA, else gloo."""
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible; use --set train.device=cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
+    if cfg.train.amp != "none" and not cuda:
+        log.warning("train.amp=%s needs CUDA; training in float32 on %s", cfg.train.amp, device)
+    return device, rank, world
+
+
+def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStreamI3D | None = None):
+    """Train `cfg` into `out_dir` (config.yaml, last.pt, best.pt, tb/). Returns (model, history of epoch dicts).
+
+    Args:
+        resume: continue from `out_dir/last.pt`: weights, optimiser, scheduler, scaler, epoch, step and RNG states,
+            so the result equals an uninterrupted run's (exactly on CPU).
+        model: a TwoStreamI3D to train instead of `build_model_from_config(cfg)` (a custom or test backbone).
+    """
+    out_dir = Path(out_dir)
+    device, rank, world = setup_device(cfg)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    model = (model or build_model_from_config(cfg)).to(device)
+    train_loader, val_loader, classes = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
+    optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
+    start_epoch, step, best, history = 0, 0, -1.0, []
+    if resume:
+        ckpt = load_checkpoint(out_dir / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, step, best, history = ckpt["epoch"], ckpt["step"], ckpt["best_top1"], ckpt["history"]
+        set_rng_state(ckpt["rng"])
+    wrapped = model
+    if world > 1:  # DDP broadcasts rank 0's weights; each rank then draws its own dropout masks
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if not resume:
+            torch.manual_seed(cfg.train.seed + rank)
+    writer = _writer(out_dir, cfg) if rank == 0 else None
+    for epoch in range(start_epoch, cfg.train.epochs):
+        train_loader.sampler.set_epoch(epoch)
+        train_loader.dataset.set_epoch(epoch)
+        try:
+            stats = train_one_epoch(wrapped, train_loader, optimizer, scheduler, scaler, cfg, epoch=epoch, step=step,
+                                    device=device, writer=writer)  # fmt: skip
+        except NonFiniteLossError as e:
+            kept = out_dir / "last.pt"
+            kept = kept if kept.exists() else "none yet"
+            raise NonFiniteLossError(f"{e}; the last good checkpoint is kept: {kept}") from None
+        step = stats.pop("step")
+        last_epoch = epoch + 1 == cfg.train.epochs
+        val = evaluate(wrapped, val_loader, cfg, device) if (epoch + 1) % cfg.train.eval_every == 0 or last_epoch \
+            else {}  # fmt: skip
+        top1 = val.get("fused", {}).get("top1", -1.0)
+        is_best = top1 > best
+        best = max(best, top1)
+        history.append({"epoch": epoch + 1, "step": step, "train": stats, "val": val})
+        if rank == 0:
+            _log_epoch(writer, stats, val, step, epoch)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
+                     "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "classes": classes,
+                     "best_top1": best, "history": history}  # fmt: skip
+            save_checkpoint(out_dir / "last.pt", state)
+            if is_best:
+                _copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
+    if writer is not None:
+        writer.close()
+    return model, history
+
+
+def _writer(out_dir: Path, cfg: Config):
+    from torch.utils.tensorboard import SummaryWriter
+
+    save_config(cfg, out_dir / "config.yaml")
+    return SummaryWriter(str(out_dir / "tb"))
+
+
+def _log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
+    for key, value in stats.items():
+        writer.add_scalar(f"epoch/{key}", value, step)
+    for stream, metrics in val.items():
+        for key in ("top1", "top5", "mean_class_acc", "loss"):
+            writer.add_scalar(f"val/{key}_{stream}", metrics[key], step)
+    writer.flush()
+    log.info("epoch %d step %d: %s; val top1 %s", epoch + 1, step,
+             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()),
+             {s: round(m["top1"], 4) for s, m in val.items()})  # fmt: skip
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
