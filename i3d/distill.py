@@ -24,14 +24,11 @@ last feature map, `forward_features`) and "pooled" (its global average, (B, C): 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 FINAL_ENDPOINTS = ("features", "pooled")
@@ -388,82 +385,3 @@ def distill_inputs(cfg: DistillConfig) -> tuple[str, ...]:
     """The streams a distillation batch needs, in ("rgb", "flow") order."""
     teacher = STREAMS if cfg.teacher_stream == "both" else (cfg.teacher_stream,)
     return tuple(s for s in STREAMS if s == cfg.student_stream or s in teacher)
-
-
-# ------------------------------------------------------------------------------------------------------------ config
-
-
-def distill_config_from_dict(data: Mapping | None, where: str = "distill") -> DistillConfig:
-    """`DistillConfig` from the YAML `distill:` mapping, checking key names and value types."""
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(DistillConfig)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise DistillError(f"{where}: unknown key(s) {unknown} in distill:; known keys: {sorted(fields)}")
-    for key, value in data.items():
-        default = getattr(DistillConfig(), key)
-        if key == "pairs":
-            ok = isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-            if not ok:
-                raise DistillError(f"{where}: distill.pairs must map student to teacher endpoint names, got {value!r}")
-            data[key] = dict(value)
-        elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            data[key] = float(value)
-        elif not isinstance(value, type(default)):
-            raise DistillError(f"{where}: distill.{key} must be a {type(default).__name__}, got {value!r}")
-    try:
-        return DistillConfig(**data)
-    except DistillError as e:
-        raise DistillError(f"{where}: {e}") from e
-
-
-def split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict]:
-    """Separate `distill.key=value` overrides (returned parsed, as a dict) from the trainer's own ones."""
-    rest, distill = [], {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if sep and key.strip().startswith("distill."):
-            distill[key.strip()[len("distill.") :]] = yaml.safe_load(text) if text.strip() else ""
-        else:
-            rest.append(item)
-    return rest, distill
-
-
-def load_distill_config(path: str | Path, overrides: Sequence[str] = ()):
-    """A distillation YAML: the trainer's sections (the student's run) plus a `distill:` section.
-
-    Args:
-        path: YAML file; `model:`, `data:`, `optim:`, `train:` as for `tools/train_two_stream.py` (with
-            `model.streams: [rgb]`, the student), and `distill:` (`DistillConfig`'s fields).
-        overrides: dotted `key=value` strings; `distill.*` ones go to the distill section.
-
-    Returns:
-        (i3d.config.Config of the student's run, DistillConfig).
-    """
-    from i3d.config import ConfigError, apply_overrides, config_from_dict, validate
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found; pass one of configs/distill_*.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (model:, data:, optim:, train:, distill:)")
-    distill_raw = raw.pop("distill", None) or {}
-    if not isinstance(distill_raw, dict):
-        raise DistillError(f"{path}: distill: must be a mapping of DistillConfig fields, got {distill_raw!r}")
-    rest, distill_overrides = split_overrides(overrides)
-    try:
-        cfg = config_from_dict(raw)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from e
-    cfg = validate(apply_overrides(cfg, rest))
-    dcfg = distill_config_from_dict({**distill_raw, **distill_overrides}, str(path))
-    if tuple(cfg.model.streams) != (dcfg.student_stream,):
-        raise DistillError(
-            f"{path}: model.streams={list(cfg.model.streams)} describes the student and must be "
-            f"[{dcfg.student_stream}] (distill.student_stream); the teacher comes from --teacher"
-        )
-    return cfg, dcfg

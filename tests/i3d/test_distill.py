@@ -16,9 +16,9 @@ from i3d.distill import (
     endpoint_outputs,
     feature_loss,
     kd_loss,
-    load_distill_config,
     make_adapters,
 )
+from i3d.distill_train import load_distill_config
 
 
 class TinyBackbone(nn.Module):
