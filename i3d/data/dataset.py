@@ -145,13 +145,13 @@ class TwoStreamClipDataset(Dataset):
             frames = T.crop(store.read_rgb(flat), plan.y0, plan.x0, self.crop_size)
             if plan.flip:
                 frames = T.hflip_rgb(frames)
-            # channels first while still uint8: the float arrays are 4x larger and are only written once
-            x = T.normalize_rgb(T.to_channels_first(frames.reshape(k, t, *frames.shape[1:])), self.normalization, -4)
+            # normalising writes a new contiguous array: the transpose to channels-first comes free with it
+            x = T.normalize_rgb(T.channels_first(frames.reshape(k, t, *frames.shape[1:])), self.normalization, -4)
         else:
             frames = T.crop(store.read_flow(flat), plan.y0, plan.x0, self.crop_size)
             if plan.flip:
                 frames = T.hflip_flow(frames)
-            x = T.normalize_flow(T.to_channels_first(frames.reshape(k, t, *frames.shape[1:])))
+            x = T.normalize_flow(T.channels_first(frames.reshape(k, t, *frames.shape[1:])))
         x = torch.from_numpy(x)
         return x if self.num_clips > 1 else x[0]
 

@@ -98,37 +98,45 @@ def hflip_flow(flow: np.ndarray) -> np.ndarray:
 
 
 def normalize_rgb(frames: np.ndarray, kind: str = "i3d", channel_axis: int = -1) -> np.ndarray:
-    """uint8 RGB -> float32 of the same shape.
+    """uint8 RGB -> C-contiguous float32 of the same shape (whatever the memory layout of `frames`).
 
     Args:
-        frames: uint8 values 0-255 with the 3 colour channels on `channel_axis` (last by default).
+        frames: uint8 values 0-255 with the 3 colour channels on `channel_axis` (last by default); may be a strided
+            view such as `channels_first(crop(...))`: the transposing copy and the scaling are then one pass.
         kind: "i3d": x / 255 * 2 - 1 in [-1, 1] (DeepMind's I3D); "imagenet" / "kinetics": (x / 255 - mean) / std
             with the ImageNet or torchvision-video Kinetics statistics; "none": the raw 0-255 values as float.
         channel_axis: where the channels are, e.g. -4 for (3, T, H, W).
     """
-    x = frames.astype(np.float32)
+    x = np.empty(frames.shape, np.float32)
     if kind == "i3d":
-        x *= 2.0 / 255.0
+        np.multiply(frames, np.float32(2.0 / 255.0), out=x)
         x -= 1.0
     elif kind in ("imagenet", "kinetics"):
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if kind == "imagenet" else (KINETICS_MEAN, KINETICS_STD)
         shape = [1] * x.ndim
         shape[channel_axis] = 3
-        x *= 1.0 / 255.0
+        np.multiply(frames, np.float32(1.0 / 255.0), out=x)
         x -= np.asarray(mean, np.float32).reshape(shape)
         x /= np.asarray(std, np.float32).reshape(shape)
-    elif kind != "none":
+    elif kind == "none":
+        x[...] = frames
+    else:
         raise ValueError(f"unknown RGB normalization {kind!r}; choose one of {NORMALIZATIONS}")
     return x
 
 
 def normalize_flow(flow_px: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-    """Flow in pixels -> float32 clip(flow, -bound, bound) / bound in [-1, 1]."""
-    x = np.clip(flow_px, -bound, bound).astype(np.float32, copy=False)
+    """Flow in pixels -> C-contiguous float32 clip(flow, -bound, bound) / bound in [-1, 1] (any input layout)."""
+    x = np.clip(flow_px, -bound, bound, out=np.empty(flow_px.shape, np.float32))
     x /= np.float32(bound)
     return x
 
 
+def channels_first(frames: np.ndarray) -> np.ndarray:
+    """(..., T, H, W, C) -> (..., C, T, H, W), the layout 3D convolutions take; a view (normalising copies it)."""
+    return np.moveaxis(frames, -1, -4)
+
+
 def to_channels_first(frames: np.ndarray) -> np.ndarray:
-    """(..., T, H, W, C) -> contiguous (..., C, T, H, W), the layout 3D convolutions take."""
-    return np.ascontiguousarray(np.moveaxis(frames, -1, -4))
+    """(..., T, H, W, C) -> a contiguous copy (..., C, T, H, W)."""
+    return np.ascontiguousarray(channels_first(frames))

@@ -73,8 +73,9 @@ def test_normalize_rgb_kinds():
 
 def test_normalize_rgb_channel_axis():
     x = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)  # (T, H, W, 3)
-    first = T.normalize_rgb(T.to_channels_first(x), "kinetics", channel_axis=-4)  # (3, T, H, W)
-    np.testing.assert_allclose(first, T.to_channels_first(T.normalize_rgb(x, "kinetics")), rtol=1e-6)
+    first = T.normalize_rgb(T.channels_first(x), "kinetics", channel_axis=-4)  # (3, T, H, W)
+    assert first.shape == (3, 2, 4, 5) and first.flags.c_contiguous
+    np.testing.assert_allclose(first, T.channels_first(T.normalize_rgb(x, "kinetics")), rtol=1e-6)
 
 
 def test_normalize_flow_clips_and_scales():
@@ -83,8 +84,9 @@ def test_normalize_flow_clips_and_scales():
     np.testing.assert_array_equal(T.normalize_flow(flow, bound=10), [-1.0, -1.0, -0.5, 0.0, 1.0, 1.0])
 
 
-def test_to_channels_first():
-    x = np.arange(2 * 3 * 4 * 5 * 3).reshape(2, 3, 4, 5, 3)  # (K, T, H, W, C)
-    y = T.to_channels_first(x)
-    assert y.shape == (2, 3, 3, 4, 5) and y.flags.c_contiguous
-    assert y[1, 2, 0, 3, 4] == x[1, 0, 3, 4, 2]
+def test_channels_first_then_normalize_is_contiguous():
+    x = np.arange(2 * 3 * 4 * 5 * 2, dtype=np.float32).reshape(2, 3, 4, 5, 2) - 60  # (K, T, H, W, C)
+    y = T.channels_first(x)
+    assert y.shape == (2, 2, 3, 4, 5) and y[1, 1, 0, 3, 4] == x[1, 0, 3, 4, 1]
+    z = T.normalize_flow(y)
+    assert z.flags.c_contiguous and z[1, 1, 0, 3, 4] == np.clip(x[1, 0, 3, 4, 1], -20, 20) / 20

@@ -1,0 +1,119 @@
+"""Two-stream loader throughput: clips/s per worker for 64x224 clips cut from 256x340 stores, and where the time goes.
+
+    .venv/bin/python benchmarks/bench_loader.py [--frames 80] [--clips 20] [--workers 2]
+
+Writes a synthetic 256x340 store of `--frames` frames with `flow.store.write_store` (JPEG q95 RGB + gzip 8-bit
+flow, the format `tools/extract_flow.py` writes) into a temporary folder, then times
+1. `TwoStreamClipDataset.__getitem__` in this process (= one DataLoader worker),
+2. its parts on the same clips: JPEG decode (`read_rgb`), flow read (HDF5 read + gunzip, then dequantise), and
+   crop + normalise (everything else),
+3. a DataLoader with `--workers` workers (total clips/s; compare per worker with the cores really free).
+The synthetic frames carry fine detail and the flow is smooth, so JPEG and gzip see realistic sizes.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from flow.quantize import dequantize_flow
+from flow.store import VideoStore, write_store
+from i3d.data import TwoStreamClipDataset
+from i3d.data import transforms as T
+
+
+def synthetic_video(num_frames: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames panning over a multi-scale noise texture, and a smooth flow field of a few pixels."""
+    rng = np.random.default_rng(seed)
+    big = (height + num_frames * 2 + 16, width + num_frames * 3 + 16)
+    texture = np.zeros((*big, 3), np.float32)
+    for cell in (32, 8, 2):  # coarse shapes, edges and fine grain
+        noise = rng.random((big[0] // cell + 1, big[1] // cell + 1, 3)).astype(np.float32)
+        texture += cv2.resize(noise, big[::-1], interpolation=cv2.INTER_CUBIC)[: big[0], : big[1]] / 3
+    texture = np.clip(texture * 255, 0, 255).astype(np.uint8)
+    rgb = np.stack([texture[2 * t : 2 * t + height, 3 * t : 3 * t + width] for t in range(num_frames)])
+    coarse = rng.normal(0, 3, (num_frames, height // 16 + 1, width // 16 + 1, 2)).astype(np.float32)
+    flow = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in coarse])
+    return rgb, flow
+
+
+class Stopwatch:
+    """`with watch("stage"): ...` accumulates the seconds spent per stage."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, float]:
+    """Seconds per clip of each stage, on the same draws as the dataset's, one clip at a time."""
+    watch, s = Stopwatch(), ds.crop_size
+    with VideoStore(path) as store, h5py.File(path, "r") as f:
+        for i in range(clips):
+            plan = ds.plan(i, store.num_frames, store.height, store.width)
+            with watch("jpeg_decode"):
+                rgb = store.read_rgb(plan.indices[0])
+            with watch("flow_read"):
+                flow = store.read_flow(plan.indices[0])
+            with watch("  h5_read_gunzip"):  # the flow read again, split into its two halves
+                codes = f["flow"][np.unique(plan.indices[0])]
+            with watch("  dequantise"):
+                dequantize_flow(codes)
+            with watch("crop_normalise_rgb"):
+                T.normalize_rgb(T.channels_first(T.crop(rgb, plan.y0, plan.x0, s)), "i3d", channel_axis=-4)
+            with watch("crop_normalise_flow"):
+                T.normalize_flow(T.channels_first(T.crop(flow, plan.y0, plan.x0, s)))
+    return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=80)
+    parser.add_argument("--clips", type=int, default=20, help="clips timed per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the total-throughput line")
+    parser.add_argument("--num-frames", type=int, default=64)
+    parser.add_argument("--crop", type=int, default=224)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_store(Path(tmp) / "bench.h5", *synthetic_video(args.frames, 256, 340), {"source": "synthetic"})
+        print(f"store: {args.frames} frames 256x340, {os.path.getsize(path) / 2**20:.1f} MiB")
+        ds = TwoStreamClipDataset([(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop)
+        ds[0]  # warm the page cache and imports
+        start = time.perf_counter()
+        for i in range(args.clips):
+            ds[i]
+        per_clip = (time.perf_counter() - start) / args.clips
+        print(f"one worker: {1 / per_clip:.1f} clips/s ({per_clip * 1000:.0f} ms/clip, {args.num_frames}x{args.crop})")
+        for stage, seconds in breakdown(ds, path, args.clips).items():
+            print(f"  {stage:<18} {seconds * 1000:6.0f} ms/clip  {seconds / per_clip:5.0%}")
+        if args.workers > 0:
+            batches = iter(DataLoader(ds, batch_size=1, num_workers=args.workers))
+            next(batches)  # start the workers outside the timing
+            start = time.perf_counter()
+            count = sum(1 for _ in batches)
+            total = count / (time.perf_counter() - start)
+            print(
+                f"DataLoader, {args.workers} workers: {total:.1f} clips/s total, {total / args.workers:.1f} per worker"
+            )
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
