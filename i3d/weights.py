@@ -237,9 +237,9 @@ def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> 
         problems = [f"missing from the file: {_listing(missing)}"] if missing else []
         problems += [f"not in the model: {_listing(unexpected)}"] if unexpected else []
         problems += [f"shape mismatch: {_listing(wrong)}"] if wrong else []
-        rgb_vs_flow = any(w.startswith("Conv3d_1a") for w in wrong)
-        hint = " (RGB weights into a flow net? set in_channels to match)" if rgb_vs_flow else ""
-        raise WeightsError(f"{path} ({fmt}) does not fit {type(model).__name__}{hint}: " + "; ".join(problems))
+        if any(w.startswith("Conv3d_1a") for w in wrong):
+            problems.append("build the model with in_channels matching the file (3 for RGB, 2 for flow)")
+        raise WeightsError(f"{path} ({fmt}) does not fit {type(model).__name__}: " + "; ".join(problems))
     file_classes = {k: source.pop(k).shape[0] for k in heads}
     model.load_state_dict(source, strict=False)  # checked above; strict=False only for head / num_batches_tracked
     for owner in sorted({k.rsplit("logits.", 1)[0].rstrip(".") for k in heads}):
