@@ -254,11 +254,19 @@ def run_jobs(jobs: list[tuple[str, Path, Path]], opts: ExtractOptions, *, worker
 
 def _run_local(jobs, opts: ExtractOptions, workers: int):
     if workers <= 1:
-        return (extract_video(*job, opts) for job in jobs)
+        yield from (extract_video(*job, opts) for job in jobs)
+        return
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    return parallel(delayed(extract_video)(*job, opts) for job in jobs)
+    seen = set()
+    try:
+        for record in parallel(delayed(extract_video)(*job, opts) for job in jobs):
+            seen.add(record["video_id"])
+            yield record
+    except Exception as e:  # a worker process died (a codec crash, the OOM killer): keep the report, allow resume
+        error = f"worker process failed ({type(e).__name__}: {e}); rerun to resume, finished stores are kept"
+        yield from (_record(*job, error=error) for job in jobs if job[0] not in seen)
 
 
 def _run_dask(jobs, opts: ExtractOptions, scheduler: str):
