@@ -37,10 +37,11 @@ class WeightsError(Exception):
     """A checkpoint that cannot be loaded into the model; the message names the file and the fix."""
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+def read_state_dict(path: str | Path, prefix: str = "") -> dict[str, Tensor]:
     """Load a checkpoint file and return its state dict, with any DataParallel "module." prefix removed.
 
     Accepts a bare state dict or a dict holding one under "state_dict" (kenshohara) or "model" (our checkpoints).
+    `prefix` (e.g. "rgb." for one stream of our two-stream checkpoints) keeps only the keys under it, stripped.
     """
     path = Path(path)
     if not path.is_file():
@@ -54,7 +55,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise WeightsError(f"{path} holds no state dict (expected a dict of tensors, or one under 'state_dict')")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    if prefix:
+        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise WeightsError(f"{path} has no keys under {prefix!r}; its first keys: {list(obj)[:3]}")
+    return state
 
 
 def kenshohara_to_torchvision(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -124,3 +130,15 @@ def load_torchvision_video(model: nn.Module, path: str | Path) -> list[str]:
 def load_kenshohara(model: nn.Module, path: str | Path) -> list[str]:
     """Load a kenshohara/3D-ResNets-PyTorch ResNet checkpoint (e.g. resnet-34-kinetics.pth) into `resnet3d_34`."""
     return load_into(model, kenshohara_to_torchvision(read_state_dict(path)), source=str(path))
+
+
+def load_zoo_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> list[str]:
+    """Load any supported checkpoint into a video ResNet, telling the formats apart by their key names.
+
+    kenshohara files name the first conv "conv1.weight"; torchvision files and our own checkpoints (after
+    `prefix`, e.g. "rgb.") name it "stem.0.weight".
+    """
+    state = read_state_dict(path, prefix)
+    if "conv1.weight" in state:
+        state = kenshohara_to_torchvision(state)
+    return load_into(model, state, source=str(path))

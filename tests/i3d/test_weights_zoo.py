@@ -7,7 +7,13 @@ from torch import nn
 from torchvision.models import video as tv
 
 from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
-from i3d.weights_zoo import WeightsError, kenshohara_to_torchvision, load_kenshohara, load_torchvision_video
+from i3d.weights_zoo import (
+    WeightsError,
+    kenshohara_to_torchvision,
+    load_kenshohara,
+    load_torchvision_video,
+    load_zoo_pretrained,
+)
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(r3d_18, tv.r3d_18), (mc3_18, tv.mc3_18), (r2plus1d_18, tv.r2plus1d_18)])
@@ -131,3 +137,21 @@ def test_kenshohara_shortcut_b_checkpoint_needs_shortcut_b_model(tmp_path):
 def test_kenshohara_rejects_foreign_keys():
     with pytest.raises(WeightsError, match="cardinality"):
         kenshohara_to_torchvision({"layer1.0.cardinality.weight": torch.zeros(1)})
+
+
+def test_auto_loader_tells_formats_apart_and_picks_a_stream(tmp_path):
+    torch.manual_seed(0)
+    source = mc3_18(num_classes=1)
+    path = tmp_path / "two_stream.pt"
+    # one of our checkpoints: {"model": TwoStreamI3D.state_dict()} with rgb.* keys (here a flow stream too)
+    state = {f"rgb.{k}": v for k, v in source.state_dict().items()}
+    state["flow.fc.bias"] = torch.zeros(1)
+    torch.save({"model": state, "epoch": 3}, path)
+    model = mc3_18(num_classes=1)
+    assert load_zoo_pretrained(model, path, prefix="rgb.") == []
+    torch.testing.assert_close(model.layer4[1].conv2[0].weight, source.layer4[1].conv2[0].weight)
+    with pytest.raises(WeightsError, match="no keys under 'depth.'"):
+        load_zoo_pretrained(model, path, prefix="depth.")
+    hara = tmp_path / "hara.pth"
+    torch.save({"state_dict": HaraResNet34().state_dict()}, hara)
+    assert load_zoo_pretrained(resnet3d_34(num_classes=400), hara) == []
