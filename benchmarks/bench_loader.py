@@ -13,7 +13,9 @@ The synthetic frames carry fine detail and the flow is smooth, so JPEG and gzip 
 
 import argparse
 import contextlib
+import gc
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -49,20 +51,21 @@ def synthetic_video(num_frames: int, height: int, width: int, seed: int = 0) -> 
 
 
 class Stopwatch:
-    """`with watch("stage"): ...` accumulates the seconds spent per stage."""
+    """`with watch("stage"): ...` accumulates the wall and CPU seconds spent per stage."""
 
     def __init__(self):
-        self.seconds: dict[str, float] = {}
+        self.seconds: dict[str, np.ndarray] = {}
 
     @contextlib.contextmanager
     def __call__(self, stage: str):
-        start = time.perf_counter()
+        start = np.array([time.perf_counter(), time.process_time()])
         yield
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        spent = np.array([time.perf_counter(), time.process_time()]) - start
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
 
 
-def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, float]:
-    """Seconds per clip of each stage, on the same draws as the dataset's, one clip at a time."""
+def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, np.ndarray]:
+    """(wall, CPU) seconds per clip of each stage, on the same draws as the dataset's, one clip at a time."""
     watch, s = Stopwatch(), ds.crop_size
     with VideoStore(path) as store, h5py.File(path, "r") as f:
         for i in range(clips):
@@ -82,6 +85,21 @@ def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, flo
     return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
 
 
+def loader_rates(ds: TwoStreamClipDataset, workers: int) -> None:
+    """A real DataLoader (collate and shared-memory transfer included): clips/s, and clips per worker CPU-second."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    batches = iter(DataLoader(ds, batch_size=1, num_workers=workers))
+    count = sum(1 for _ in batches)
+    wall = time.perf_counter() - start
+    del batches  # shuts the workers down, so their CPU time lands in RUSAGE_CHILDREN
+    gc.collect()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    print(f"DataLoader, {workers} workers, {count} clips: {count / wall:.1f} clips/s wall (start included), "
+          f"{count / cpu:.1f} clips per worker CPU-second")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=80)
@@ -89,30 +107,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the total-throughput line")
     parser.add_argument("--num-frames", type=int, default=64)
     parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--compression", default="gzip", help="flow compression of the store (write_store's)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
+    cv2.setNumThreads(1)  # one worker = one core: OpenCV's colour conversion would otherwise spread out
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_store(Path(tmp) / "bench.h5", *synthetic_video(args.frames, 256, 340), {"source": "synthetic"})
-        print(f"store: {args.frames} frames 256x340, {os.path.getsize(path) / 2**20:.1f} MiB")
+        rgb, flow = synthetic_video(args.frames, 256, 340)
+        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=args.compression)
+        print(f"store: {args.frames} frames 256x340, {args.compression} flow, {os.path.getsize(path) / 2**20:.1f} MiB")
         ds = TwoStreamClipDataset([(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop)
         ds[0]  # warm the page cache and imports
-        start = time.perf_counter()
-        for i in range(args.clips):
-            ds[i]
-        per_clip = (time.perf_counter() - start) / args.clips
-        print(f"one worker: {1 / per_clip:.1f} clips/s ({per_clip * 1000:.0f} ms/clip, {args.num_frames}x{args.crop})")
-        for stage, seconds in breakdown(ds, path, args.clips).items():
-            print(f"  {stage:<18} {seconds * 1000:6.0f} ms/clip  {seconds / per_clip:5.0%}")
+        watch = Stopwatch()
+        with watch("total"):
+            for i in range(args.clips):
+                ds[i]
+        wall, cpu = watch.seconds["total"] / args.clips
+        print(f"one worker, {args.num_frames}x{args.crop}: {1 / wall:.1f} clips/s wall ({wall * 1000:.0f} ms/clip), "
+              f"{1 / cpu:.1f} clips per CPU-second ({cpu * 1000:.0f} ms CPU/clip)")  # fmt: skip
+        print(f"  {'stage':<20} {'wall ms':>8} {'CPU ms':>8} {'of CPU':>7}")
+        for stage, (s_wall, s_cpu) in breakdown(ds, path, args.clips).items():
+            print(f"  {stage:<20} {s_wall * 1000:8.0f} {s_cpu * 1000:8.0f} {s_cpu / cpu:7.0%}")
         if args.workers > 0:
-            batches = iter(DataLoader(ds, batch_size=1, num_workers=args.workers))
-            next(batches)  # start the workers outside the timing
-            start = time.perf_counter()
-            count = sum(1 for _ in batches)
-            total = count / (time.perf_counter() - start)
-            print(
-                f"DataLoader, {args.workers} workers: {total:.1f} clips/s total, {total / args.workers:.1f} per worker"
-            )
-    print(f"load: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+            loader_rates(ds, args.workers)
+    print(f"load average {os.getloadavg()} on {os.cpu_count()} CPUs; wall numbers shrink when others share them")
 
 
 if __name__ == "__main__":

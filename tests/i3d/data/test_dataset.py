@@ -207,3 +207,42 @@ def test_video_id_from_items(stores):
     assert ds[0]["video_id"] == "class/v0"
     with pytest.raises(ValueError, match="store_path, label"):
         TwoStreamClipDataset([(stores[0][0],)])
+
+
+def test_on_stores_written_by_extract_flow(tmp_path, translating_video):
+    """End to end: videos -> tools/extract_flow.py -> folder_index/resolve_stores -> samples; checks the flow's sign."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from i3d.data import folder_index, resolve_stores
+
+    repo = Path(__file__).resolve().parents[3]
+    translating_video("videos/right/a.avi", num_frames=12, height=40, width=52, dx=2.0, dy=1.0, seed=1)
+    translating_video("videos/left/b.avi", num_frames=12, height=40, width=52, dx=-2.0, dy=0.0, seed=2)
+    out = tmp_path / "stores"
+    cmd = [sys.executable, str(repo / "tools" / "extract_flow.py"), "--videos", str(tmp_path / "videos"),
+           "--out", str(out), "--short-side", "0", "--no-progress"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    pairs, classes = folder_index(tmp_path / "videos")
+    assert classes == ["left", "right"] and pairs == [("left/b", 0), ("right/a", 1)]
+    items = resolve_stores(out, pairs, with_video_id=True)
+    assert [item[0] for item in items] == [out / "left" / "b.h5", out / "right" / "a.h5"]
+
+    train = TwoStreamClipDataset(items, num_frames=6, crop_size=S, train=True, seed=5, flip=True)
+    for epoch in range(3):
+        train.set_epoch(epoch)
+        for i, (path, label, video_id) in enumerate(items):
+            s = train[i]
+            assert (s["label"], s["video_id"]) == (label, video_id)
+            rgb, flow = _expected(path, s["indices"], *s["crop"].tolist(), flip=bool(s["flip"]))
+            np.testing.assert_allclose(s["rgb"].numpy(), rgb, atol=1e-6)
+            np.testing.assert_array_equal(s["flow"].numpy(), flow)
+
+    # eval: frames 3..8 of 12 (never the first, whose flow is 0 in either convention); texture moves right 2, down 1 px
+    test = TwoStreamClipDataset(items, num_frames=6, crop_size=S, train=False)
+    right, left = test[1]["flow"], test[0]["flow"]
+    assert test[1]["indices"].tolist() == [3, 4, 5, 6, 7, 8]
+    assert abs(right[0].median() - 2 / 20) < 0.03 and abs(right[1].median() - 1 / 20) < 0.03
+    assert abs(left[0].median() + 2 / 20) < 0.03 and abs(left[1].median()) < 0.03
