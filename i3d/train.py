@@ -85,25 +85,31 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
 
 
-def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
-    d, t = cfg.data, cfg.train
+def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClipDataset, list[str]]:
+    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset."""
+    d = cfg.data
     if not d.store_root:
         raise ValueError("data.store_root is empty; set it to tools/extract_flow.py's --out folder")
-    train_pairs, classes = build_index(cfg, train=True)
-    val_pairs, val_classes = build_index(cfg, train=False, classes=classes)
-    if list(val_classes) != list(classes):
-        raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(val_classes)} vs "
+    pairs, found = build_index(cfg, train, classes)
+    if classes is not None and list(found) != list(classes):
+        raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(found)} vs "
                          f"{len(classes)}); give both parts the same class list")  # fmt: skip
-    if len(classes) != cfg.model.num_classes:
-        raise ValueError(f"the index has {len(classes)} classes but model.num_classes={cfg.model.num_classes}; "
-                         f"set --set model.num_classes={len(classes)}")  # fmt: skip
-    common = dict(crop_size=d.crop_size, seed=t.seed, streams=cfg.model.streams, normalization=d.normalization)
-    train_items = idx.resolve_stores(d.store_root, train_pairs, d.skip_missing, with_video_id=True)
-    val_items = idx.resolve_stores(d.store_root, val_pairs, d.skip_missing, with_video_id=True)
-    train_ds = TwoStreamClipDataset(train_items, num_frames=d.num_frames, train=True, flip=d.flip, **common)
-    val_ds = TwoStreamClipDataset(val_items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
-                                  **common)  # fmt: skip
-    return train_ds, val_ds, list(classes)
+    if len(found) != cfg.model.num_classes:
+        raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
+                         f"set --set model.num_classes={len(found)}")  # fmt: skip
+    items = idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True)
+    common = dict(crop_size=d.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, normalization=d.normalization)
+    if train:
+        return TwoStreamClipDataset(items, num_frames=d.num_frames, train=True, flip=d.flip, **common), list(found)
+    dataset = TwoStreamClipDataset(items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
+                                   **common)  # fmt: skip
+    return dataset, list(found)
+
+
+def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
+    train_ds, classes = build_dataset(cfg, train=True)
+    val_ds, _ = build_dataset(cfg, train=False, classes=classes)
+    return train_ds, val_ds, classes
 
 
 class ShardSampler(Sampler):
@@ -128,9 +134,14 @@ def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool =
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=t.seed, drop_last=True)
     extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
     train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
-    val_batch = 1 if cfg.data.eval_num_frames == 0 else t.batch_size  # whole videos differ in length
-    val = DataLoader(val_ds, val_batch, sampler=ShardSampler(len(val_ds), rank, world), **extra)
-    return train, val, classes
+    return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes
+
+
+def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_memory: bool = False) -> DataLoader:
+    """Each rank its share of `dataset`; batches of 1 for whole videos (`eval_num_frames=0`: lengths differ)."""
+    batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
+    return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
+                      num_workers=cfg.data.num_workers)  # fmt: skip
 
 
 def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:

@@ -1,0 +1,99 @@
+"""tools/train_two_stream.py and tools/eval.py end to end with the real two-stream I3D on tiny stores.
+
+One short run (1 epoch, 2 steps of 8-frame 32x32 clips) keeps this affordable on a CPU; whether training learns is
+checked in tests/i3d/test_train.py, which runs the same `fit` on a tiny backbone for more steps.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flow.store import write_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write_dataset(root: Path) -> Path:
+    """Dark frames moving right vs bright frames moving left; 4 train and 3 val videos per class."""
+    rows = ["video_id,label,split"]
+    for label, name in enumerate(("dark", "bright")):
+        for split, count in (("train", 4), ("val", 3)):
+            for k in range(count):
+                rng = np.random.default_rng((label, k, split == "val"))
+                rgb = rng.integers(0, 100, (10, 36, 40, 3), dtype=np.uint8) + np.uint8(140 * label)
+                flow = np.zeros((10, 36, 40, 2), np.float32)
+                flow[..., 0] = 4.0 if label == 0 else -4.0
+                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {})
+                rows.append(f"{name}/{split}{k},{name},{split}")
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _tool(name: str):
+    """Import tools/<name>.py as a module (in this process: no second torch start-up per call)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name: str, *argv: str) -> int:
+    tool = _tool(name)
+    return tool.main(tool.parse_args([str(a) for a in argv]))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = _write_dataset(tmp_path_factory.mktemp("cli"))
+    code = _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
+                "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
+                "--set", "train.epochs=1", "--set", "optim.lr=0.01", "--streams", "rgb,flow")  # fmt: skip
+    assert code == 0
+    return root / "run"
+
+
+def test_train_cli_writes_run_folder(run_dir):
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "best.pt").is_file() and list((run_dir / "tb").iterdir())
+    ckpt = torch.load(run_dir / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 2  # 8 videos / batch 4
+    assert ckpt["config"]["model"]["streams"] == ["rgb", "flow"] and ckpt["config"]["optim"]["lr"] == 0.01
+    assert any(k.startswith("rgb.Mixed_5c") for k in ckpt["model"])
+    assert any(k.startswith("flow.Mixed_5c") for k in ckpt["model"])
+
+
+def test_eval_cli_writes_results(run_dir, tmp_path):
+    out = tmp_path / "eval" / "results.json"
+    code = _run("eval", "--center-crop", "--checkpoint", run_dir / "best.pt", "--split", "val",
+                "--fusion-weights", "1", "1", "--out", out)  # fmt: skip
+    assert code == 0
+    results = json.loads(out.read_text())
+    for stream in ("rgb", "flow", "fused"):
+        r = results[stream]
+        assert 0 <= r["top1"] <= r["top5"] <= 1 and r["num"] == 6 and r["clip"]["num"] == 6
+        assert 0 <= r["mean_class_acc"] <= 1
+    assert results["num_videos"] == 6 and results["split"] == "val"
+    assert results["fusion_weights"] == {"rgb": 1, "flow": 1} and results["epoch"] == 1
+    assert (out.parent / results["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    with np.load(out.parent / results["predictions"]) as z:  # re-fuse offline: same fused top-1
+        fused = (z["logits_rgb"] + z["logits_flow"]) / 2
+        assert np.mean(fused.argmax(1) == z["labels"]) == pytest.approx(results["fused"]["clip"]["top1"])
+        assert sorted(z["video_ids"].tolist())[0] == "bright/val0"
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    from i3d.config import ConfigError
+
+    with pytest.raises(SystemExit) as e:
+        _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml")
+    assert e.value.code == 2 and "--out RUN_DIR" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="optim.momentun"):
+        _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "r",
+             "--set", "optim.momentun=0.5")  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="none.pt"):
+        _run("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        _run("train_two_stream", "--resume", tmp_path / "r")
