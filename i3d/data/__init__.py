@@ -1,6 +1,6 @@
 """Paired two-stream data: index builders (`index`), pure clip transforms (`transforms`) and the clip dataset."""
 
-from i3d.data.dataset import TwoStreamClipDataset
+from i3d.data.dataset import TwoStreamClipDataset, worker_init_fn
 from i3d.data.index import (
     csv_index,
     folder_index,
@@ -25,4 +25,5 @@ __all__ = [
     "resolve_stores",
     "store_path",
     "ucf101_index",
+    "worker_init_fn",
 ]

@@ -9,10 +9,13 @@ stream is read at those indices and cut with that crop, so the two streams can n
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -154,6 +157,25 @@ class TwoStreamClipDataset(Dataset):
             x = T.normalize_flow(T.channels_first(frames.reshape(k, t, *frames.shape[1:])))
         x = torch.from_numpy(x)
         return x if self.num_clips > 1 else x[0]
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Set up a DataLoader worker for clip loading (pass it as `DataLoader(..., worker_init_fn=worker_init_fn)`).
+
+    - OpenCV single-threaded, like torch in workers: the workers are the parallelism, nested pools only fight.
+    - glibc malloc keeps freed large blocks for reuse (mmap and trim thresholds at 1 GiB) instead of mapping and
+      unmapping every ~40 MB clip array; each fresh mapping costs ~10k page faults (28 ms of system time per
+      64x224 two-stream clip, see docs/PERFORMANCE.md). A worker then holds its peak heap (a few hundred MB).
+      Nothing happens off glibc.
+    """
+    cv2.setNumThreads(1)
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        libc = ctypes.CDLL(libc_name)
+        if hasattr(libc, "mallopt"):
+            m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+            libc.mallopt(m_mmap_threshold, 1 << 30)
+            libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 def _item(entry: Sequence) -> tuple[Path, int, str]:

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from flow.store import FlowStoreError, VideoStore, write_store
-from i3d.data import TwoStreamClipDataset
+from i3d.data import TwoStreamClipDataset, worker_init_fn
 from i3d.data import transforms as T
 
 H, W, S = 36, 44, 24
@@ -94,7 +94,8 @@ def test_draw_depends_only_on_seed_epoch_item(stores):
 
 
 def _loader_draws(ds, num_workers, epochs, persistent=False):
-    loader = DataLoader(ds, batch_size=2, shuffle=False, num_workers=num_workers, persistent_workers=persistent)
+    init = worker_init_fn if num_workers else None
+    loader = DataLoader(ds, batch_size=2, num_workers=num_workers, persistent_workers=persistent, worker_init_fn=init)
     draws = []
     for epoch in epochs:
         ds.set_epoch(epoch)
@@ -110,6 +111,17 @@ def test_same_draws_with_0_and_2_workers(stores):
     assert _loader_draws(ds, 2, epochs=(0, 1)) == serial
     # persistent workers keep their dataset copy: set_epoch must still reach them
     assert _loader_draws(ds, 2, epochs=(0, 1), persistent=True) == serial
+
+
+def test_worker_init_fn_makes_opencv_single_threaded():
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        worker_init_fn(0)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_eval_center_crop_and_centre_frames(stores):
