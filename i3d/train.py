@@ -203,7 +203,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
     net = getattr(model, "module", model)
     streams, accum, amp = net.streams, cfg.train.accum_steps, _amp_dtype(cfg, device)
     model.train()
-    sums = torch.zeros(2 * len(streams) + 2, dtype=torch.float64)  # losses, correct per stream, fused correct, n
+    keys = [f"{m}_{s}" for m in ("loss", "acc") for s in (*streams, "fused")]
+    sums = torch.zeros(len(keys) + 1, dtype=torch.float64)  # each metric summed over clips, then the clip count
     wait = busy = 0.0
     last = time.perf_counter()  # end of the previous iteration: [last, now) waits for data, [now, end) computes
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
@@ -221,21 +222,21 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
             _optimizer_step(model, optimizer, scaler, cfg.optim.clip_grad_norm)
             scheduler.step()
             step += 1
-        stats = [v.item() * len(labels) for v in losses.values()]
-        stats += [(out[s].argmax(1) == labels).sum().item() for s in (*streams, "fused")] + [len(labels)]
-        sums += torch.tensor(stats, dtype=torch.float64)
+        metrics = batch_metrics(out, losses, labels)
+        sums += torch.tensor([metrics[k] * len(labels) for k in keys] + [len(labels)], dtype=torch.float64)
         end = time.perf_counter()
         busy += end - now
         if writer is not None and sync and step % cfg.train.log_every == 0:
-            _log_step(writer, losses, out, labels, optimizer, step)
+            for key, value in metrics.items():
+                writer.add_scalar(f"train/{key}", value, step)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
             writer.add_scalar("train/clips_per_s", len(labels) * _world() / max(end - last, 1e-9), step)
             writer.add_scalar("train/data_wait_frac", wait / max(wait + busy, 1e-9), step)
         last = end
         bar.set_postfix({s: f"{v.item():.3f}" for s, v in losses.items()})
     sums = _all_reduce(sums)
     n = max(sums[-1].item(), 1)
-    result = {f"loss_{s}": sums[k].item() / n for k, s in enumerate(streams)}
-    result.update({f"acc_{s}": sums[len(streams) + k].item() / n for k, s in enumerate((*streams, "fused"))})
+    result = {key: sums[k].item() / n for k, key in enumerate(keys)}
     result.update(clips_per_s=sums[-1].item() / max(wait + busy, 1e-9), data_wait_frac=wait / max(wait + busy, 1e-9),
                   step=step)  # fmt: skip
     return result
@@ -254,12 +255,13 @@ def _optimizer_step(model, optimizer, scaler, clip_grad_norm: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def _log_step(writer, losses, out, labels, optimizer, step) -> None:
-    for s, v in losses.items():
-        writer.add_scalar(f"train/loss_{s}", v.item(), step)
+def batch_metrics(out: dict, losses: dict, labels: torch.Tensor) -> dict:
+    """Loss and accuracy of each stream and of the fused logits on one batch (plain floats)."""
+    metrics = {f"loss_{s}": v.item() for s, v in losses.items()}
+    metrics["loss_fused"] = F.cross_entropy(out["fused"].detach().float(), labels).item()
     for s in (*losses, "fused"):
-        writer.add_scalar(f"train/acc_{s}", (out[s].argmax(1) == labels).float().mean().item(), step)
-    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+        metrics[f"acc_{s}"] = (out[s].argmax(1) == labels).float().mean().item()
+    return metrics
 
 
 def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:

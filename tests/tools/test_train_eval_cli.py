@@ -63,6 +63,10 @@ def test_train_cli_writes_run_folder(run_dir):
     assert ckpt["config"]["model"]["streams"] == ["rgb", "flow"] and ckpt["config"]["optim"]["lr"] == 0.01
     assert any(k.startswith("rgb.Mixed_5c") for k in ckpt["model"])
     assert any(k.startswith("flow.Mixed_5c") for k in ckpt["model"])
+    # --resume takes the run's own config; with every epoch done it loads everything and has nothing left to train
+    assert _run("train_two_stream", "--resume", run_dir) == 0
+    again = torch.load(run_dir / "last.pt", weights_only=True)
+    assert again["epoch"] == 1 and all(torch.equal(v, again["model"][k]) for k, v in ckpt["model"].items())
 
 
 def test_eval_cli_writes_results(run_dir, tmp_path):
