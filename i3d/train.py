@@ -74,6 +74,8 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     subset = (d.train_subset if train else d.val_subset) or None
     if not path:
         raise ValueError(f"data.index is empty; set it to the {d.dataset} split files (--set data.index=PATH)")
+    if d.dataset == "folder" and not train and not d.val_index:
+        raise ValueError("data.dataset=folder validates on another class-folder tree: set data.val_index=FOLDER")
     if d.dataset == "ucf101":
         return idx.ucf101_index(path, d.split, subset)
     if d.dataset == "hmdb51":
