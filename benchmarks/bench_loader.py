@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--num-frames", type=int, default=64)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--no-worker-init", action="store_true", help="measure without i3d.data.worker_init_fn")
-    parser.add_argument("--compression", default="gzip", help="flow compression of the store (write_store's)")
+    parser.add_argument("--compression", default="gzip", choices=("gzip", "lzf", "none"), help="flow compression")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     cv2.setNumThreads(1)  # one worker = one core: OpenCV's colour conversion would otherwise spread out
@@ -119,7 +119,8 @@ def main() -> None:
         worker_init_fn(0)  # this process plays one worker
     with tempfile.TemporaryDirectory() as tmp:
         rgb, flow = synthetic_video(args.frames, 256, 340)
-        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=args.compression)
+        compression = None if args.compression == "none" else args.compression  # h5py's spelling of uncompressed
+        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=compression)
         print(f"store: {args.frames} frames 256x340, {args.compression} flow, {os.path.getsize(path) / 2**20:.1f} MiB")
         ds = TwoStreamClipDataset([(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop)
         ds[0]  # warm the page cache and imports
