@@ -5,6 +5,7 @@ never opens flow.
 """
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "distill.py"
 
 
-def run_tool(*argv: str) -> int:
-    """tools/distill.py's parse_args + main, in this process (a subprocess would import torch again)."""
-    spec = importlib.util.spec_from_file_location("distill_tool", TOOL)
+def run_tool(*argv: str, path: Path = TOOL) -> int:
+    """A tool's parse_args + main, in this process (a subprocess would import torch again)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{path.stem}", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool.main(tool.parse_args(list(argv)))
@@ -102,6 +103,13 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     assert student.streams == ("rgb",)
     assert (out / "config.yaml").is_file() and yaml.safe_load((out / "distill.yaml").read_text())["feature"] == 50.0
     assert list((out / "tb").glob("events.out.tfevents.*")) and (out / "best.pt").is_file()
+    # tools/eval.py on the student: its validation stores have no flow, so opening flow would fail
+    if (REPO / "tools" / "eval.py").is_file():
+        assert run_tool("--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "eval" / "results.json"),
+                        path=REPO / "tools" / "eval.py") == 0  # fmt: skip
+        results = json.loads((tmp_path / "eval" / "results.json").read_text())
+        assert "flow" not in results and results["rgb"]["num"] == 2
+        assert results["rgb"]["top1"] == pytest.approx(ckpt["history"][0]["val"]["rgb"]["top1"])
     assert run_tool(*args, "--resume", "--set", "train.epochs=2") == 0
     ckpt2 = train.load_checkpoint(out / "last.pt")
     assert ckpt2["epoch"] == 2 and ckpt2["step"] == 2 and len(ckpt2["history"]) == 2
