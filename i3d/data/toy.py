@@ -144,38 +144,50 @@ def _validate(cfg: ToyConfig) -> None:
 
 
 def make_texture(rng: np.random.Generator, kind: str, height: int, width: int, scale: float) -> np.ndarray:
-    """A (height, width) float32 pattern in [0, 1]; scale is its typical feature size in pixels."""
+    """A (height, width) float32 pattern in [0, 1]; scale is its period (stripes, checker) or feature size in pixels."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, np.pi)
     u = xx * np.cos(angle) + yy * np.sin(angle)
     v = -xx * np.sin(angle) + yy * np.cos(angle)
     if kind == "noise":
-        cell = max(2.0, scale / 2)
-        coarse = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
-        tex = cv2.resize(coarse, None, fx=cell, fy=cell, interpolation=cv2.INTER_CUBIC)[:height, :width]
-    elif kind == "stripes":
-        tex = np.tanh(2.5 * np.sin(2 * np.pi * u / scale + rng.uniform(0, 2 * np.pi)))
+        tex = _smooth_noise(rng, height, width, scale / 2)
+    elif kind == "stripes":  # wavy: straight stripes would leave the motion along them unobservable (aperture)
+        wave = 3.0 * np.pi * (_smooth_noise(rng, height, width, 1.5 * scale) - 0.5)
+        tex = np.tanh(2.5 * np.sin(2 * np.pi * u / scale + wave))
     elif kind == "checker":
-        tex = np.tanh(3.0 * np.sin(np.pi * u / scale) * np.sin(np.pi * v / scale))
-    elif kind == "blobs":
+        tex = np.tanh(3.0 * np.sin(2 * np.pi * u / scale) * np.sin(2 * np.pi * v / scale))
+    elif kind == "blobs":  # signed impulses blurred at three radii: Gaussian blobs of mixed sizes
         tex = np.zeros((height, width), np.float32)
-        for _ in range(max(4, int(height * width / scale**2 / 2))):
-            cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.3, 0.8) * scale
-            tex += rng.choice([-1.0, 1.0]) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        for sigma in (0.15 * scale, 0.25 * scale, 0.4 * scale):
+            impulses = np.zeros((height, width), np.float32)
+            count = max(3, int(height * width / (4 * sigma) ** 2))
+            impulses[rng.integers(0, height, count), rng.integers(0, width, count)] = rng.choice([-1.0, 1.0], count)
+            tex += cv2.GaussianBlur(impulses, (0, 0), sigma) * sigma**2
     else:
         raise ToyDatasetError(f"unknown texture {kind!r}; choose from {TEXTURES}")
-    tex = tex.astype(np.float32)
-    return (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
+    # stretch between percentiles, not min/max: smooth noise and blobs would otherwise stay a low-contrast grey
+    low, high = np.percentile(tex, [5, 95])
+    return np.clip((tex - low) / max(float(high - low), 1e-6), 0, 1).astype(np.float32)
 
 
-def random_colours(rng: np.random.Generator) -> np.ndarray:
-    """Two RGB colours (2, 3) float32 in 0-255 whose brightness differs enough for the texture to be trackable."""
-    hue = rng.uniform(0, 360, 2)
-    sat = rng.uniform(0.1, 0.9, 2)
-    val = np.array([rng.uniform(0.1, 0.5), 0.0])
-    val[1] = val[0] + rng.uniform(0.35, 0.5)
-    hsv = np.stack([hue, sat, val[rng.permutation(2)]], axis=1)[None].astype(np.float32)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0] * 255.0
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
+    """Uniform random values on a grid of `cell` pixels, cubic-interpolated: (height, width) float32."""
+    cell = max(2.0, cell)
+    coarse = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
+    return cv2.resize(coarse, None, fx=cell, fy=cell, interpolation=cv2.INTER_CUBIC)[:height, :width]
+
+
+def random_colours(rng: np.random.Generator, min_contrast: float = 90.0) -> np.ndarray:
+    """Two RGB colours (2, 3) float32 in 0-255 whose grey levels differ by at least `min_contrast`.
+
+    TV-L1 works on grey frames: two colours of similar luminance would make a texture it cannot track.
+    """
+    luma = np.array([0.299, 0.587, 0.114])
+    while True:
+        hsv = np.stack([rng.uniform(0, 360, 2), rng.uniform(0.1, 0.9, 2), rng.uniform(0.1, 1.0, 2)], axis=1)
+        rgb = cv2.cvtColor(hsv[None].astype(np.float32), cv2.COLOR_HSV2RGB)[0] * 255.0
+        if abs(float((rgb[0] - rgb[1]) @ luma)) >= min_contrast:
+            return rgb
 
 
 def colourise(texture: np.ndarray, colours: np.ndarray) -> np.ndarray:
@@ -197,8 +209,8 @@ def shape_alpha(rng: np.random.Generator, kind: str, size: int, radius: float) -
         angles = rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n
         radii = np.full(n, radius)
     elif kind == "polygon":
-        n = int(rng.integers(5, 9))
-        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        n = int(rng.integers(5, 9))  # jittered, not uniform, angles: uniform ones can make slivers
+        angles = rng.uniform(0, 2 * np.pi) + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * np.pi / n
         radii = rng.uniform(0.65, 1.0, n) * radius
     else:
         raise ToyDatasetError(f"unknown shape {kind!r}; choose from {SHAPES}")
@@ -225,7 +237,13 @@ def make_scene(rng: np.random.Generator, cfg: ToyConfig) -> Scene:
         rng, bg_kind, cfg.height + 2 * margin, cfg.width + 2 * margin, rng.uniform(0.05, 0.12) * short
     )
     size = 2 * _PATCH_RADIUS + 4
-    obj_tex = make_texture(rng, obj_kind, size, size, rng.uniform(0.25, 0.5) * _PATCH_RADIUS)
+    # Scaled to the top speed at the smallest object size: a periodic pattern moving by half its period per frame
+    # aliases (TV-L1 sees it move backwards), so stripes and checks get 2.5-3.5x that; aperiodic ones can be finer.
+    top_speed = max(cfg.speed[1], 2.0) * _PATCH_RADIUS / (cfg.radius[0] * short)  # in patch pixels
+    periodic = obj_kind in ("stripes", "checker")
+    obj_tex = make_texture(
+        rng, obj_kind, size, size, rng.uniform(*((2.5, 3.5) if periodic else (1.5, 2.5))) * top_speed
+    )
     alpha = shape_alpha(rng, shape, size, _PATCH_RADIUS)
     patch = np.dstack([colourise(obj_tex, random_colours(rng)), alpha]).astype(np.float32)
     background = colourise(bg_tex, random_colours(rng)).astype(np.float32)
