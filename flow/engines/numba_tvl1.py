@@ -156,22 +156,22 @@ def _median_network(n: int = 25) -> np.ndarray:
     return np.array(kept[::-1], np.int64)
 
 
-_MEDIAN25 = _median_network(25)
 
 
 @njit(cache=True, fastmath=True)
-def _median5(src, dst, window, network):
-    """5x5 median with replicated borders (cv2.medianBlur(src, 5) on float32), one image row at a time.
+def _median(src, dst, window, network):
+    """k x k median with replicated borders (cv2.medianBlur(src, k) on float32, k = 3 or 5), row by row.
 
-    The 25 neighbours of every pixel of a row go to `window` (25, W); the selection network then runs as 113
-    vectorisable min/max passes over the row instead of a branchy sort per pixel.
+    The k * k neighbours of every pixel of a row go to `window` (k * k, W); the selection network then runs as
+    vectorisable min/max passes over the row (113 for k = 5) instead of a branchy sort per pixel.
     """
     h, w = src.shape
+    r = int(np.sqrt(window.shape[0])) // 2
     for y in range(h):
         k = 0
-        for dy in range(-2, 3):
+        for dy in range(-r, r + 1):
             row = src[min(max(y + dy, 0), h - 1)]
-            for dx in range(-2, 3):
+            for dx in range(-r, r + 1):
                 for x in range(w):
                     window[k, x] = row[min(max(x + dx, 0), w - 1)]
                 k += 1
@@ -180,7 +180,7 @@ def _median5(src, dst, window, network):
             for x in range(w):
                 lo, hi = min(a[x], b[x]), max(a[x], b[x])
                 a[x], b[x] = lo, hi
-        dst[y] = window[12]
+        dst[y] = window[window.shape[0] // 2]
 
 
 @njit(cache=True, fastmath=True)
@@ -325,16 +325,16 @@ def _proc_one_scale(i0, i1, u1, u2, u3, prm, network, chunks):
     p = (np.zeros_like(i0), np.zeros_like(i0), np.zeros_like(i0), np.zeros_like(i0), np.zeros_like(i0),
          np.zeros_like(i0))
     warped, u = (i1wx, i1wy, grad, rho_c), (u1, u2, u3)
-    window = np.empty((25, w), np.float32)
+    window = np.empty((int(median) ** 2, w), np.float32)
     for _ in range(int(warps)):
         _warp(i0, i1, i1x, i1y, u1, u2, i1wx, i1wy, grad, rho_c)
         error = np.inf
         outer = 0
         while error > scaled_eps and outer < n_outer:
-            if median > 1:  # only 5 is supported (checked in NumbaTVL1), like cv::medianBlur on float32
-                _median5(u1, tmp, window, network)
+            if median > 1:  # 3 or 5 (checked in NumbaTVL1), as cv::medianBlur on float32
+                _median(u1, tmp, window, network)
                 u1[:] = tmp
-                _median5(u2, tmp, window, network)
+                _median(u2, tmp, window, network)
                 u2[:] = tmp
             inner = 0
             while error > scaled_eps and inner < n_inner:
@@ -402,15 +402,15 @@ class NumbaTVL1:
         p = self.params
         if parallel not in ("pairs", "rows"):
             raise ValueError(f"NumbaTVL1: parallel must be 'pairs' or 'rows', got {parallel!r}")
-        if p.median_filtering not in (0, 1, 5):
-            raise ValueError(
-                f"NumbaTVL1 supports median_filtering 5 (OpenCV's default) or 0/1 (off), got {p.median_filtering}"
-            )
+        if p.median_filtering not in (0, 1, 3, 5):
+            raise ValueError(f"NumbaTVL1: median_filtering must be 3 or 5 (what cv2.medianBlur does on float32) or "
+                             f"0/1 (off), got {p.median_filtering}")  # fmt: skip
         if p.use_initial_flow:
             raise ValueError("NumbaTVL1 does not support use_initial_flow=True; use the 'opencv' engine")
         if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:
             raise ValueError(f"NumbaTVL1: need nscales >= 1 and 0 < scale_step < 1, got {p.nscales}, {p.scale_step}")
         self.parallel = parallel
+        self._network = _median_network(max(p.median_filtering, 1) ** 2)
         self._prm = (float(p.tau), float(p.lambda_), float(p.theta), float(p.gamma), float(p.warps),
                      float(p.epsilon), float(p.inner_iterations), float(p.outer_iterations), float(p.median_filtering))
 
@@ -419,10 +419,11 @@ class NumbaTVL1:
         prev, nxt = check_pairs(prev, nxt, self.name)
         p = self.params
         if self.parallel == "pairs":
-            return _calc_pairs_parallel(prev, nxt, self._prm, p.nscales, p.scale_step, _MEDIAN25)
+            return _calc_pairs_parallel(prev, nxt, self._prm, p.nscales, p.scale_step, self._network)
         out = np.empty(prev.shape + (2,), np.float32)
+        threads = numba.get_num_threads()
         for i in range(len(prev)):
-            out[i] = _calc_pair(prev[i], nxt[i], self._prm, p.nscales, p.scale_step, _MEDIAN25, numba.get_num_threads())
+            out[i] = _calc_pair(prev[i], nxt[i], self._prm, p.nscales, p.scale_step, self._network, threads)
         return out
 
 
