@@ -240,6 +240,9 @@ def fit_distill(run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, out_dir
         stats = distill_one_epoch(wrapped, train_loader, optimizer, scheduler, scaler, run_cfg, epoch=epoch,
                                   step=step, device=device, writer=writer)  # fmt: skip
         step = stats.pop("step")
+        if world > 1:  # rank 0's batch-norm statistics, as DDP's forward would broadcast them (and the trainer's eval)
+            for buffer in wrapper.buffers():
+                torch.distributed.broadcast(buffer, 0)
         last = epoch + 1 == run_cfg.train.epochs
         val = train.evaluate(wrapper, val_loader, run_cfg, device) if (epoch + 1) % run_cfg.train.eval_every == 0 \
             or last else {}  # fmt: skip

@@ -6,6 +6,9 @@ never opens flow.
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,12 +141,13 @@ class TinyNet(nn.Module):
     num_features = 8
     endpoint_names = ("conv", "Logits")
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int = 8):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, 8, 3, padding=1)
-        self.bn = nn.BatchNorm3d(8)
+        self.conv = nn.Conv3d(in_channels, width, 3, padding=1)
+        self.bn = nn.BatchNorm3d(width)
         self.dropout = nn.Dropout(0.3)
-        self.fc = nn.Linear(8, num_classes)
+        self.fc = nn.Linear(width, num_classes)
+        self.num_features = width
 
     def forward_features(self, x):
         return F.relu(self.bn(self.conv(x)))
@@ -160,9 +164,9 @@ class TinyNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _tiny(seed: int, in_channels: int = 3) -> TinyNet:
+def _tiny(seed: int, in_channels: int = 3, width: int = 8) -> TinyNet:
     torch.manual_seed(seed)
-    return TinyNet(in_channels)
+    return TinyNet(in_channels, width=width)
 
 
 KD_TWO_STREAM = {"teacher_stream": "both", "kd": 1.0, "feature": 0.0}
@@ -199,3 +203,38 @@ def test_load_teacher_picks_the_stream(data):
     assert both.streams == ("rgb", "flow")
     with pytest.raises(ValueError, match="2 classes"):
         load_teacher(root / "teacher.pt", DistillConfig(), num_classes=5)
+
+
+DDP_WORKER = """
+import sys, torch, torch.distributed as dist
+sys.path[:0] = [{repo!r}, {tests!r}]
+from pathlib import Path
+from test_distill_cli import MARS_PLUS_KD, TwoStreamI3D, _tiny, write_config
+from i3d.distill_train import fit_distill, load_distill_config
+run_cfg, cfg = load_distill_config(write_config(Path({out!r}), Path({index!r}), MARS_PLUS_KD),
+                                   ["train.epochs=2", "train.batch_size=2"])
+teacher = _tiny(8, 2, width=16)  # 16 channels: the student's 8 go through a learned adapter
+student, history = fit_distill(run_cfg, cfg, teacher, {out!r}, student=TwoStreamI3D(_tiny(0), None))
+rank = dist.get_rank()
+torch.save(student.state_dict(), Path({out!r}) / f"rank{{rank}}.pt")
+torch.save(history, Path({out!r}) / f"history{{rank}}.pt")
+"""
+
+
+def test_ddp_two_processes_gloo(data, tmp_path):
+    """Student and adapters stay identical across ranks; both ranks see the same gathered validation."""
+    _, index, _ = data
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER.format(repo=str(REPO), tests=str(Path(__file__).parent), index=str(index),
+                                        out=str(tmp_path)))  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())
+    assert not all(torch.equal(v, TwoStreamI3D(_tiny(0), None).state_dict()[k]) for k, v in rank0.items())
+    h0, h1 = (torch.load(tmp_path / f"history{r}.pt") for r in (0, 1))
+    assert h0[-1]["step"] == 2 and h0[-1]["val"] == h1[-1]["val"] and h0[-1]["val"]["rgb"]["num"] == 2
+    ckpt = train.load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["adapters"]["pooled.proj.weight"].shape == (16, 8, 1, 1, 1)
