@@ -19,7 +19,7 @@ import cv2
 import h5py
 import numpy as np
 
-from flow.quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
+from flow.quantize import DEFAULT_BOUND, LEVELS, ZERO_CODE, quantize_flow
 
 FORMAT_VERSION = 1
 
@@ -103,20 +103,34 @@ class VideoStore:
         return "flow" in self._h5()
 
     # -- frames ----------------------------------------------------------------------------------------------
-    def read_rgb(self, indices) -> np.ndarray:
-        """Decode the JPEG frames at `indices` (any order, repeats allowed). Returns (n, H, W, 3) uint8 RGB."""
+    def read_rgb(self, indices, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Decode the JPEG frames at `indices` (any order, repeats allowed). Returns (n, H, W, 3) uint8 RGB.
+
+        Args:
+            box: optional crop (y0, x0, height, width) applied after decoding (JPEG decodes whole frames).
+        """
         unique, inverse = self._unique(indices)
+        y, x = self._box_slices(box)
         blobs = _read_rows(self._h5()["rgb"], unique)
-        frames = np.empty((len(unique), self.height, self.width, 3), np.uint8)
+        frames = None
         for i, blob in enumerate(blobs):
             bgr = cv2.imdecode(np.asarray(blob, np.uint8), cv2.IMREAD_COLOR)
-            if bgr is None or bgr.shape[:2] != frames.shape[1:3]:
+            if bgr is None or bgr.shape[:2] != (self.height, self.width):
                 raise FlowStoreError(f"{self.path}: RGB frame {unique[i]} is not a valid JPEG; {_fix_hint(self.path)}")
-            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=frames[i])
-        return frames[inverse]
+            crop = bgr[y, x]
+            if frames is None:
+                frames = np.empty((len(unique),) + crop.shape, np.uint8)
+            cv2.cvtColor(crop, cv2.COLOR_BGR2RGB, dst=frames[i])
+        if frames is None:
+            frames = np.empty((0, y.stop - y.start, x.stop - x.start, 3), np.uint8)
+        return frames if inverse is None else frames[inverse]
 
-    def read_flow(self, indices) -> np.ndarray:
-        """Flow at `indices` (any order, repeats allowed). Returns (n, H, W, 2) float32 pixels, x right, y down."""
+    def read_flow(self, indices, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Flow at `indices` (any order, repeats allowed). Returns (n, H, W, 2) float32 pixels, x right, y down.
+
+        Args:
+            box: optional crop (y0, x0, height, width); only that region is copied and dequantised.
+        """
         f = self._h5()
         if "flow" not in f:
             raise FlowStoreError(
@@ -124,27 +138,47 @@ class VideoStore:
                 f"{_fix_hint(self.path)}"
             )
         unique, inverse = self._unique(indices)
-        codes = _read_rows(f["flow"], unique)
-        flow = dequantize_flow(codes, float(self.attrs.get("flow_bound", DEFAULT_BOUND)))  # (n, 2, H, W)
-        return np.ascontiguousarray(flow.transpose(0, 2, 3, 1))[inverse]
+        codes = _read_rows(f["flow"], unique, self._box_slices(box))  # (n, 2, h, w) uint8
+        if inverse is not None:
+            codes = codes[inverse]  # repeat the 1-byte codes, not the float32 result
+        n, _, h, w = codes.shape
+        out = np.empty((n, h, w, 2), np.float32)  # dequantise straight into the channels-last layout: one pass
+        np.subtract(codes.transpose(0, 2, 3, 1), np.float32(ZERO_CODE), out=out, dtype=np.float32)
+        out *= np.float32(float(self.attrs.get("flow_bound", DEFAULT_BOUND)) / LEVELS)
+        return out
 
-    def _unique(self, indices) -> tuple[np.ndarray, np.ndarray]:
+    def _unique(self, indices) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sorted unique frame indices and how to expand them back (None when `indices` are already so)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_frames
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             bad = idx[(idx < 0) | (idx >= n)][0]
             raise IndexError(f"{self.path}: frame index {bad} out of range for {n} frames")
+        if np.all(idx[1:] > idx[:-1]):
+            return idx, None
         return np.unique(idx, return_inverse=True)
 
+    def _box_slices(self, box) -> tuple[slice, slice]:
+        if box is None:
+            return slice(0, self.height), slice(0, self.width)
+        y0, x0, h, w = (int(v) for v in box)
+        if y0 < 0 or x0 < 0 or h <= 0 or w <= 0 or y0 + h > self.height or x0 + w > self.width:
+            raise ValueError(f"{self.path}: crop box (y0, x0, h, w) = {box} does not fit {self.height}x{self.width}")
+        return slice(y0, y0 + h), slice(x0, x0 + w)
 
-def _read_rows(dataset: h5py.Dataset, rows: np.ndarray):
-    """Read sorted unique rows; a dense run is read as one slice (h5py's point selection is slow for many rows)."""
+
+def _read_rows(dataset: h5py.Dataset, rows: np.ndarray, box: tuple[slice, slice] | None = None):
+    """Read sorted unique rows (optionally a spatial box of (n, 2, H, W) flow): a dense run as one slice, since
+    h5py's point selection is slow for many rows."""
+    space = (slice(None),) + box if box is not None else ()
     if len(rows) == 0:
-        return dataset[0:0]
+        return dataset[(slice(0, 0),) + space]
     lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo == len(rows):
+        return dataset[(slice(lo, hi),) + space]
     if hi - lo <= 2 * len(rows):
-        return dataset[lo:hi][rows - lo]
-    return dataset[rows]
+        return dataset[(slice(lo, hi),) + space][rows - lo]
+    return dataset[(rows,) + space]
 
 
 def _plain(value):

@@ -87,3 +87,13 @@ def test_errors_name_the_file(tmp_path, clip):
     with pytest.raises(ValueError, match="match rgb"):
         write_store(tmp_path / "bad.h5", clip[0], clip[1][:3], {})
     assert not os.path.exists(tmp_path / "bad.h5")
+
+
+def test_crop_box_reads_the_same_pixels(tmp_path, clip):
+    store = VideoStore(write_store(tmp_path / "v.h5", *clip, {}))
+    idx, box = [6, 2, 2, 3], (5, 7, 20, 24)
+    np.testing.assert_array_equal(store.read_flow(idx, box=box), store.read_flow(idx)[:, 5:25, 7:31])
+    np.testing.assert_array_equal(store.read_rgb(idx, box=box), store.read_rgb(idx)[:, 5:25, 7:31])
+    assert store.read_flow([], box=box).shape == (0, 20, 24, 2) and store.read_rgb([]).shape == (0, 32, 40, 3)
+    with pytest.raises(ValueError, match="does not fit 32x40"):
+        store.read_flow([0], box=(20, 0, 20, 10))
