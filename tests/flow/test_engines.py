@@ -52,3 +52,16 @@ def test_align_flow_conventions():
     assert (fwd[0] == 1).all() and (fwd[1] == 2).all() and (fwd[2] == 0).all()
     with pytest.raises(ValueError, match="convention"):
         align_flow(pairs, 3, "sideways")
+
+
+def test_missing_contrib_build_says_how_to_fix(monkeypatch):
+    import importlib.util
+
+    import cv2
+
+    import flow.engines.opencv
+
+    monkeypatch.delattr(cv2, "optflow")
+    spec = importlib.util.spec_from_file_location("opencv_engine_probe", flow.engines.opencv.__file__)
+    with pytest.raises(ImportError, match="pip uninstall -y opencv-python opencv-python-headless && pip install"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
