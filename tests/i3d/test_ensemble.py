@@ -114,3 +114,24 @@ def test_bad_checkpoints_are_named(tmp_path):
     torch.save({"model": {}, "config": config_to_dict(flow_only)}, tmp_path / "flow.pt")
     with pytest.raises(en.EnsembleError, match="has no RGB stream"):
         en.load_member(tmp_path / "flow.pt")
+
+
+def test_each_video_is_decoded_once_at_the_largest_short_side(tmp_path, monkeypatch):
+    small = en.load_member(save_constant_checkpoint(tmp_path / "a.pt", 0.0), 1.0, "m0")  # short side 37
+    big = en.load_member(save_constant_checkpoint(tmp_path / "b.pt", 0.0, tiny_cfg(crop=48)), 1.0, "m1")  # 55
+    calls = []
+
+    def fake_read_video(path, *, fps, short_side):
+        calls.append((path, short_side))
+        if path.name == "bad.mp4":
+            raise RuntimeError("moov atom not found")
+        return np.zeros((5, short_side, short_side + 10, 3), np.uint8), {}
+
+    monkeypatch.setattr(en, "read_video", fake_read_video)
+    videos = [("a", tmp_path / "a.mp4"), ("bad", tmp_path / "bad.mp4"), ("c", tmp_path / "c.mp4")]
+    result = en.predict_videos([small, big], videos, prior=0.9)
+    assert calls == [(p, 55) for _, p in videos]
+    assert result.filenames == ["a.mp4", "bad.mp4", "c.mp4"] and list(result.errors) == ["bad.mp4"]
+    assert "moov atom" in result.errors["bad.mp4"]
+    np.testing.assert_allclose(result.probs[:, 1], [0.5, 0.9, 0.5], atol=1e-6)
+    assert result.member_probs.shape == (3, 2, 2)

@@ -1,0 +1,98 @@
+"""tools/predict_ensemble.py on generated videos, one of them corrupt and one shorter than the clips.
+
+The two checkpoints output a constant logit (head weights zeroed), so every number in the outputs can be checked
+by hand: model 0 says P(FAKE) = sigmoid(0) = 0.5, model 1 says sigmoid(ln 3) = 0.75, weights 1 and 3.
+"""
+
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from i3d.config import apply_overrides, config_to_dict, load_config
+from i3d.data import fake_toy
+from i3d.train import build_model_from_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name: str, *argv) -> int:
+    tool = _tool(name)
+    return tool.main(tool.parse_args([str(a) for a in argv]))
+
+
+def _constant_checkpoint(path: Path, logit: float, name: str, normalization: str) -> Path:
+    cfg = apply_overrides(load_config(), ["model.streams=rgb", f"model.rgb.name={name}", "model.num_classes=1",
+                                          f"data.normalization={normalization}", "data.crop_size=32",
+                                          "data.num_frames=4", "data.eval_num_frames=4"])  # fmt: skip
+    model = build_model_from_config(cfg)
+    with torch.no_grad():
+        model.rgb.fc.weight.zero_()
+        model.rgb.fc.bias.fill_(logit)
+    torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": ["REAL", "FAKE"]}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    cfg = fake_toy.FakeToyConfig(height=36, width=44, num_frames=6, codec="FFV1")
+    scene = fake_toy.make_scene(cfg, np.random.default_rng(0))
+    donor = fake_toy.make_scene(cfg, np.random.default_rng(1))
+    frames = fake_toy.render(cfg, scene)
+    fake_toy.write_video(folder / "real.avi", frames, 25.0, "FFV1")
+    fake_toy.write_video(folder / "fake.avi", fake_toy.render(cfg, scene, donor, np.random.default_rng(2)), 25.0,
+                         "FFV1")  # fmt: skip
+    fake_toy.write_video(folder / "short.avi", frames[:2], 25.0, "FFV1")  # 2 frames < the 4-frame clips: looped
+    (folder / "broken.mp4").write_bytes(np.random.default_rng(3).bytes(3000))  # not a video
+    return folder
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, capsys):
+    m0 = _constant_checkpoint(tmp_path / "m0.pt", 0.0, "mc3_18", "kinetics")
+    m1 = _constant_checkpoint(tmp_path / "m1.pt", math.log(3.0), "mc3_112", "imagenet")
+    out = tmp_path / "sub" / "submission.csv"
+    code = _run("predict_ensemble", "--model", f"{m0}:1", "--model", f"{m1}:3", "--videos", videos,
+                "--out", out, "--prior", "0.3")  # fmt: skip
+    assert code == 0
+    sub = _rows(out)
+    assert [r["filename"] for r in sub] == ["broken.mp4", "fake.avi", "real.avi", "short.avi"]
+    assert list(sub[0]) == ["filename", "label"]
+    expected = (1 * 0.5 + 3 * 0.75) / 4  # 0.6875
+    labels = {r["filename"]: float(r["label"]) for r in sub}
+    assert labels == pytest.approx({"broken.mp4": 0.3, "fake.avi": expected, "real.avi": expected,
+                                    "short.avi": expected}, abs=1e-6)  # fmt: skip
+    per_model = {r["filename"]: r for r in _rows(tmp_path / "sub" / "submission_per_model.csv")}
+    assert per_model["broken.mp4"]["status"] == "failed" and per_model["short.avi"]["status"] == "ok"
+    assert float(per_model["real.avi"]["m0"]) == pytest.approx(0.5, abs=1e-6)
+    assert float(per_model["real.avi"]["m1"]) == pytest.approx(0.75, abs=1e-6)
+    assert float(per_model["broken.mp4"]["m1"]) == pytest.approx(0.3)
+    assert float(per_model["fake.avi"]["ensemble"]) == pytest.approx(expected, abs=1e-6)
+    report = json.loads((tmp_path / "sub" / "submission_report.json").read_text())
+    assert [f["filename"] for f in report["failed"]] == ["broken.mp4"]
+    assert [m["weight"] for m in report["members"]] == [1.0, 3.0]
+    assert [m["contract"]["normalization"] for m in report["members"]] == ["kinetics", "imagenet"]
+    assert "FAILED broken.mp4" in capsys.readouterr().err
+
+
+def test_ensemble_tool_reports_bad_model(videos, tmp_path, capsys):
+    code = _run("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
+    assert code == 2 and "nope.pt not found" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
