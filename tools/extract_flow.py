@@ -52,8 +52,13 @@ def main(args: argparse.Namespace) -> int:
     opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
                           convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
                           jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)  # fmt: skip
-    records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=args.shard, workers=args.workers,
-                             backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)  # fmt: skip
+    try:
+        records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=args.shard,
+                                 workers=args.workers, backend=args.backend, scheduler=args.scheduler,
+                                 progress=not args.no_progress)  # fmt: skip
+    except (FileNotFoundError, ValueError) as e:  # nothing to run: no videos, two videos with one id, bad options
+        print(f"extract_flow.py: error: {e}", file=sys.stderr)
+        return 2
     for r in records:
         if r["status"] == "failed" or r["warnings"]:
             print(f"{r['status'].upper()} {r['source']}: {r['error'] or '; '.join(r['warnings'])}", file=sys.stderr)

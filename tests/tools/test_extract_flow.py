@@ -49,3 +49,10 @@ def test_cli_exit_status_and_options(translating_video, tmp_path, capsys):
     with VideoStore(out / "good.h5") as store:
         assert store.attrs["flow_convention"] == "forward" and store.attrs["tvl1_nscales"] == 2
         assert store.attrs["tvl1_tau"] == 0.2
+
+
+def test_cli_nothing_to_do(tmp_path, capsys):
+    tool = _tool()
+    (tmp_path / "empty").mkdir()
+    assert tool.main(tool.parse_args(["--videos", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])) == 2
+    assert "no videos found" in capsys.readouterr().err
