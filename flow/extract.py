@@ -71,7 +71,9 @@ def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: Extract
     try:
         if dst.exists() and not opts.overwrite:
             if is_complete(dst):
-                record.update(status="skipped", **store_summary(dst))
+                summary, attrs = store_summary(dst)
+                record.update(status="skipped", **summary)
+                record["warnings"] += option_mismatches(attrs, opts)
                 return record
             record["warnings"].append(f"{dst} was incomplete or corrupt; extracted again")
         for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a killed run; shards never share a video
@@ -153,11 +155,24 @@ def _store_attrs(info: dict, engine, opts: ExtractOptions) -> dict:
     }
 
 
-def store_summary(path: Path) -> dict:
-    """frames, fps, height, width of an existing store (for skipped videos in the report and index)."""
+def store_summary(path: Path) -> tuple[dict, dict]:
+    """frames, fps, height, width of an existing store (for skipped videos in the report and index), and its attrs."""
     with VideoStore(path) as store:
-        return {"frames": store.num_frames, "fps": store.attrs.get("sampled_fps"), "height": store.height,
-                "width": store.width}  # fmt: skip
+        summary = {"frames": store.num_frames, "fps": store.attrs.get("sampled_fps"), "height": store.height,
+                   "width": store.width}  # fmt: skip
+        return summary, store.attrs
+
+
+def option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
+    """Where a finished store was made with other options than this run's (it is kept; --overwrite redoes it)."""
+    wanted = {"short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
+              "flow_bound": opts.bound, **opts.tvl1.to_attrs()}  # fmt: skip
+    if opts.fps:
+        wanted["sampled_fps"] = opts.fps
+    diffs = [f"{k} {attrs[k]!r} (asked {v!r})" for k, v in wanted.items() if k in attrs and attrs[k] != v]
+    if diffs:
+        return [f"kept a store made with other options: {', '.join(diffs)}; use --overwrite to redo it"]
+    return []
 
 
 # -- which videos ------------------------------------------------------------------------------------------------

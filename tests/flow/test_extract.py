@@ -76,8 +76,32 @@ def test_resume_skips_complete_stores_and_redoes_broken(translating_video, tmp_p
     assert after["x.h5"] == before["x.h5"] and after["y.h5"] == before["y.h5"]  # not rewritten, not touched
     assert VideoStore(out / "b" / "z.h5").num_frames == 3
     assert not list(out.rglob(".*tmp*"))
+    records, _ = extract_all([str(root)], out, ExtractOptions(short_side=0, convention="forward"), progress=False)
+    assert all(r["status"] == "skipped" for r in records)
+    assert "flow_convention 'backward' (asked 'forward')" in records[0]["warnings"][0]  # kept, but said so
     _, summary = extract_all([str(root)], out, ExtractOptions(short_side=0, overwrite=True), progress=False)
     assert summary["done"] == 3 and (out / "a" / "x.h5").stat().st_ino != before["x.h5"][0]
+
+
+def test_dead_worker_is_reported_not_fatal(translating_video, tmp_path, monkeypatch):
+    import joblib
+
+    root = _dataset(translating_video, tmp_path)
+    jobs = [(vid, src, tmp_path / "out" / f"{vid}.h5") for vid, src in find_videos([str(root)])]
+
+    class DyingParallel:  # the first job finishes, then the pool loses a worker (as loky does on a segfault)
+        def __init__(self, **kwargs):
+            pass
+
+        def __call__(self, tasks):
+            func, args, kwargs = next(iter(tasks))
+            yield func(*args, **kwargs)
+            raise RuntimeError("A worker process managed by the executor was unexpectedly terminated")
+
+    monkeypatch.setattr(joblib, "Parallel", DyingParallel)
+    records = run_jobs(jobs, NATIVE, workers=2, progress=False)
+    assert [r["status"] for r in records] == ["done", "failed", "failed"]
+    assert "unexpectedly terminated" in records[1]["error"] and "rerun to resume" in records[1]["error"]
 
 
 def test_broken_file_is_reported_and_others_complete(translating_video, tmp_path):
