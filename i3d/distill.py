@@ -19,7 +19,7 @@ Two forms, combined by configurable weights (`DistillConfig`):
       (frozen, eval mode)      +--> logits --------------- KL(T) * T^2 (x alpha) -+
 
 Besides the backbones' own endpoint names (`endpoint_names`), two names work with every backbone: "features" (the
-last feature map, `forward_features`) and "pooled" (its global average, (B, C): the input of the classifier).
+last feature map, `forward_features`) and "pooled" (its global average, (B, C): MARS's pooled final features).
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ class FeatureAdapter(nn.Module):
 
     Args:
         student_channels: C_s.
-        teacher_channels: C_t; when equal, the convolution is still learned (initialised to the identity), so the
-            student is free to keep its own basis.
+        teacher_channels: C_t. `make_adapters` builds adapters only where C_s != C_t; one built with equal
+            channels starts as the identity.
     """
 
     def __init__(self, student_channels: int, teacher_channels: int):
@@ -183,7 +183,7 @@ def endpoint_outputs(
     if "features" in names:
         feats["features"] = fmap
     if "pooled" in names:
-        feats["pooled"] = fmap.mean(dim=(2, 3, 4))  # (B, C): what the classifier sees
+        feats["pooled"] = fmap.mean(dim=(2, 3, 4))  # (B, C): MARS's pooled final features
     return logits, feats
 
 
