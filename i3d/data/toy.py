@@ -99,7 +99,7 @@ class ToyConfig:
     speed: tuple[float, float] = (1.0, 4.0)
     spin_deg: tuple[float, float] = (2.0, 6.0)
     zoom: tuple[float, float] = (0.02, 0.05)
-    radius: tuple[float, float] = (0.12, 0.24)  # object radius at the middle frame, as a fraction of the short side
+    radius: tuple[float, float] = (0.15, 0.28)  # object radius at the middle frame, as a fraction of the short side
     drift: float = 0.5  # maximum background speed (px/frame), random direction
     noise_std: tuple[float, float] = (2.0, 5.0)  # per-pixel Gaussian noise, 0-255 scale
     flicker: float = 0.015  # std of a per-frame brightness gain
@@ -282,8 +282,8 @@ def sample_clip(rng: np.random.Generator, motion: Motion, cfg: ToyConfig) -> Cli
     r_mid = rng.uniform(*cfg.radius) * short
     # zoom: the size stays within [0.05, 0.45] of the short side over the whole clip
     max_zoom = min(0.45 * short / r_mid, r_mid / (0.05 * short)) ** (1 / max(half, 1e-6)) - 1
-    zoom = min(rng.uniform(*cfg.zoom), max_zoom) * motion.zoom
-    radii = r_mid * (1 + zoom) ** t
+    zoom = min(rng.uniform(*cfg.zoom), max_zoom)
+    radii = r_mid * (1 + zoom) ** (motion.zoom * t)  # zoom out is zoom in played backwards
     spin = rng.uniform(*cfg.spin_deg) * motion.spin
     angles = rng.uniform(0, 360) + spin * t
     # translation: the centre travels inside the frame shrunk by half the largest radius
@@ -404,21 +404,6 @@ def write_video(path: Path, frames_rgb: np.ndarray, fps: float) -> None:
     finally:
         writer.release()
     os.replace(tmp, path)
-
-
-def read_video(path: Path) -> np.ndarray:
-    """Decode every frame of a video file to (T, H, W, 3) uint8 RGB (for checks; the pipeline uses flow.video)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame[..., ::-1])
-    cap.release()
-    if not frames:
-        raise ToyDatasetError(f"{path}: no frames could be decoded (missing or corrupt file?); regenerate it")
-    return np.stack(frames)
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
