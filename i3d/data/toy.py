@@ -125,7 +125,11 @@ def _validate(cfg: ToyConfig) -> None:
         raise ToyDatasetError(f"frame size {cfg.height}x{cfg.width} is too small: use at least 32x32")
     if cfg.num_frames < 2 or cfg.fps <= 0:
         raise ToyDatasetError(f"num_frames={cfg.num_frames}, fps={cfg.fps}: need at least 2 frames and fps > 0")
-    if cfg.clips_per_group < 1 or not 1 <= cfg.test_groups < cfg.num_groups:
+    if cfg.clips_per_group < 1 or cfg.videos_per_class < 1:
+        raise ToyDatasetError(
+            f"clips_per_group={cfg.clips_per_group}, videos_per_class={cfg.videos_per_class}: use >= 1"
+        )
+    if not 1 <= cfg.test_groups < cfg.num_groups:
         raise ToyDatasetError(
             f"videos_per_class={cfg.videos_per_class} in groups of {cfg.clips_per_group} makes {cfg.num_groups} "
             f"group(s); test_groups={cfg.test_groups} must leave at least one for training: add videos or lower it"

@@ -30,6 +30,7 @@ def _decode(path) -> np.ndarray:
         (dict(classes=("MoveLeft", "MoveLeft")), ["repeats"]),
         (dict(videos_per_class=4, clips_per_group=4, test_groups=1), ["1 group", "test_groups=1"]),
         (dict(height=16), ["16x160", "at least 32"]),
+        (dict(clips_per_group=0), ["clips_per_group=0"]),
         (dict(speed=(4.0, 1.0)), ["speed=(4.0, 1.0)"]),
         (dict(radius=(0.1, 0.6)), ["radius"]),
     ],
