@@ -2,12 +2,14 @@
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from flow.video import read_video
+from i3d.config import load_config
 from i3d.data import toy
 from i3d.data.toy import MOTIONS, ToyConfig, ToyDatasetError
 
@@ -298,3 +300,10 @@ def test_refuses_a_folder_that_is_not_a_toy_dataset(tmp_path):
     with pytest.raises(ToyDatasetError, match="not empty"):
         toy.make_dataset(tmp_path, ToyConfig(**TINY))
     assert os.listdir(tmp_path) == ["precious.txt"]
+
+
+def test_toy_recipe_matches_the_generator_defaults():
+    cfg, d = load_config(Path(__file__).resolve().parents[3] / "configs/toy_i3d_two_stream.yaml"), ToyConfig()
+    assert cfg.model.num_classes == len(d.classes) and cfg.data.dataset == "ucf101"
+    assert cfg.data.crop_size <= min(d.height, d.width) and cfg.data.num_frames <= d.num_frames
+    assert not cfg.data.flip  # a flip turns MoveLeft into MoveRight and clockwise into anticlockwise
