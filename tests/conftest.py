@@ -69,7 +69,8 @@ def textured_frames(num_frames: int, height: int, width: int, dx: float, dy: flo
     for t in range(num_frames):
         # inverse map: frame t at (x, y) samples the texture at (x + pad - t*dx, y + pad - t*dy), so content moves by +d
         m = np.float32([[1, 0, pad - t * dx], [0, 1, pad - t * dy]])
-        warped = cv2.warpAffine(texture, m, (big_w, big_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        warped = cv2.warpAffine(texture, m, (big_w, big_h), flags=flags, borderMode=cv2.BORDER_REFLECT)
         frames.append(warped[:height, :width])
     return np.stack(frames)
 
