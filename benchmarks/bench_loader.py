@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the total-throughput line")
     parser.add_argument("--num-frames", type=int, default=64)
     parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument(
+        "--compact", action="store_true", help="TwoStreamClipDataset(compact=True): uint8 RGB, fp16 flow"
+    )
     parser.add_argument("--no-worker-init", action="store_true", help="measure without i3d.data.worker_init_fn")
     parser.add_argument("--compression", default="gzip", choices=("gzip", "lzf", "none"), help="flow compression")
     args = parser.parse_args()
@@ -122,7 +125,9 @@ def main() -> None:
         compression = None if args.compression == "none" else args.compression  # h5py's spelling of uncompressed
         path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=compression)
         print(f"store: {args.frames} frames 256x340, {args.compression} flow, {os.path.getsize(path) / 2**20:.1f} MiB")
-        ds = TwoStreamClipDataset([(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop)
+        ds = TwoStreamClipDataset(
+            [(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop, compact=args.compact
+        )
         ds[0]  # warm the page cache and imports
         watch = Stopwatch()
         with watch("total"):

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -56,6 +55,10 @@ class TwoStreamClipDataset(Dataset):
     read), `label` int, `indices` (T,) int64, `crop` (y0, x0) int64 in stored-frame coordinates, `flip` bool,
     `video_id` str.
 
+    `compact=True` sends 2.6x fewer bytes through the DataLoader's shared memory, its costliest step (see
+    docs/PERFORMANCE.md): `rgb` stays uint8 0-255 and `flow` is float16; call `transforms.expand_compact(batch,
+    normalization)` on the batch (after moving it to the GPU) to get the float32 tensors described above.
+
     Args:
         items: `(store_path, label)` or `(store_path, label, video_id)`; without a video_id the store's file name
             without `.h5` is used. `index.resolve_stores` builds them.
@@ -73,6 +76,7 @@ class TwoStreamClipDataset(Dataset):
         flip: bool = False,
         num_clips: int = 1,
         normalization: str = "i3d",
+        compact: bool = False,
     ):
         streams = tuple(streams)
         if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
@@ -92,6 +96,7 @@ class TwoStreamClipDataset(Dataset):
         self.items = [_item(entry) for entry in items]
         self.num_frames, self.crop_size, self.train, self.seed = num_frames, crop_size, train, seed
         self.streams, self.flip, self.num_clips, self.normalization = streams, flip, num_clips, normalization
+        self.compact = compact
         # In shared memory so DataLoader workers see set_epoch even with persistent_workers=True (a plain int
         # would stay frozen at the value each worker was started with).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -141,20 +146,22 @@ class TwoStreamClipDataset(Dataset):
         return sample
 
     def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> torch.Tensor:
-        """One stream at `plan`: (K, C, T, S, S) float32, or (C, T, S, S) when K = 1."""
+        """One stream at `plan`: (K, C, T, S, S), or (C, T, S, S) when K = 1; float32 (uint8/float16 if compact)."""
         k, t = plan.indices.shape
         flat = plan.indices.reshape(-1)
         if stream == "rgb":
             frames = T.crop(store.read_rgb(flat), plan.y0, plan.x0, self.crop_size)
             if plan.flip:
                 frames = T.hflip_rgb(frames)
+            frames = T.channels_first(frames.reshape(k, t, *frames.shape[1:]))
             # normalising writes a new contiguous array: the transpose to channels-first comes free with it
-            x = T.normalize_rgb(T.channels_first(frames.reshape(k, t, *frames.shape[1:])), self.normalization, -4)
+            x = np.ascontiguousarray(frames) if self.compact else T.normalize_rgb(frames, self.normalization, -4)
         else:
             frames = T.crop(store.read_flow(flat), plan.y0, plan.x0, self.crop_size)
             if plan.flip:
                 frames = T.hflip_flow(frames)
             x = T.normalize_flow(T.channels_first(frames.reshape(k, t, *frames.shape[1:])))
+            x = x.astype(np.float16) if self.compact else x
         x = torch.from_numpy(x)
         return x if self.num_clips > 1 else x[0]
 
@@ -162,13 +169,12 @@ class TwoStreamClipDataset(Dataset):
 def worker_init_fn(worker_id: int) -> None:
     """Set up a DataLoader worker for clip loading (pass it as `DataLoader(..., worker_init_fn=worker_init_fn)`).
 
-    - OpenCV single-threaded, like torch in workers: the workers are the parallelism, nested pools only fight.
-    - glibc malloc keeps freed large blocks for reuse (mmap and trim thresholds at 1 GiB) instead of mapping and
-      unmapping every ~40 MB clip array; each fresh mapping costs ~10k page faults (28 ms of system time per
-      64x224 two-stream clip, see docs/PERFORMANCE.md). A worker then holds its peak heap (a few hundred MB).
-      Nothing happens off glibc.
+    glibc malloc keeps freed large blocks for reuse (mmap and trim thresholds at 1 GiB) instead of mapping and
+    unmapping every ~40 MB clip array; each fresh mapping costs ~10k page faults (28 ms of system time per 64x224
+    two-stream clip, see docs/PERFORMANCE.md). A worker then holds its peak heap (a few hundred MB). Nothing happens
+    off glibc. (OpenCV's thread count is deliberately not touched here: `cv2.setNumThreads` in a forked child whose
+    parent had started OpenCV's pool hangs; call `cv2.setNumThreads(1)` in the parent before creating the loader.)
     """
-    cv2.setNumThreads(1)
     libc_name = ctypes.util.find_library("c")
     if libc_name:
         libc = ctypes.CDLL(libc_name)

@@ -2,12 +2,14 @@
 
 Frames are channels-last numpy arrays as `flow.store.VideoStore` returns them: RGB (T, H, W, 3) uint8 and flow
 (T, H, W, 2) float32 pixels (x right, y down). Nothing here draws random numbers on its own: the random functions
-take a `numpy.random.Generator`, so the caller decides what the draw depends on.
+take a `numpy.random.Generator`, so the caller decides what the draw depends on. The last two functions are the
+torch counterparts for batches of `TwoStreamClipDataset(compact=True)`, normalised on the GPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 # Per-channel statistics of x / 255 (RGB order).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -140,3 +142,33 @@ def channels_first(frames: np.ndarray) -> np.ndarray:
 def to_channels_first(frames: np.ndarray) -> np.ndarray:
     """(..., T, H, W, C) -> a contiguous copy (..., C, T, H, W)."""
     return np.ascontiguousarray(channels_first(frames))
+
+
+def normalize_rgb_tensor(x: torch.Tensor, kind: str = "i3d", channel_dim: int = -4) -> torch.Tensor:
+    """`normalize_rgb` for a uint8 tensor on any device (channels on `channel_dim`); returns float32."""
+    y = x.to(torch.float32)
+    if kind == "i3d":
+        return y.mul_(2.0 / 255.0).sub_(1.0)
+    if kind in ("imagenet", "kinetics"):
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if kind == "imagenet" else (KINETICS_MEAN, KINETICS_STD)
+        shape = [1] * y.ndim
+        shape[channel_dim] = 3
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=y.device).view(shape)
+        std_t = torch.tensor(std, dtype=torch.float32, device=y.device).view(shape)
+        return y.mul_(1.0 / 255.0).sub_(mean_t).div_(std_t)
+    if kind == "none":
+        return y
+    raise ValueError(f"unknown RGB normalization {kind!r}; choose one of {NORMALIZATIONS}")
+
+
+def expand_compact(batch: dict, normalization: str = "i3d") -> dict:
+    """A sample or batch of `TwoStreamClipDataset(compact=True)` -> float32 `rgb` (normalised) and `flow`.
+
+    Works on any device; do it after `.to("cuda")` so the uint8/float16 tensors are what crosses the bus too.
+    """
+    out = dict(batch)
+    if "rgb" in out:
+        out["rgb"] = normalize_rgb_tensor(out["rgb"], normalization)
+    if "flow" in out:
+        out["flow"] = out["flow"].to(torch.float32)
+    return out

@@ -113,17 +113,6 @@ def test_same_draws_with_0_and_2_workers(stores):
     assert _loader_draws(ds, 2, epochs=(0, 1), persistent=True) == serial
 
 
-def test_worker_init_fn_makes_opencv_single_threaded():
-    import cv2
-
-    before = cv2.getNumThreads()
-    try:
-        worker_init_fn(0)
-        assert cv2.getNumThreads() == 1
-    finally:
-        cv2.setNumThreads(before)
-
-
 def test_eval_center_crop_and_centre_frames(stores):
     ds = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, train=False, seed=0)
     s = ds[2]  # 13 frames: the 4 around the centre are 4..7
@@ -199,6 +188,20 @@ def test_normalization_kinds(stores):
         TwoStreamClipDataset(stores, normalization="bgr")
     with pytest.raises(ValueError, match="streams"):
         TwoStreamClipDataset(stores, streams=("depth",))
+
+
+def test_compact_samples_expand_to_the_float_samples(stores):
+    full = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="kinetics")
+    compact = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="kinetics",
+                                   compact=True)  # fmt: skip
+    for i in range(len(stores)):
+        a, b = full[i], compact[i]
+        assert b["rgb"].dtype == torch.uint8 and b["flow"].dtype == torch.float16 and _draw(a) == _draw(b)
+        raw = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="none")[i]
+        assert torch.equal(b["rgb"].float(), raw["rgb"])
+        c = T.expand_compact(b, "kinetics")
+        torch.testing.assert_close(c["rgb"], a["rgb"], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(c["flow"], a["flow"], rtol=0, atol=5e-4)  # float16 rounding only
 
 
 def test_errors_name_the_store(stores, tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from i3d.data import transforms as T
 
@@ -90,3 +91,21 @@ def test_channels_first_then_normalize_is_contiguous():
     assert y.shape == (2, 2, 3, 4, 5) and y[1, 1, 0, 3, 4] == x[1, 0, 3, 4, 1]
     z = T.normalize_flow(y)
     assert z.flags.c_contiguous and z[1, 1, 0, 3, 4] == np.clip(x[1, 0, 3, 4, 1], -20, 20) / 20
+
+
+@pytest.mark.parametrize("kind", ["i3d", "imagenet", "kinetics", "none"])
+def test_normalize_rgb_tensor_matches_numpy(kind):
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 5, 6), dtype=np.uint8)  # (B, 3, T, H, W)
+    got = T.normalize_rgb_tensor(torch.from_numpy(x), kind)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), T.normalize_rgb(x, kind, channel_axis=-4), rtol=1e-6, atol=1e-6)
+
+
+def test_expand_compact():
+    rgb = torch.tensor([0, 255], dtype=torch.uint8).repeat(3, 1).view(1, 3, 2, 1, 1)  # (B, 3, T, H, W): black, white
+    batch = {"rgb": rgb, "flow": torch.tensor([0.5, -1.0], dtype=torch.float16), "label": torch.tensor([4])}
+    out = T.expand_compact(batch, "i3d")
+    assert out["rgb"].dtype == out["flow"].dtype == torch.float32
+    assert out["rgb"][0, :, 0].eq(-1).all() and out["rgb"][0, :, 1].eq(1).all()
+    assert out["flow"].tolist() == [0.5, -1.0] and out["label"] is batch["label"]
+    assert batch["rgb"].dtype == torch.uint8  # the input dict is untouched
