@@ -17,7 +17,9 @@ from pathlib import Path
 import yaml
 
 STREAMS = ("rgb", "flow")
-DATASETS = ("ucf101", "hmdb51", "kinetics", "csv", "folder")
+DATASETS = ("ucf101", "hmdb51", "kinetics", "csv", "folder", "dfdc")
+SAMPLERS = ("random", "rebalanced")
+CUTMIX_MODES = ("spatial", "temporal", "both", "random")  # i3d.data.cutmix.MODES
 
 
 class ConfigError(ValueError):
@@ -36,7 +38,7 @@ class StreamConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     streams: tuple[str, ...] = STREAMS  # which streams to build and train: ("rgb",), ("flow",) or both
-    num_classes: int = 400
+    num_classes: int = 400  # 1 = a binary head: one logit, BCE, P(positive class) = sigmoid
     dropout: float = 0.5  # before the logits layer, as in DeepMind's I3D
     fusion_weights: tuple[float, ...] = (1.0, 1.0)  # (rgb, flow) weights of the fused logits
     rgb: StreamConfig = field(default_factory=StreamConfig)
@@ -45,8 +47,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "ucf101"  # how the index is built: ucf101 | hmdb51 | kinetics | csv | folder
-    index: str = ""  # split-file folder (ucf101/hmdb51), CSV file (kinetics/csv) or class-folder root (folder)
+    dataset: str = "ucf101"  # how the index is built: ucf101 | hmdb51 | kinetics | csv | folder | dfdc
+    index: str = ""  # split files (ucf101/hmdb51), CSV (kinetics/csv), class folders (folder), DFDC parts (dfdc)
     val_index: str = ""  # a separate CSV / folder for validation ("" = the same as `index`)
     split: int = 1  # official split number of ucf101/hmdb51
     train_subset: str = "train"  # which part of the index trains ...
@@ -60,6 +62,7 @@ class DataConfig:
     flip: bool = False  # random horizontal flip at training (negates flow x)
     normalization: str = "i3d"  # RGB normalisation of i3d.data.transforms.normalize_rgb
     num_workers: int = 4
+    sampler: str = "random"  # random (a shuffle) | rebalanced (i3d.data.sampler.RebalancedSampler: classes equal)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class TrainConfig:
     eval_every: int = 1  # validate every N epochs (and after the last)
     log_every: int = 10  # TensorBoard scalars every N optimiser steps
     progress: bool = True  # tqdm progress bar on rank 0
+    cutmix_alpha: float = 0.0  # video CutMix (i3d.data.cutmix): lam ~ Beta(alpha, alpha); 0 = off
+    cutmix_mode: str = "random"  # spatial | temporal | both | random (one of the three per batch)
 
 
 @dataclass(frozen=True)
@@ -189,12 +194,15 @@ def validate(cfg: Config) -> Config:
         (len(m.fusion_weights) == 2, f"model.fusion_weights={list(m.fusion_weights)} needs two numbers (rgb, flow)"),
         (m.num_classes > 0, f"model.num_classes={m.num_classes} must be positive"),
         (d.dataset in DATASETS, f"data.dataset={d.dataset!r} must be one of {DATASETS}"),
+        (d.sampler in SAMPLERS, f"data.sampler={d.sampler!r} must be one of {SAMPLERS}"),
         (d.num_frames > 0 and d.crop_size > 0, "data.num_frames and data.crop_size must be positive"),
         (d.eval_num_frames >= 0 and d.eval_num_clips >= 1, "data.eval_num_frames >= 0 and data.eval_num_clips >= 1"),
         (o.schedule in ("step", "cosine", "constant"), f"optim.schedule={o.schedule!r} must be step|cosine|constant"),
         (o.lr > 0, f"optim.lr={o.lr} must be positive"),
         (t.amp in ("none", "bf16", "fp16"), f"train.amp={t.amp!r} must be none|bf16|fp16"),
         (t.device in ("auto", "cpu", "cuda"), f"train.device={t.device!r} must be auto|cpu|cuda"),
+        (t.cutmix_alpha >= 0, f"train.cutmix_alpha={t.cutmix_alpha} must be >= 0 (0 turns CutMix off)"),
+        (t.cutmix_mode in CUTMIX_MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {CUTMIX_MODES}"),
         (t.epochs > 0 and t.batch_size > 0 and t.accum_steps > 0,
          "train.epochs, train.batch_size and train.accum_steps must be positive"),
     ]  # fmt: skip

@@ -33,7 +33,7 @@ from flow.video import read_video
 from i3d.config import Config, config_from_dict
 from i3d.data.dfdc import CLASSES as BINARY_CLASSES
 from i3d.data.transforms import clip_indices, even_starts
-from i3d.models.contracts import CONTRACTS, InputContract, prepare
+from i3d.models.contracts import InputContract, prepare
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +106,20 @@ def parse_model_spec(spec: str) -> tuple[Path, float]:
 def contract_of_run(cfg: Config, ckpt: dict) -> InputContract:
     """The input contract a checkpoint's model was trained with.
 
-    A checkpoint holding "input_contract" (written by the trainer) is used as is. Otherwise the run's
-    data.crop_size, data.normalization and data.num_frames are taken, with the short side scaled from the zoo
-    contract of model.rgb.name (crop 112 / short side 128 -> crop 32 / short side 37), and a normalisation that
-    differs from the zoo contract is logged: the run's own values are what the weights saw.
+    The trainer saves it in every checkpoint ("input_contract", with the short side of the stores it validated
+    on); older checkpoints get `i3d.train.run_input_contract(cfg)`: the run's data.crop_size, data.normalization
+    and data.num_frames, with the short side scaled from the zoo contract (crop 112 / short side 128 -> crop 32 /
+    short side 37). The run's own values are what the weights saw, whatever the zoo contract says.
     """
+    from i3d.train import run_input_contract
+
     if isinstance(ckpt.get("input_contract"), dict):
         return InputContract(**ckpt["input_contract"])
-    d, name = cfg.data, cfg.model.rgb.name
-    base = CONTRACTS.get(name)
-    if base is None:
-        raise EnsembleError(f"model.rgb.name={name!r} has no input contract in i3d.models.contracts.CONTRACTS")
-    if d.normalization != base.normalization:
-        log.warning("%s was trained with data.normalization=%s, its zoo contract says %s; using %s",
-                    name, d.normalization, base.normalization, d.normalization)  # fmt: skip
-    short_side = max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
-    return InputContract(crop_size=d.crop_size, short_side=short_side, normalization=d.normalization,
-                         min_frames=d.num_frames)  # fmt: skip
+    contract = run_input_contract(cfg)
+    if contract is None:
+        raise EnsembleError(f"model.rgb.name={cfg.model.rgb.name!r} has no input contract in "
+                            "i3d.models.contracts.CONTRACTS")  # fmt: skip
+    return contract
 
 
 def read_checkpoint(path: Path) -> dict:

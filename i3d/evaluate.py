@@ -1,5 +1,8 @@
 """Evaluation: clip- and video-level top-1/top-5 and mean class accuracy per stream and fused, from saved logits.
 
+A binary head (one logit per clip, P(positive) = sigmoid) is scored instead by the DFDC metrics: log loss on
+clipped probabilities, ROC AUC and accuracy (`i3d.metrics.binary_metrics`).
+
     predict(model, loader) -> Predictions          one row per clip: video_id, clip number, label, logits per stream
     video_level(preds)     -> Predictions          one row per video: the mean of its clips' logits
     compute_results(preds, weights, num_classes)   {"rgb": {...}, "flow": {...}, "fused": {...}}
@@ -18,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from i3d import metrics
 
 STREAMS = ("rgb", "flow")
 
@@ -126,15 +131,35 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: 
     }
 
 
+def binary_classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """log_loss (clipped, DFDC's metric), auc, accuracy, num, positive_rate of (N, 1) logits of a binary head."""
+    return metrics.binary_metrics(metrics.sigmoid(np.asarray(logits).reshape(-1)), np.asarray(labels))
+
+
+def is_binary(logits: Mapping[str, np.ndarray]) -> bool:
+    """True when the streams' logits have one column: a binary head trained with BCE."""
+    return any(x.ndim == 2 and x.shape[1] == 1 for x in logits.values())
+
+
+def predicted_classes(logits: np.ndarray) -> np.ndarray:
+    """Class per row: argmax, or logit > 0 (p > 0.5) for a binary head."""
+    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(axis=1)
+
+
 def compute_results(clip_preds: Predictions, fusion_weights: Mapping[str, float], num_classes: int) -> dict:
-    """Per stream and fused: video-level metrics at the top, the clip-level ones under "clip"."""
+    """Per stream and fused: video-level metrics at the top, the clip-level ones under "clip".
+
+    Multi-class heads get `classification_metrics`; a binary head (1 logit) gets `binary_classification_metrics`.
+    """
     videos = video_level(clip_preds)
+    binary = is_binary(clip_preds.logits)
     results = {}
     for name in [*clip_preds.logits, "fused"]:
         per_level = []
         for preds in (videos, clip_preds):
             logits = fuse(preds.logits, fusion_weights) if name == "fused" else preds.logits[name]
-            per_level.append(classification_metrics(logits, preds.labels, num_classes))
+            per_level.append(binary_classification_metrics(logits, preds.labels) if binary
+                             else classification_metrics(logits, preds.labels, num_classes))  # fmt: skip
         results[name] = {**per_level[0], "clip": per_level[1]}
     return results
 
@@ -200,7 +225,7 @@ def write_report(out_json: str | Path, clip_preds: Predictions, fusion_weights: 
     results = compute_results(clip_preds, fusion_weights, num_classes)
     videos = video_level(clip_preds)
     fused = fuse(videos.logits, fusion_weights)
-    cm = confusion_matrix(fused.argmax(axis=1), videos.labels, num_classes)
+    cm = confusion_matrix(predicted_classes(fused), videos.labels, num_classes)
     stem = out_json.with_suffix("")
     png = save_confusion_png(cm, class_names, f"{stem}_confusion.png", title=f"fused, {len(videos)} videos")
     npz = save_predictions(f"{stem}_predictions.npz", clip_preds, class_names)

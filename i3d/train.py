@@ -1,4 +1,4 @@
-"""Two-stream training: both streams on the same batches, each with its own cross-entropy, losses summed.
+"""Two-stream training: both streams on the same batches, each with its own classification loss, losses summed.
 
 The streams share no parameters, so summing their losses trains each exactly as if it were trained alone on the
 same clips; one optimiser step updates both. Everything is a plain function:
@@ -8,8 +8,15 @@ same clips; one optimiser step updates both. Everything is a plain function:
       for each epoch: train_one_epoch -> dict; evaluate -> dict; save_checkpoint(last.pt [, best.pt])
 
 Runs on CPU or CUDA, and under `torchrun` with DistributedDataParallel (gloo on CPU, nccl on CUDA; rank 0 writes).
+
+The DFDC recipes (configs/dfdc_*.yaml) use four hooks, all off by default: `data.dataset: dfdc` (metadata.json
+parts), `model.num_classes: 1` (one logit + BCE; best.pt by the lowest validation log loss instead of the highest
+top-1), `data.sampler: rebalanced` (`RebalancedSampler`) and `train.cutmix_alpha > 0` (one CutMix box per batch,
+the same for every stream, soft targets). The RGB input is checked against the model's input contract, and the
+contract trained with is saved in every checkpoint ("input_contract") for tools that feed raw videos.
 """
 
+import dataclasses
 import logging
 import math
 import os
@@ -27,13 +34,19 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from flow.store import VideoStore
 from i3d import evaluate as ev
-from i3d.config import Config, OptimConfig, StreamConfig, config_from_dict, config_to_dict, save_config
+from i3d.config import Config, ConfigError, OptimConfig, StreamConfig, config_from_dict, config_to_dict, save_config
 from i3d.data import index as idx
+from i3d.data.cutmix import cutmix
 from i3d.data.dataset import TwoStreamClipDataset
+from i3d.data.dfdc import dfdc_index
+from i3d.data.sampler import RebalancedSampler
 from i3d.models import InceptionI3d, TwoStreamI3D
+from i3d.models.contracts import CONTRACTS, InputContract
 from i3d.models.zoo import build_model
 from i3d.weights import load_pretrained
+from i3d.weights_zoo import load_zoo_pretrained
 
 log = logging.getLogger(__name__)
 IN_CHANNELS = {"rgb": 3, "flow": 2}
@@ -55,7 +68,8 @@ def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: f
     if scfg.pretrained:
         if not Path(scfg.pretrained).is_file():
             raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
-        load_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # resets a head of another size
+        load = load_pretrained if scfg.name == "i3d" else load_zoo_pretrained  # torchvision / kenshohara / ours
+        load(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # keeps a fresh head of another size
     return net
 
 
@@ -65,6 +79,34 @@ def build_model_from_config(cfg: Config) -> TwoStreamI3D:
     nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
             for s in ("rgb", "flow")}  # fmt: skip
     return TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
+
+
+def run_input_contract(cfg: Config, short_side: int | None = None) -> InputContract | None:
+    """The input contract the RGB stream trains with: crop, normalisation and clip length from `cfg.data`.
+
+    The short side is `short_side` (the stores' frame size, which the validation centre crop sees) or else the zoo
+    contract's, scaled by data.crop_size / its crop. None without an RGB stream or for a model with no contract.
+    """
+    base = CONTRACTS.get(cfg.model.rgb.name)
+    if "rgb" not in cfg.model.streams or base is None:
+        return None
+    d = cfg.data
+    short_side = short_side or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
+    return InputContract(d.crop_size, max(short_side, d.crop_size), d.normalization, min_frames=d.num_frames)
+
+
+def check_input_contract(cfg: Config) -> None:
+    """Refuse an RGB normalisation other than the model's contract (a silent mix-up); log another crop size."""
+    name, d = cfg.model.rgb.name, cfg.data
+    base = CONTRACTS.get(name)
+    if "rgb" not in cfg.model.streams or base is None:
+        return
+    if d.normalization != base.normalization:
+        raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.contracts) but "
+                          f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
+    if d.crop_size != base.crop_size:
+        log.warning("data.crop_size=%d differs from %s's contract (%d px); tools will feed the checkpoint %d px",
+                    d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
 
 
 def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
@@ -84,6 +126,8 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
         return idx.kinetics_index(path, subset, classes=classes)
     if d.dataset == "csv":
         return idx.csv_index(path, subset, classes=classes)
+    if d.dataset == "dfdc":
+        return dfdc_index(path, split=subset)  # ["REAL", "FAKE"]
     return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
 
 
@@ -96,9 +140,9 @@ def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClip
     if classes is not None and list(found) != list(classes):
         raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(found)} vs "
                          f"{len(classes)}); give both parts the same class list")  # fmt: skip
-    if len(found) != cfg.model.num_classes:
+    if len(found) != cfg.model.num_classes and not (cfg.model.num_classes == 1 and len(found) == 2):
         raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
-                         f"set --set model.num_classes={len(found)}")  # fmt: skip
+                         f"set --set model.num_classes={len(found)} (or 1 for a binary head on two classes)")
     items = idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True)
     common = dict(crop_size=d.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, normalization=d.normalization)
     if train:
@@ -131,12 +175,25 @@ def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool =
     """(train_loader, val_loader, class_names). The train order depends only on (seed, epoch), via set_epoch."""
     train_ds, val_ds, classes = build_datasets(cfg)
     t, workers = cfg.train, cfg.data.num_workers
-    if len(train_ds) < t.batch_size * world:
-        raise ValueError(f"{len(train_ds)} training videos < train.batch_size x processes = {t.batch_size * world}")
-    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=t.seed, drop_last=True)
+    sampler = build_train_sampler(cfg, train_ds, rank, world)
+    if len(sampler) < t.batch_size:
+        raise ValueError(f"{len(sampler)} training clips per process and epoch (data.sampler={cfg.data.sampler}, "
+                         f"{len(train_ds)} videos, {world} processes) < train.batch_size={t.batch_size}")
     extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
     train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
     return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes
+
+
+def build_train_sampler(cfg: Config, dataset: TwoStreamClipDataset, rank: int = 0, world: int = 1) -> Sampler:
+    """A shuffle of every video (data.sampler=random) or a class-rebalanced subset (rebalanced), sharded over ranks.
+
+    Both reshuffle by (train.seed, epoch) through `set_epoch`.
+    """
+    if cfg.data.sampler == "rebalanced":
+        labels = [label for _path, label, _video_id in dataset.items]
+        return RebalancedSampler(labels, seed=cfg.train.seed, num_replicas=world, rank=rank)
+    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed,
+                              drop_last=True)  # fmt: skip
 
 
 def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_memory: bool = False) -> DataLoader:
@@ -187,9 +244,25 @@ def _amp_dtype(cfg: Config, device: torch.device):
     return torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16
 
 
-def stream_losses(out: dict, labels: torch.Tensor, streams, *, step: int, epoch: int) -> dict:
-    """Cross-entropy per stream; a non-finite value on any rank stops every rank with the step and stream named."""
-    losses = {s: F.cross_entropy(out[s].float(), labels) for s in streams}
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on (B, K) logits, or BCE with logits for a binary head (B, 1).
+
+    Targets are class ids (B,) or soft targets from CutMix: (B, K) probabilities, or (B, 1) / (B,) P(positive).
+    """
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits, targets.float().reshape(-1, 1))
+    return F.cross_entropy(logits, targets)
+
+
+def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
+    """argmax, or logit > 0 (p > 0.5) for a binary head."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+
+
+def stream_losses(out: dict, targets: torch.Tensor, streams, *, step: int, epoch: int) -> dict:
+    """The loss of each stream; a non-finite value on any rank stops every rank with the step and stream named."""
+    losses = {s: classification_loss(out[s], targets) for s in streams}
     world = dist.get_world_size() if dist.is_initialized() else 1
     values = _all_reduce(torch.stack([v.detach() for v in losses.values()])) / world
     for s, v in zip(streams, values.tolist(), strict=True):
@@ -210,21 +283,24 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
     wait = busy = 0.0
     last = time.perf_counter()  # end of the previous iteration: [last, now) waits for data, [now, end) computes
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    rng = np.random.default_rng([cfg.train.seed, epoch, rank, 0xC07])  # CutMix boxes: a function of (seed, epoch, rank)
     for i, batch in enumerate(bar):
         now = time.perf_counter()
         wait += now - last
         labels = batch["label"].to(device, non_blocking=True)
         sync = (i + 1) % accum == 0 or i + 1 == len(loader)
         with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
+            inputs, targets = mix_batch({s: batch[s].to(device, non_blocking=True) for s in streams}, labels, cfg, rng)
             with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-                out = model(**{s: batch[s].to(device, non_blocking=True) for s in streams})
-            losses = stream_losses(out, labels, streams, step=step, epoch=epoch)
+                out = model(**inputs)
+            losses = stream_losses(out, targets, streams, step=step, epoch=epoch)
             scaler.scale(sum(losses.values()) / accum).backward()
         if sync:
             _optimizer_step(model, optimizer, scaler, cfg.optim.clip_grad_norm)
             scheduler.step()
             step += 1
-        metrics = batch_metrics(out, losses, labels)
+        metrics = batch_metrics(out, losses, labels, targets)
         sums += torch.tensor([metrics[k] * len(labels) for k in keys] + [len(labels)], dtype=torch.float64)
         end = time.perf_counter()
         busy += end - now
@@ -257,13 +333,27 @@ def _optimizer_step(model, optimizer, scaler, clip_grad_norm: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def batch_metrics(out: dict, losses: dict, labels: torch.Tensor) -> dict:
-    """Loss and accuracy of each stream and of the fused logits on one batch (plain floats)."""
+def batch_metrics(out: dict, losses: dict, labels: torch.Tensor, targets: torch.Tensor | None = None) -> dict:
+    """Loss and accuracy of each stream and of the fused logits on one batch (plain floats).
+
+    Losses are against `targets` (CutMix's soft ones; default `labels`), accuracy against the clips' own labels.
+    """
+    targets = labels if targets is None else targets
     metrics = {f"loss_{s}": v.item() for s, v in losses.items()}
-    metrics["loss_fused"] = F.cross_entropy(out["fused"].detach().float(), labels).item()
+    metrics["loss_fused"] = classification_loss(out["fused"].detach(), targets).item()
     for s in (*losses, "fused"):
-        metrics[f"acc_{s}"] = (out[s].argmax(1) == labels).float().mean().item()
+        metrics[f"acc_{s}"] = (predicted_classes(out[s]) == labels).float().mean().item()
     return metrics
+
+
+def mix_batch(inputs: dict, labels: torch.Tensor, cfg: Config, rng: np.random.Generator) -> tuple[dict, torch.Tensor]:
+    """(inputs, targets): unchanged, or video CutMix with one box for every stream and soft targets."""
+    t = cfg.train
+    if t.cutmix_alpha <= 0:
+        return inputs, labels
+    mixed = cutmix(inputs, labels, alpha=t.cutmix_alpha, mode=t.cutmix_mode, num_classes=cfg.model.num_classes,
+                   rng=rng)  # fmt: skip
+    return mixed.streams, mixed.targets
 
 
 def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:
@@ -364,6 +454,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
         model: a TwoStreamI3D to train instead of `build_model_from_config(cfg)` (a custom or test backbone).
     """
     out_dir = Path(out_dir)
+    check_input_contract(cfg)
     device, rank, world = setup_device(cfg)
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
@@ -373,21 +464,11 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
     steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
     optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
-    start_epoch, step, best, history = 0, 0, -1.0, []
+    start_epoch, step, best, history = 0, 0, -math.inf, []
     if resume:
-        ckpt = load_checkpoint(out_dir / "last.pt")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, step, best, history = ckpt["epoch"], ckpt["step"], ckpt["best_top1"], ckpt["history"]
-        set_rng_state(ckpt["rng"])
-    wrapped = model
-    if world > 1:  # DDP broadcasts rank 0's weights; each rank then draws its own dropout masks
-        ids = [device.index] if device.type == "cuda" else None
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        if not resume:
-            torch.manual_seed(cfg.train.seed + rank)
+        start_epoch, step, best, history = _resume(out_dir / "last.pt", model, optimizer, scheduler, scaler)
+    wrapped = _wrap_ddp(model, device, cfg.train.seed + rank, resume) if world > 1 else model
+    contract = run_input_contract(cfg, _store_short_side(val_loader.dataset))
     writer = _writer(out_dir, cfg) if rank == 0 else None
     for epoch in range(start_epoch, cfg.train.epochs):
         train_loader.sampler.set_epoch(epoch)
@@ -403,22 +484,59 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
         last_epoch = epoch + 1 == cfg.train.epochs
         val = evaluate(wrapped, val_loader, cfg, device) if (epoch + 1) % cfg.train.eval_every == 0 or last_epoch \
             else {}  # fmt: skip
-        top1 = val.get("fused", {}).get("top1", -1.0)
-        is_best = top1 > best
-        best = max(best, top1)
+        is_best = val_score(val) > best
+        best = max(best, val_score(val))
         history.append({"epoch": epoch + 1, "step": step, "train": stats, "val": val})
         if rank == 0:
             _log_epoch(writer, stats, val, step, epoch)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
                      "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "classes": classes,
-                     "best_top1": best, "history": history}  # fmt: skip
+                     "best_score": best, "history": history,
+                     "input_contract": dataclasses.asdict(contract) if contract else None}  # fmt: skip
+            if cfg.model.num_classes > 1:
+                state["best_top1"] = best
             save_checkpoint(out_dir / "last.pt", state)
             if is_best:
                 _copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
     if writer is not None:
         writer.close()
     return model, history
+
+
+def val_score(val: dict) -> float:
+    """Higher is better: the fused top-1, or minus the fused log loss for a binary head; -inf when not validated."""
+    fused = val.get("fused", {})
+    score = -fused["log_loss"] if "log_loss" in fused else fused.get("top1", -math.inf)
+    return score if math.isfinite(score) else -math.inf
+
+
+def _resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, float, list]:
+    """Load every state of `path` into the run's objects; returns (epoch, step, best score, history)."""
+    ckpt = load_checkpoint(path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    best = ckpt.get("best_score", ckpt.get("best_top1", -math.inf))  # runs from before binary heads saved best_top1
+    return ckpt["epoch"], ckpt["step"], best, ckpt["history"]
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device, dropout_seed: int, resume: bool) -> nn.Module:
+    """DistributedDataParallel; DDP broadcasts rank 0's weights, then each rank draws its own dropout masks."""
+    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if not resume:
+        torch.manual_seed(dropout_seed)
+    return wrapped
+
+
+def _store_short_side(dataset: TwoStreamClipDataset) -> int | None:
+    """min(H, W) of the first store: the frames the validation centre crop is cut from (None without stores)."""
+    if not dataset.items:
+        return None
+    with VideoStore(dataset.items[0][0]) as store:
+        return min(store.height, store.width)
 
 
 def _writer(out_dir: Path, cfg: Config):
@@ -431,13 +549,15 @@ def _writer(out_dir: Path, cfg: Config):
 def _log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
     for key, value in stats.items():
         writer.add_scalar(f"epoch/{key}", value, step)
-    for stream, metrics in val.items():
-        for key in ("top1", "top5", "mean_class_acc", "loss"):
-            writer.add_scalar(f"val/{key}_{stream}", metrics[key], step)
+    for stream, metrics in val.items():  # top1, top5, mean_class_acc, loss; or log_loss, auc, accuracy (binary)
+        for key, value in metrics.items():
+            if key not in ("num", "clip", "positive_rate"):
+                writer.add_scalar(f"val/{key}_{stream}", value, step)
     writer.flush()
-    log.info("epoch %d step %d: %s; val top1 %s", epoch + 1, step,
-             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()),
-             {s: round(m["top1"], 4) for s, m in val.items()})  # fmt: skip
+    headline = "log_loss" if "log_loss" in val.get("fused", {}) else "top1"
+    log.info("epoch %d step %d: %s; val %s %s", epoch + 1, step,
+             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), headline,
+             {s: round(m[headline], 4) for s, m in val.items()})  # fmt: skip
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

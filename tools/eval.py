@@ -3,7 +3,8 @@
     python tools/eval.py --center-crop --checkpoint runs/ucf101/best.pt --out runs/ucf101/eval/results.json
     python tools/eval.py --center-crop --checkpoint CKPT --split test --num-frames 0 --fusion-weights 1 1.5 --out R.json
 
-Writes results.json ({"rgb": {"top1", "top5", "mean_class_acc", ..., "clip": {...}}, "flow": ..., "fused": ...}),
+Writes results.json ({"rgb": {"top1", "top5", "mean_class_acc", ..., "clip": {...}}, "flow": ..., "fused": ...};
+for a binary head (model.num_classes 1, e.g. DFDC) {"log_loss", "auc", "accuracy", ...} instead),
 results_confusion.png (fused, video level) and results_predictions.npz (every clip's per-stream logits, to re-fuse
 offline with i3d.evaluate.load_predictions). The dataset, stores and model come from the checkpoint's config.
 """
@@ -57,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
              "center_crop": True, "num_frames": cfg.data.eval_num_frames,
              "clips_per_video": cfg.data.eval_num_clips}  # fmt: skip
     results = ev.write_report(args.out, preds, weights, classes, extra)
-    print(json.dumps({s: {k: round(results[s][k], 4) for k in ("top1", "top5")} for s in (*model.streams, "fused")}))
+    keys = ("log_loss", "auc", "accuracy") if ev.is_binary(preds.logits) else ("top1", "top5")
+    print(json.dumps({s: {k: round(results[s][k], 4) for k in keys} for s in (*model.streams, "fused")}))
     return 0
 
 

@@ -7,8 +7,8 @@
         --out runs/k400
     python tools/train_two_stream.py --resume runs/ucf101            # continue exactly where it stopped
 
-The run folder gets config.yaml (the resolved config), last.pt (every epoch), best.pt (best fused val top-1) and
-tb/ (TensorBoard: tensorboard --logdir RUN_DIR/tb).
+The run folder gets config.yaml (the resolved config), last.pt (every epoch), best.pt (best fused val top-1; the
+lowest log loss for a binary head) and tb/ (TensorBoard: tensorboard --logdir RUN_DIR/tb).
 """
 
 import argparse
@@ -57,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if history and history[-1]["val"]:
-        print({s: round(m["top1"], 4) for s, m in history[-1]["val"].items()})
+        key = "log_loss" if "log_loss" in history[-1]["val"]["fused"] else "top1"  # a binary head: DFDC's metric
+        print(key, {s: round(m[key], 4) for s, m in history[-1]["val"].items()})
     return 0
 
 
