@@ -1,0 +1,154 @@
+"""i3d.predict: a video file -> the same inputs as the stores and the centre-crop evaluation -> class probabilities.
+
+The checkpoints are built here in the trainer's format (a TwoStreamI3D from a tiny config, head biases set so that
+the ranking of the classes is known), and the pipeline is checked against a by-hand reference and against the
+stores that flow.extract writes for the same video.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flow.engines import make_engine
+from flow.extract import ExtractOptions, extract_video
+from flow.quantize import max_error
+from flow.store import VideoStore
+from flow.video import VideoError, read_video
+from i3d import predict
+from i3d.config import config_to_dict, load_config
+from i3d.data.dataset import TwoStreamClipDataset
+from i3d.train import build_model_from_config
+
+CLASSES = ["Clap", "Jump", "Wave"]
+TINY = ["model.num_classes=3", "model.dropout=0", "data.crop_size=32", "data.num_frames=8"]  # short side 37 (scaled)
+
+
+def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0)) -> Path:
+    """A checkpoint in tools/train_two_stream.py's format whose head biases rank Wave > Jump > Clap.
+
+    The head weights are scaled down so that the input moves the logits by much less than the bias steps.
+    """
+    cfg = load_config(None, [*TINY, f"model.streams={streams}"])
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg)
+    with torch.no_grad():
+        for s in model.streams:
+            getattr(model, s).logits.weight.mul_(0.02)
+            getattr(model, s).logits.bias.copy_(torch.tensor(bias))
+    torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
+                "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}, path)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint) -> predict.Predictor:
+    return predict.from_checkpoint(checkpoint)
+
+
+def reference_inputs(video: Path, crop: int = 32, short_side: int = 37, min_frames: int = 8) -> dict:
+    """The model inputs built by hand: resize, TV-L1 t-1 -> t with zero first flow, loop, centre crop, scale."""
+    frames, _ = read_video(video, short_side=short_side)
+    n, h, w = frames.shape[:3]
+    gray = frames @ np.float32([0.299, 0.587, 0.114])
+    gray = np.rint(gray).astype(np.uint8)
+    flow = np.zeros((n, h, w, 2), np.float32)
+    flow[1:] = make_engine("opencv").calc_pairs(gray[:-1], gray[1:])
+    idx = np.arange(max(n, min_frames)) % n
+    y0, x0 = (h - crop) // 2, (w - crop) // 2
+    rgb = frames[idx, y0 : y0 + crop, x0 : x0 + crop].astype(np.float32) / 255 * 2 - 1
+    flow = np.clip(flow[idx, y0 : y0 + crop, x0 : x0 + crop], -20, 20) / 20
+    to_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(3, 0, 1, 2)))[None]  # noqa: E731
+    return {"rgb": to_tensor(rgb), "flow": to_tensor(flow)}
+
+
+def test_predict_video_matches_a_direct_model_call(predictor, translating_video):
+    video, _ = translating_video(num_frames=12, height=64, width=80, dx=2.0, dy=1.0)
+    assert predictor.streams == ("rgb", "flow") and predictor.classes == CLASSES
+    assert (predictor.contract.short_side, predictor.contract.crop_size, predictor.contract.min_frames) == (37, 32, 8)
+    result = predict.predict_video(predictor, video)
+    assert (result.num_frames, result.clip_frames) == (12, 12)
+    assert result.probs.sum() == pytest.approx(1.0, abs=1e-9)
+    assert [name for name, _ in result.top(3)] == ["Wave", "Jump", "Clap"]
+    assert len(result.top(2)) == 2
+
+    ref = reference_inputs(video)
+    inputs = predict.clip_inputs(read_video(video, short_side=37)[0], predictor)
+    assert inputs["rgb"].shape == (1, 3, 12, 32, 32) and inputs["flow"].shape == (1, 2, 12, 32, 32)
+    torch.testing.assert_close(inputs["rgb"], ref["rgb"])
+    # grayscale rounding may differ by one level on a few pixels; TV-L1 then moves a little
+    assert (inputs["flow"] - ref["flow"]).abs().mean() < 2e-3
+    assert inputs["flow"][0, 0, 1:].mean() == pytest.approx(2.0 * 37 / 64 / 20, rel=0.1)  # dx = 2 px at 64 -> 37 px
+    with torch.no_grad():
+        direct = predictor.model(**inputs)
+    assert np.allclose(result.logits["fused"], direct["fused"][0].numpy(), atol=1e-5)
+    assert np.allclose(result.probs, torch.softmax(direct["fused"][0].double(), 0).numpy(), atol=1e-6)
+    for s in ("rgb", "flow"):
+        assert np.allclose(result.logits[s], direct[s][0].numpy(), atol=1e-5)
+
+
+def test_inputs_equal_what_the_stores_and_the_eval_dataset_give(predictor, translating_video, tmp_path):
+    video, _ = translating_video(num_frames=10, height=64, width=80, dx=-1.5, dy=2.0)
+    store_path = tmp_path / "clip.h5"
+    record = extract_video("clip", video, store_path, ExtractOptions(short_side=37))
+    assert record["status"] == "done", record["error"]
+    sample = TwoStreamClipDataset([(store_path, 0)], num_frames=0, crop_size=32, train=False)[0]
+    # the same frames give the same inputs as the full-length centre-crop evaluation: indices, crop, scaling
+    with VideoStore(store_path) as store:
+        everything = np.arange(store.num_frames)
+        from_store = predict.clip_inputs(store.read_rgb(everything), predictor, flow=store.read_flow(everything))
+    torch.testing.assert_close(from_store["rgb"][0], sample["rgb"], rtol=0, atol=0)
+    torch.testing.assert_close(from_store["flow"][0], sample["flow"], rtol=0, atol=0)
+    # and the flow computed from the video file is the stored flow up to its 8-bit quantisation (same convention)
+    inputs = predict.clip_inputs(predict.decode(video, predictor), predictor)
+    assert (sample["flow"] - inputs["flow"][0]).abs().max() <= max_error() / 20 + 1e-6
+    assert inputs["flow"][0].abs().mean() > 0.03  # (0.87, 1.16) px per frame at 37 px: not a zero field
+
+
+def test_short_video_loops_up_to_the_clip_length(predictor, translating_video):
+    video, _ = translating_video(num_frames=5, height=48, width=48)
+    frames = predict.decode(video, predictor)
+    inputs = predict.clip_inputs(frames, predictor)
+    assert inputs["rgb"].shape[2] == 8 and inputs["flow"].shape[2] == 8
+    torch.testing.assert_close(inputs["rgb"][:, :, 5:], inputs["rgb"][:, :, :3])
+    torch.testing.assert_close(inputs["flow"][:, :, 5:], inputs["flow"][:, :, :3])
+    assert inputs["flow"][:, :, 5].abs().max() == 0  # frame 0 again: no flow into it
+    assert predict.predict_frames(predictor, frames).clip_frames == 8
+
+
+def test_rgb_only_checkpoint_computes_no_flow(tmp_path, translating_video, monkeypatch):
+    predictor = predict.from_checkpoint(tiny_checkpoint(tmp_path / "rgb.pt", "rgb", bias=(2.0, 0.0, 0.0)))
+    monkeypatch.setattr(predict, "video_flow", lambda *a, **k: pytest.fail("flow computed for an RGB-only model"))
+    video, _ = translating_video(num_frames=6)
+    result = predict.predict_video(predictor, video)
+    assert set(result.logits) == {"rgb", "fused"} and result.top(1)[0][0] == "Clap"
+
+
+def test_labels_file_replaces_the_checkpoint_names(checkpoint, tmp_path):
+    (tmp_path / "labels.txt").write_text("a\nb\n\nc\n")
+    assert predict.from_checkpoint(checkpoint, labels=tmp_path / "labels.txt").classes == ["a", "b", "c"]
+    (tmp_path / "two.txt").write_text("a\nb\n")
+    with pytest.raises(predict.PredictError, match=r"two.txt has 2 class names but the model has 3 outputs"):
+        predict.from_checkpoint(checkpoint, labels=tmp_path / "two.txt")
+
+
+def test_bad_files_name_the_file(tmp_path, predictor):
+    with pytest.raises(predict.PredictError, match=r"nope.pt not found"):
+        predict.from_checkpoint(tmp_path / "nope.pt")
+    torch.save({"state": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(predict.PredictError, match=r"foreign.pt has no 'model' and 'config'"):
+        predict.from_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(predict.PredictError, match=r"weights.ckpt not found"):
+        predict.from_kinetics_rgb(tmp_path / "weights.ckpt")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(predict.PredictError, match=r"empty.txt is empty"):
+        predict.read_labels(tmp_path / "empty.txt")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video" * 100)
+    with pytest.raises(VideoError, match=r"broken.mp4"):
+        predict.predict_video(predictor, tmp_path / "broken.mp4")
