@@ -113,6 +113,22 @@ def test_same_draws_with_0_and_2_workers(stores):
     assert _loader_draws(ds, 2, epochs=(0, 1), persistent=True) == serial
 
 
+def test_distributed_shards_draw_what_the_whole_dataset_draws(stores):
+    from torch.utils.data import DistributedSampler
+
+    ds = TwoStreamClipDataset(stores * 2, num_frames=4, crop_size=S, seed=4, flip=True)
+    ds.set_epoch(3)
+    whole = {i: _draw(ds[i]) for i in range(len(ds))}
+    seen = {}
+    for rank in range(2):  # each rank's own dataset copy, as in DDP
+        shard = TwoStreamClipDataset(stores * 2, num_frames=4, crop_size=S, seed=4, flip=True)
+        sampler = DistributedSampler(shard, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        sampler.set_epoch(3)
+        shard.set_epoch(3)
+        seen.update({i: _draw(shard[i]) for i in sampler})
+    assert seen == whole
+
+
 def test_eval_center_crop_and_centre_frames(stores):
     ds = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, train=False, seed=0)
     s = ds[2]  # 13 frames: the 4 around the centre are 4..7
