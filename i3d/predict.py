@@ -167,17 +167,19 @@ def decode(path: str | Path, predictor: Predictor, max_frames: int | None = None
     return frames
 
 
-def video_flow(frames: np.ndarray, predictor: Predictor, batch: int = 16) -> np.ndarray:
-    """(N, H, W, 2) float32 TV-L1 flow in pixels, one slot per frame in the stores' convention.
+def video_flow(frames: np.ndarray, engine: str = "opencv", tvl1: TVL1Params | None = None,
+               convention: str = "backward", batch: int = 16) -> np.ndarray:  # fmt: skip
+    """(N, H, W, 2) float32 TV-L1 flow in pixels of (N, H, W, 3) uint8 RGB frames, one slot per frame.
 
-    Consecutive grayscale frames go to the engine `batch` pairs at a time, as `flow.extract` does.
+    As `flow.extract` makes the stores: grayscale frames, consecutive pairs to the engine `batch` at a time, the
+    N - 1 pair flows placed by `flow.tvl1.align_flow` ("backward": flow[t] = t-1 -> t, flow[0] = 0).
     """
-    engine = get_engine(predictor.engine, predictor.tvl1)
+    eng = get_engine(engine, tvl1 if tvl1 is not None else TVL1Params())
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
     prev, nxt = gray[:-1], gray[1:]
-    pairs = [engine.calc_pairs(prev[i : i + batch], nxt[i : i + batch]) for i in range(0, len(prev), batch)]
+    pairs = [eng.calc_pairs(prev[i : i + batch], nxt[i : i + batch]) for i in range(0, len(prev), batch)]
     pair_flow = np.concatenate(pairs) if pairs else np.zeros((0, *gray.shape[1:], 2), np.float32)
-    return align_flow(pair_flow, len(frames), predictor.convention)
+    return align_flow(pair_flow, len(frames), convention)
 
 
 def clip_inputs(frames: np.ndarray, predictor: Predictor, flow: np.ndarray | None = None) -> dict[str, torch.Tensor]:
@@ -196,7 +198,8 @@ def clip_inputs(frames: np.ndarray, predictor: Predictor, flow: np.ndarray | Non
         rgb = T.channels_first(T.crop(frames[indices], y0, x0, size))
         inputs["rgb"] = torch.from_numpy(T.normalize_rgb(rgb, predictor.contract.normalization, channel_axis=-4))
     if "flow" in predictor.streams:
-        flow = video_flow(frames, predictor) if flow is None else flow
+        if flow is None:
+            flow = video_flow(frames, predictor.engine, predictor.tvl1, predictor.convention)
         inputs["flow"] = torch.from_numpy(T.normalize_flow(T.channels_first(T.crop(flow[indices], y0, x0, size)),
                                                            predictor.bound))  # fmt: skip
     return {s: x[None] for s, x in inputs.items()}

@@ -152,3 +152,15 @@ def test_bad_files_name_the_file(tmp_path, predictor):
     (tmp_path / "broken.mp4").write_bytes(b"not a video" * 100)
     with pytest.raises(VideoError, match=r"broken.mp4"):
         predict.predict_video(predictor, tmp_path / "broken.mp4")
+
+
+def test_video_flow_follows_the_store_conventions():
+    frames = np.stack([np.roll(np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (24, 1)), 2 * t, axis=1)
+                       for t in range(3)])[..., None].repeat(3, axis=-1)  # fmt: skip
+    backward = predict.video_flow(frames)
+    forward = predict.video_flow(frames, convention="forward")
+    assert backward.shape == (3, 24, 32, 2) and backward.dtype == np.float32
+    assert not backward[0].any() and not forward[-1].any()
+    np.testing.assert_array_equal(backward[1:], forward[:-1])
+    assert np.median(backward[1:, :, 8:24, 0]) == pytest.approx(2.0, abs=0.3)  # the ramp moves 2 px right
+    assert predict.video_flow(frames[:1]).shape == (1, 24, 32, 2)  # one frame: one zero field
