@@ -2,8 +2,9 @@
 
 The algorithm, step by step, is the one of OpenCV's `OpticalFlowDual_TVL1::calc` (Zach, Pock and Bischof 2007 as
 implemented by Sanchez et al.): a pyramid made with bilinear `resize` by `scale_step` (coarsest level at least 16
-px), per level `warps` warpings of I1 and its centred gradient by the flow (bicubic remap, 1/32 px sub-pixel grid,
-zero outside the image), then outer loops (each starting with a 5x5 median of the flow) of inner iterations:
+px), per level `warps` warpings of I1 and its centred gradient by the flow (bicubic remap at the exact float
+coordinates, as OpenCV 5's remap does, zero outside the image), then outer loops (each starting with a 5x5 median
+of the flow) of inner iterations:
 
     v = u + TH(rho(u))                        thresholding, rho = I1w + grad I1w . (u - u0) - I0
     u = v + theta * div(p)                    backward differences, zero outside
@@ -36,7 +37,6 @@ except ImportError as exc:  # numba is an optional dependency (extra "fast")
 
 _FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
-_TAB = 32  # OpenCV's remap sub-pixel grid (INTER_BITS = 5)
 
 
 @njit(cache=True)
@@ -103,12 +103,13 @@ def _warp(i0, i1, i1x, i1y, u1, u2, i1wx, i1wy, grad, rho_c):
     h, w = i0.shape
     for y in range(h):
         for x in range(w):
-            # OpenCV quantises remap coordinates to 1/32 px (round half to even) before the cubic table
-            qx = int(np.rint((x + u1[y, x]) * _TAB))
-            qy = int(np.rint((y + u2[y, x]) * _TAB))
-            ix, iy = qx >> 5, qy >> 5
-            wx = _cubic_weights((qx & 31) / _TAB)
-            wy = _cubic_weights((qy & 31) / _TAB)
+            # the map is x + u in float32 (OpenCV's buildFlowMap); far-away points read zeros, so clamp them
+            mx = min(max(np.float32(x) + u1[y, x], np.float32(-8.0)), np.float32(w + 8))
+            my = min(max(np.float32(y) + u2[y, x], np.float32(-8.0)), np.float32(h + 8))
+            fx, fy = np.floor(mx), np.floor(my)
+            ix, iy = int(fx), int(fy)
+            wx = _cubic_weights(mx - fx)
+            wy = _cubic_weights(my - fy)
             s0 = np.float32(0.0)
             sx = np.float32(0.0)
             sy = np.float32(0.0)
@@ -153,7 +154,7 @@ def _median_network(n: int = 25) -> np.ndarray:
         if a in needed or b in needed:
             kept.append((a, b))
             needed |= {a, b}
-    return np.array(kept[::-1], np.int64)
+    return np.array(kept[::-1], np.int64).reshape(-1, 2)
 
 
 
@@ -223,8 +224,8 @@ def _threshold(rho, g, l_t):
 
 
 @njit(cache=True, fastmath=True)
-def _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, theta):
-    """Thresholding, u = v + theta * div(p) and the squared change on row y; returns the row's error.
+def _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, theta, sq):
+    """Thresholding, u = v + theta * div(p) on row y; the squared change of every pixel goes to `sq`.
 
     div(p) uses backward differences with p = 0 above row 0 and left of column 0 (column 0 is peeled).
     """
@@ -236,7 +237,7 @@ def _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, the
     n1 = a1 + fi * i1wx[y, 0] + theta * (p11[y, 0] + p12[y, 0] - top * p12[ya, 0])
     n2 = a2 + fi * i1wy[y, 0] + theta * (p21[y, 0] + p22[y, 0] - top * p22[ya, 0])
     u1[y, 0], u2[y, 0] = n1, n2
-    err = (n1 - a1) * (n1 - a1) + (n2 - a2) * (n2 - a2)
+    sq[0] = (n1 - a1) * (n1 - a1) + (n2 - a2) * (n2 - a2)
     for x in range(1, w):
         gx, gy = i1wx[y, x], i1wy[y, x]
         a1, a2 = u1[y, x], u2[y, x]
@@ -244,15 +245,13 @@ def _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, the
         n1 = a1 + fi * gx + theta * (p11[y, x] - p11[y, x - 1] + p12[y, x] - top * p12[ya, x])
         n2 = a2 + fi * gy + theta * (p21[y, x] - p21[y, x - 1] + p22[y, x] - top * p22[ya, x])
         u1[y, x], u2[y, x] = n1, n2
-        err += (n1 - a1) * (n1 - a1) + (n2 - a2) * (n2 - a2)
-    return err
+        sq[x] = (n1 - a1) * (n1 - a1) + (n2 - a2) * (n2 - a2)
 
 
 @njit(cache=True)
-def _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22, p31, p32, l_t, theta, gamma):
+def _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22, p31, p32, l_t, theta, gamma, sq):
     """`_primal_row` with OpenCV's third (illumination) variable u3, used when gamma != 0 (not on the fast path)."""
     w = u1.shape[1]
-    err = 0.0
     for x in range(w):
         gx, gy, g = i1wx[y, x], i1wy[y, x], grad[y, x]
         a1, a2, a3 = u1[y, x], u2[y, x], u3[y, x]
@@ -262,8 +261,7 @@ def _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22
         div3 = p31[y, x] - (p31[y, x - 1] if x > 0 else 0.0) + p32[y, x] - (p32[y - 1, x] if y > 0 else 0.0)
         n1, n2, n3 = a1 + fi * gx + theta * div1, a2 + fi * gy + theta * div2, a3 + fi * gamma + theta * div3
         u1[y, x], u2[y, x], u3[y, x] = n1, n2, n3
-        err += (n1 - a1) ** 2 + (n2 - a2) ** 2 + (n3 - a3) ** 2
-    return err
+        sq[x] = (n1 - a1) ** 2 + (n2 - a2) ** 2 + (n3 - a3) ** 2
 
 
 @njit(cache=True)
@@ -279,13 +277,18 @@ def _sweep(r0, r1, warped, u, p, coef):
     p11, p12, p21, p22, p31, p32 = p
     l_t, theta, taut, gamma = coef
     use_gamma = gamma != 0
-    err = 0.0
+    err = np.float32(0.0)
+    sq = np.empty(u1.shape[1], np.float32)
     for y in range(r0, r1):
         if use_gamma:
-            err += _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22, p31, p32,
-                                     l_t, theta, gamma)
+            _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22, p31, p32, l_t, theta, gamma,
+                              sq)  # fmt: skip
         else:
-            err += _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, theta)
+            _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, theta, sq)
+        # OpenCV adds up the error in one float32, pixel after pixel; the stopping decisions (and so the flow,
+        # which is sensitive to them on real video) follow it closely only with the same rounding
+        for x in range(sq.shape[0]):
+            err += sq[x]
         if y > r0:
             _dual_row(y - 1, u1, u2, u3, p11, p12, p21, p22, p31, p32, taut, use_gamma)
     return err
@@ -304,7 +307,7 @@ def _iterate_rows(chunks, warped, u, p, coef):
     h = u[0].shape[0]
     chunks = min(chunks, max(h // 8, 1))
     bounds = np.linspace(0, h, chunks + 1).astype(np.int64)
-    errs = np.zeros(chunks)
+    errs = np.zeros(chunks, np.float32)
     for c in prange(chunks):
         errs[c] = _sweep(bounds[c], bounds[c + 1], warped, u, p, coef)
     for c in prange(chunks):
@@ -317,7 +320,7 @@ def _proc_one_scale(i0, i1, u1, u2, u3, prm, network, chunks):
     """All warpings at one pyramid level, updating u1, u2 (and u3 when gamma != 0) in place."""
     tau, lambda_, theta, gamma, warps, epsilon, n_inner, n_outer, median = prm
     h, w = i0.shape
-    scaled_eps = epsilon * epsilon * h * w
+    scaled_eps = np.float32(epsilon * epsilon * h * w)
     coef = (np.float32(lambda_ * theta), np.float32(theta), np.float32(tau / theta), np.float32(gamma))
     i1x, i1y = _centered_gradient(i1)
     i1wx, i1wy = np.empty_like(i0), np.empty_like(i0)
@@ -328,7 +331,7 @@ def _proc_one_scale(i0, i1, u1, u2, u3, prm, network, chunks):
     window = np.empty((int(median) ** 2, w), np.float32)
     for _ in range(int(warps)):
         _warp(i0, i1, i1x, i1y, u1, u2, i1wx, i1wy, grad, rho_c)
-        error = np.inf
+        error = np.float32(np.inf)
         outer = 0
         while error > scaled_eps and outer < n_outer:
             if median > 1:  # 3 or 5 (checked in NumbaTVL1), as cv::medianBlur on float32

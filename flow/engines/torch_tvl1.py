@@ -1,9 +1,10 @@
 """TV-L1 in PyTorch: OpenCV's Dual TV-L1 on a batch of frame pairs at once (GPU first; runs on the CPU too).
 
 Same algorithm and parameters as OpenCV's `OpticalFlowDual_TVL1` (see flow/engines/numba_tvl1.py for the steps):
-bilinear pyramid by `scale_step`, bicubic warping on OpenCV's 1/32 px grid with zeros outside, thresholding,
-divergence / forward-gradient dual updates with OpenCV's borders, a 5x5 median of the flow at the start of every
-outer loop (3x3 also supported), the epsilon stopping rule and flow upscaling by 1 / scale_step.
+bilinear pyramid by `scale_step`, bicubic warping at exact float coordinates (OpenCV 5's remap) with zeros
+outside, thresholding, divergence / forward-gradient dual updates with OpenCV's borders, a 5x5 median of the flow
+at the start of every outer loop (3x3 also supported), the epsilon stopping rule and flow upscaling by
+1 / scale_step.
 
 Batching: every tensor is (n, H, W), n pairs of one video (same size) per kernel launch. Each pair keeps
 OpenCV's own stopping rule through a mask: a pair whose error fell below epsilon^2 * H * W stops changing (its
@@ -28,7 +29,6 @@ from flow.tvl1 import TVL1Params
 
 _FLT_EPSILON = float(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
-_TAB = 32  # OpenCV's remap sub-pixel grid (INTER_BITS = 5)
 
 
 def _linear_taps(out_size: int, in_size: int, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,16 +73,15 @@ def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def warp_bicubic(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
-    """images (n, C, H, W) sampled at (x + u1, y + u2): cv2.remap INTER_CUBIC, BORDER_CONSTANT 0, 1/32 px grid."""
+    """images (n, C, H, W) sampled at (x + u1, y + u2): cv2.remap INTER_CUBIC, BORDER_CONSTANT 0."""
     n, c, h, w = images.shape
     ys = torch.arange(h, device=u1.device, dtype=u1.dtype)[:, None]
     xs = torch.arange(w, device=u1.device, dtype=u1.dtype)
     # clamp far-away coordinates (they read zeros anyway) so the integer conversion cannot overflow
-    qx = torch.round(((xs + u1).clamp(-8, w + 8)) * _TAB).to(torch.int64)
-    qy = torch.round(((ys + u2).clamp(-8, h + 8)) * _TAB).to(torch.int64)
-    ix, iy = torch.div(qx, _TAB, rounding_mode="floor"), torch.div(qy, _TAB, rounding_mode="floor")
-    wx = _cubic_weights((qx - ix * _TAB).to(u1.dtype) / _TAB)
-    wy = _cubic_weights((qy - iy * _TAB).to(u1.dtype) / _TAB)
+    mx, my = (xs + u1).clamp(-8, w + 8), (ys + u2).clamp(-8, h + 8)
+    fx, fy = torch.floor(mx), torch.floor(my)
+    ix, iy = fx.to(torch.int64), fy.to(torch.int64)
+    wx, wy = _cubic_weights(mx - fx), _cubic_weights(my - fy)
     flat = images.reshape(n, c, h * w)
     out = torch.zeros_like(flat)
     for j in range(4):
