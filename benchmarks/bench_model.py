@@ -84,27 +84,25 @@ def main(args: argparse.Namespace) -> None:
     cpu = f"cpu ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
     print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    results = []
-    for variant in args.variants:
+    print(f"InceptionI3d in_channels={args.in_channels}, input {args.batch}x{args.in_channels}x{args.frames}x"
+          f"{args.size}x{args.size}, {device}, torch {torch.__version__}")  # fmt: skip
+    print("| variant | forward clips/s | x fp32 | forward+backward clips/s | x fp32 |")
+    print("|---|---|---|---|---|", flush=True)
+    base = None
+    for variant in args.variants:  # one row at a time, so a slow torch.compile cannot lose the others
         try:
             model, x, dtype = build(variant, args)
             fwd = time_steps(model, x, dtype, args, backward=False)
             bwd = None if args.no_backward else time_steps(model, x, dtype, args, backward=True)
         except Exception as exc:  # e.g. torch.compile without a compiler, bf16 unsupported: report, go on
-            print(f"{variant}: failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            print(f"| {variant} | failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} |")
             continue
-        results.append((variant, fwd, bwd))
-    print(f"uptime after:  {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    print(f"InceptionI3d in_channels={args.in_channels}, input {args.batch}x{args.in_channels}x{args.frames}x"
-          f"{args.size}x{args.size}, {device}, torch {torch.__version__}")  # fmt: skip
-    print("| variant | forward clips/s | x fp32 | forward+backward clips/s | x fp32 |")
-    print("|---|---|---|---|---|")
-    base = {r[0]: r for r in results}.get("fp32")
-    for variant, fwd, bwd in results:
-        f_ratio = f"{base[1] / fwd:.2f}" if base else ""
-        b_ratio = f"{base[2] / bwd:.2f}" if base and bwd and base[2] else ""
+        base = (fwd, bwd) if variant == "fp32" else base
+        f_ratio = f"{base[0] / fwd:.2f}" if base else ""
+        b_ratio = f"{base[1] / bwd:.2f}" if base and bwd and base[1] else ""
         bwd_text = f"{args.batch / bwd:.2f}" if bwd else ""
-        print(f"| {variant} | {args.batch / fwd:.2f} | {f_ratio} | {bwd_text} | {b_ratio} |")
+        print(f"| {variant} | {args.batch / fwd:.2f} | {f_ratio} | {bwd_text} | {b_ratio} |", flush=True)
+    print(f"uptime after:  {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
 if __name__ == "__main__":
