@@ -164,3 +164,30 @@ def test_video_flow_follows_the_store_conventions():
     np.testing.assert_array_equal(backward[1:], forward[:-1])
     assert np.median(backward[1:, :, 8:24, 0]) == pytest.approx(2.0, abs=0.3)  # the ramp moves 2 px right
     assert predict.video_flow(frames[:1]).shape == (1, 24, 32, 2)  # one frame: one zero field
+
+
+def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
+    """fit() on two tiny stores -> last.pt -> a predictor with the trainer's classes and the stores' short side."""
+    from flow.store import write_store
+    from i3d.train import fit
+
+    rows = ["video_id,label,split"]
+    for label, name in enumerate(("left", "right")):
+        for k, split in enumerate(("train", "train", "val")):
+            rng = np.random.default_rng((label, k))
+            flow = rng.normal(0, 1, (8, 40, 48, 2)).astype(np.float32) + np.float32([4 - 8 * label, 0])
+            write_store(tmp_path / "h5" / f"{name}{k}.h5", rng.integers(0, 255, (8, 40, 48, 3), dtype=np.uint8),
+                        flow, {})  # fmt: skip
+            rows.append(f"{name}{k},{name},{split}")
+    (tmp_path / "index.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "test_tiny.yaml",
+                      [f"data.index={tmp_path / 'index.csv'}", f"data.store_root={tmp_path / 'h5'}", "train.epochs=1",
+                       "train.device=cpu"])  # fmt: skip
+    fit(cfg, tmp_path / "run")
+    predictor = predict.from_checkpoint(tmp_path / "run" / "last.pt")
+    assert predictor.classes == ["left", "right"] and predictor.streams == ("rgb", "flow")
+    assert (predictor.contract.crop_size, predictor.contract.min_frames) == (32, 8)
+    assert predictor.contract.short_side == 40  # the stores' short side, recorded by the trainer ("input_contract")
+    video, _ = translating_video(num_frames=6, height=40, width=48)
+    result = predict.predict_video(predictor, video)
+    assert result.probs.sum() == pytest.approx(1.0) and result.clip_frames == 8
