@@ -191,3 +191,14 @@ def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
     video, _ = translating_video(num_frames=6, height=40, width=48)
     result = predict.predict_video(predictor, video)
     assert result.probs.sum() == pytest.approx(1.0) and result.clip_frames == 8
+
+
+def test_opencv_decodes_the_cricket_gif_exactly_as_pil(cricket_gif):
+    """predict needs no GIF fallback: OpenCV's frames are PIL's, at the GIF's 40 ms per frame (25 fps)."""
+    from PIL import Image, ImageSequence
+
+    frames, info = read_video(cricket_gif, fps=25.0, short_side=0)
+    with Image.open(cricket_gif) as gif:
+        reference = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)])
+    assert info["native_fps"] == 25.0 and frames.shape == reference.shape == (79, 224, 224, 3)
+    np.testing.assert_array_equal(frames, reference)
