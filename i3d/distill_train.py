@@ -1,27 +1,26 @@
 """Distillation runs: the YAML config (trainer sections + `distill:`), the frozen teacher, the epoch loop, the run.
 
-Reuses i3d.train's model/data/optimiser builders, evaluation, checkpoint files, RNG capture, device and DDP set-up
-and TensorBoard writer. Only the epoch loop is its own, because `i3d.train.train_one_epoch` hard-wires one
-cross-entropy per stream (see docs/DISTILLATION.md for the hook that would let it be reused as well).
+Training is the trainer's: `i3d.train.train_epochs` (optimiser, resume, DDP, validation, checkpoints) around
+`i3d.train.train_one_epoch`, whose `loss_fn` hook is `distill_loss_fn` here. Nothing of the loop is copied.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from i3d import train
-from i3d.config import Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, validate
+from i3d.build import build_model_from_config
+from i3d.checkpoint import config_of_checkpoint, load_checkpoint, seed_everything
+from i3d.config import Config, ConfigError, apply_overrides, config_from_dict, validate
 from i3d.distill import STREAMS, DistillConfig, Distiller, DistillError, distill_inputs, make_adapters
+from i3d.distributed import setup_device
+from i3d.loaders import build_loaders
+from i3d.train import Run, train_epochs
 
 # ------------------------------------------------------------------------------------------------------------ config
 
@@ -85,16 +84,42 @@ def load_distill_config(path: str | Path, overrides: Sequence[str] = ()) -> tupl
     distill_raw = raw.pop("distill", None) or {}
     if not isinstance(distill_raw, dict):
         raise DistillError(f"{path}: distill: must be a mapping of DistillConfig fields, got {distill_raw!r}")
+    return _resolve(raw, distill_raw, overrides, str(path))
+
+
+def load_distill_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Config, DistillConfig, str]:
+    """The settings of a distillation run folder, from its last.pt: for `--resume RUN_DIR` without `--config`.
+
+    Args:
+        run_dir: a folder written by `fit_distill` (holding last.pt).
+        overrides: as for `load_distill_config`, applied on top of the saved settings (e.g. train.epochs=20).
+
+    Returns:
+        (the student's run Config, DistillConfig, the teacher checkpoint path recorded in the run).
+    """
+    path = Path(run_dir) / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {path} not found; run once without --resume first")
+    ckpt = load_checkpoint(path)
+    if "distill" not in ckpt:
+        raise DistillError(f"{path} is not a distillation checkpoint (no 'distill' entry): resume it with "
+                           "tools/train_two_stream.py --resume, or give --config and --teacher")  # fmt: skip
+    run_cfg, cfg = _resolve(dict(ckpt["config"]), dict(ckpt["distill"]), overrides, str(path))
+    return run_cfg, cfg, str(ckpt.get("teacher", ""))
+
+
+def _resolve(raw: dict, distill_raw: dict, overrides: Sequence[str], where: str) -> tuple[Config, DistillConfig]:
+    """(Config, DistillConfig) of the trainer's sections and the distill: section, with the overrides on top."""
     rest, distill_overrides = split_overrides(overrides)
     try:
         cfg = config_from_dict(raw)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from e
+        raise ConfigError(f"{where}: {e}") from e
     cfg = validate(apply_overrides(cfg, rest))
-    dcfg = distill_config_from_dict({**distill_raw, **distill_overrides}, str(path))
+    dcfg = distill_config_from_dict({**distill_raw, **distill_overrides}, where)
     if tuple(cfg.model.streams) != (dcfg.student_stream,):
         raise DistillError(
-            f"{path}: model.streams={list(cfg.model.streams)} describes the student and must be "
+            f"{where}: model.streams={list(cfg.model.streams)} describes the student and must be "
             f"[{dcfg.student_stream}] (distill.student_stream); the teacher comes from --teacher"
         )
     return cfg, dcfg
@@ -109,13 +134,13 @@ def load_teacher(path: str | Path, cfg: DistillConfig, num_classes: int) -> nn.M
     The teacher's config (stored in the checkpoint) rebuilds the architecture; its `pretrained` paths are ignored
     since the checkpoint holds every weight.
     """
-    ckpt = train.load_checkpoint(path)
-    tcfg = train.config_of_checkpoint(ckpt)
+    ckpt = load_checkpoint(path)
+    tcfg = config_of_checkpoint(ckpt)
     m = tcfg.model
     no_init = dataclasses.replace(
         m, rgb=dataclasses.replace(m.rgb, pretrained=""), flow=dataclasses.replace(m.flow, pretrained="")
     )
-    net = train.build_model_from_config(dataclasses.replace(tcfg, model=no_init))
+    net = build_model_from_config(dataclasses.replace(tcfg, model=no_init))
     net.load_state_dict(ckpt["model"])
     if m.num_classes != num_classes:
         raise DistillError(f"teacher {path} has {m.num_classes} classes, the student's model.num_classes={num_classes}")
@@ -133,7 +158,7 @@ def build_distiller(
     run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, student: nn.Module | None = None
 ) -> tuple[Distiller, nn.Module]:
     """(Distiller, the student as a single-stream TwoStreamI3D). Adapters are sized by a probe at the clip size."""
-    wrapper = student if student is not None else train.build_model_from_config(run_cfg)
+    wrapper = student if student is not None else build_model_from_config(run_cfg)
     backbone = getattr(wrapper, cfg.student_stream)
     d = run_cfg.data
     probe = {s: torch.zeros(1, c, d.num_frames, d.crop_size, d.crop_size) for s, c in (("rgb", 3), ("flow", 2))}
@@ -143,131 +168,59 @@ def build_distiller(
     return Distiller(backbone, teacher, cfg, adapters), wrapper
 
 
-def distill_one_epoch(model, loader, optimizer, scheduler, scaler, run_cfg, *, epoch: int, step: int,
-                      device: torch.device, writer=None) -> dict:  # fmt: skip
-    """One pass of `model` (a Distiller, or DDP around one); mean loss terms, student/teacher accuracy, step."""
+def distill_loss_fn(model: nn.Module, batch: dict, device: torch.device) -> tuple[dict, dict]:
+    """`i3d.train.train_one_epoch`'s loss_fn for a Distiller (or DDP around one).
+
+    Returns (outputs, losses). losses: the weighted terms "task", "kd", "feature" (train/loss_<term>; their sum is
+    the Distiller's "loss"). outputs: the student's logits under its stream and "fused" (train/acc_rgb, acc_fused),
+    the teacher's under "teacher" (train/acc_teacher), and as metrics the unweighted terms (train/task, kd, feature)
+    and the fraction of clips where student and teacher predict the same class (train/agreement).
+    """
     net = getattr(model, "module", model)
-    accum, amp = run_cfg.train.accum_steps, train._amp_dtype(run_cfg, device)
-    model.train()
-    keys = ("loss", "task", "kd", "feature", "acc_student", "acc_teacher", "agreement")
-    sums, n = torch.zeros(len(keys), dtype=torch.float64), 0
-    for i, batch in enumerate(loader):
-        inputs = {s: batch[s].to(device, non_blocking=True) for s in (*net.inputs, "label")}
-        sync = (i + 1) % accum == 0 or i + 1 == len(loader)
-        with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
-            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-                out = model(inputs)
-            _check_finite(out["loss"], step, epoch)
-            scaler.scale(out["loss"] / accum).backward()
-        if sync:
-            train._optimizer_step(net, optimizer, scaler, run_cfg.optim.clip_grad_norm)
-            scheduler.step()
-            step += 1
-        s_pred, t_pred, labels = out["logits"].argmax(1), out["teacher_logits"].argmax(1), inputs["label"]
-        row = [out[k].item() for k in keys[:4]]
-        row += [(s_pred == labels).float().mean().item(), (t_pred == labels).float().mean().item(),
-                (s_pred == t_pred).float().mean().item()]  # fmt: skip
-        sums += torch.tensor(row, dtype=torch.float64) * len(labels)
-        n += len(labels)
-        if writer is not None and sync and step % run_cfg.train.log_every == 0:
-            for k, v in zip(keys, row, strict=True):
-                writer.add_scalar(f"train/{k}", v, step)
-            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-    totals = train._all_reduce(torch.cat([sums, torch.tensor([n], dtype=torch.float64)]))
-    result = {k: (totals[j] / max(totals[-1], 1)).item() for j, k in enumerate(keys)}
-    return {**result, "step": step}
-
-
-def _check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
-    value = train._all_reduce(loss.detach().float().clone()).item()
-    if not math.isfinite(value):
-        raise train.NonFiniteLossError(
-            f"non-finite distillation loss ({value}) at step {step} (epoch {epoch}); the last good checkpoint is "
-            "kept; lower optim.lr or the loss weights"
-        )
+    out = model({s: batch[s].to(device, non_blocking=True) for s in (*net.inputs, "label")})
+    weights = {"task": net.cfg.task, "kd": net.cfg.kd, "feature": net.cfg.feature}
+    losses = {term: w * out[term] for term, w in weights.items()}
+    agreement = (out["logits"].argmax(1) == out["teacher_logits"].argmax(1)).float().mean()
+    metrics = {**{term: out[term].detach() for term in weights}, "agreement": agreement}
+    student, teacher = out["logits"], out["teacher_logits"]
+    return {net.cfg.student_stream: student, "fused": student, "teacher": teacher, "metrics": metrics}, losses
 
 
 def fit_distill(run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, out_dir: str | Path, *, resume: bool = False,
                 student=None, teacher_path: str = ""):  # fmt: skip
     """Train a student into `out_dir` (config.yaml, distill.yaml, last.pt, best.pt, tb/). Returns (student, history).
 
-    Checkpoints are i3d/train.py's, with "model" the student alone (a single-stream TwoStreamI3D, so tools/eval.py
-    reads it as any RGB model) plus "adapters", "distill" (this config) and "teacher" (its path). Validation runs
-    the student on `cfg.student_stream` only: flow is never opened for an RGB student.
+    The trainer's own loop (`i3d.train.train_epochs` and `train_one_epoch` with `distill_loss_fn`), so resume, DDP,
+    TensorBoard and checkpoints behave as for `i3d.train.fit`. Checkpoints are the trainer's, with "model" the
+    student alone (a single-stream TwoStreamI3D, so tools/eval.py reads it as any RGB model) plus "adapters",
+    "distill" (this config) and "teacher" (its path). Validation runs the student on `cfg.student_stream` only: flow
+    is never opened for an RGB student.
 
     Args:
         run_cfg: the student's i3d.config.Config (model.streams = [student_stream]).
         cfg: the distillation settings.
-        teacher: from `load_teacher`.
+        teacher: from `load_teacher`; frozen (eval mode, no gradient) for the whole run.
         resume: continue from `out_dir/last.pt` (weights, adapters, optimiser, schedule, RNG, history).
         student: a single-stream TwoStreamI3D to train instead of the one `run_cfg` builds (tests).
         teacher_path: recorded in the checkpoints.
     """
     out_dir = Path(out_dir)
-    device, rank, world = train.setup_device(run_cfg)
-    _seed_everything(run_cfg.train.seed)
+    device, rank, world = setup_device(run_cfg)
+    seed_everything(run_cfg.train.seed)
     distiller, wrapper = build_distiller(run_cfg, cfg, teacher, student)
     distiller.to(device)
     both = dataclasses.replace(run_cfg, model=dataclasses.replace(run_cfg.model, streams=distill_inputs(cfg)))
     pin = device.type == "cuda"
-    train_loader, _, classes = train.build_loaders(both, rank, world, pin_memory=pin)  # paired clips
-    _, val_loader, _ = train.build_loaders(run_cfg, rank, world, pin_memory=pin)  # the student's stream only
+    train_loader, _, classes = build_loaders(both, rank, world, pin_memory=pin)  # paired clips
+    _, val_loader, _ = build_loaders(run_cfg, rank, world, pin_memory=pin)  # the student's stream only
     trainable = nn.ModuleList([distiller.student, distiller.adapters])  # the order fixes the optimiser's state
-    steps_per_epoch = math.ceil(len(train_loader) / run_cfg.train.accum_steps)
-    optimizer, scheduler = train.build_optimizer(run_cfg, trainable, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda", enabled=run_cfg.train.amp == "fp16" and device.type == "cuda")
-    start_epoch, step, best, history = 0, 0, -1.0, []
-    if resume:
-        ckpt = train.load_checkpoint(out_dir / "last.pt")
-        wrapper.load_state_dict(ckpt["model"])
-        distiller.adapters.load_state_dict(ckpt["adapters"])
-        for obj, key in ((optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler")):
-            obj.load_state_dict(ckpt[key])
-        start_epoch, step, best, history = ckpt["epoch"], ckpt["step"], ckpt["best_top1"], ckpt["history"]
-        train.set_rng_state(ckpt["rng"])
-    wrapped = distiller
-    if world > 1:  # the teacher's frozen parameters are ignored by DDP; student and adapters are synchronised
-        ids = [device.index] if device.type == "cuda" else None
-        wrapped = nn.parallel.DistributedDataParallel(distiller, device_ids=ids)
-        if not resume:
-            torch.manual_seed(run_cfg.train.seed + rank)
-    writer = train._writer(out_dir, run_cfg) if rank == 0 else None
+    extra = {"distill": _plain(cfg), "teacher": str(teacher_path), "classes": classes}
+    run = Run(distiller, wrapper, trainable, train_loader, val_loader, device, rank, world,
+              modules={"adapters": distiller.adapters}, extra=extra, loss_fn=distill_loss_fn)  # fmt: skip
     if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "distill.yaml").write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
-    for epoch in range(start_epoch, run_cfg.train.epochs):
-        train_loader.sampler.set_epoch(epoch)
-        train_loader.dataset.set_epoch(epoch)
-        stats = distill_one_epoch(wrapped, train_loader, optimizer, scheduler, scaler, run_cfg, epoch=epoch,
-                                  step=step, device=device, writer=writer)  # fmt: skip
-        step = stats.pop("step")
-        if world > 1:  # rank 0's batch-norm statistics, as DDP's forward would broadcast them (and the trainer's eval)
-            for buffer in wrapper.buffers():
-                torch.distributed.broadcast(buffer, 0)
-        last = epoch + 1 == run_cfg.train.epochs
-        val = train.evaluate(wrapper, val_loader, run_cfg, device) if (epoch + 1) % run_cfg.train.eval_every == 0 \
-            or last else {}  # fmt: skip
-        top1 = val.get("fused", {}).get("top1", -1.0)
-        is_best, best = top1 > best, max(best, top1)
-        history.append({"epoch": epoch + 1, "step": step, "train": stats, "val": val})
-        if rank == 0:
-            train._log_epoch(writer, stats, val, step, epoch)
-            state = {"model": wrapper.state_dict(), "adapters": distiller.adapters.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "rng": train.rng_state(),
-                     "config": config_to_dict(run_cfg), "distill": _plain(cfg), "teacher": str(teacher_path),
-                     "classes": classes, "best_top1": best, "history": history}  # fmt: skip
-            train.save_checkpoint(out_dir / "last.pt", state)
-            if is_best:
-                train._copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
-    if writer is not None:
-        writer.close()
-    return wrapper, history
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    return wrapper, train_epochs(run_cfg, out_dir, run, resume=resume)
 
 
 def _plain(cfg: DistillConfig) -> dict:

@@ -5,7 +5,12 @@ same clips; one optimiser step updates both. Everything is a plain function:
 
     fit(cfg, out_dir)
       build_model_from_config -> TwoStreamI3D (a stream may be None)     build_loaders -> train/val loaders
-      for each epoch: train_one_epoch -> dict; evaluate -> dict; save_checkpoint(last.pt [, best.pt])
+      train_epochs: for each epoch: train_one_epoch -> dict; evaluate -> dict; save_checkpoint(last.pt [, best.pt])
+
+`train_one_epoch(..., loss_fn=...)` and `train_epochs(cfg, out_dir, Run(...))` are also what knowledge distillation
+(i3d/distill_train.py) trains with: a `Run` says what is trained, validated and saved, a `loss_fn` what is minimised.
+Around this file: i3d/build.py (config -> model, contract check, optimiser), i3d/loaders.py (config -> DataLoaders),
+i3d/checkpoint.py (atomic files, RNG states), i3d/distributed.py (device, DDP, all-reduce).
 
 Runs on CPU or CUDA, and under `torchrun` with DistributedDataParallel (gloo on CPU, nccl on CUDA; rank 0 writes).
 
@@ -19,226 +24,65 @@ contract trained with is saved in every checkpoint ("input_contract") for tools 
 import dataclasses
 import logging
 import math
-import os
-import random
-import shutil
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from flow.store import VideoStore
 from i3d import evaluate as ev
-from i3d.config import Config, ConfigError, OptimConfig, StreamConfig, config_from_dict, config_to_dict, save_config
-from i3d.data import index as idx
+from i3d.build import (
+    build_backbone,
+    build_model_from_config,
+    build_optimizer,
+    check_input_contract,
+    lr_factor,
+    run_input_contract,
+)
+from i3d.checkpoint import (
+    config_of_checkpoint,
+    copy_atomic,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from i3d.config import Config, config_to_dict, save_config
 from i3d.data.cutmix import cutmix
-from i3d.data.dataset import TwoStreamClipDataset
-from i3d.data.dfdc import dfdc_index
-from i3d.data.sampler import RebalancedSampler
-from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.contracts import CONTRACTS, InputContract
-from i3d.models.zoo import build_model
-from i3d.weights import load_pretrained
-from i3d.weights_zoo import load_zoo_pretrained
+from i3d.distributed import all_reduce, broadcast_buffers, setup_device, world_size, wrap_ddp
+from i3d.distributed import rank as process_rank
+from i3d.loaders import build_dataset, build_eval_loader, build_loaders, store_short_side
+from i3d.models import TwoStreamI3D
+
+__all__ = [  # what other modules import from here, including names that now live in the modules around it
+    "NonFiniteLossError", "Run", "amp_dtype", "batch_metrics", "build_backbone", "build_dataset", "build_eval_loader",
+    "build_loaders", "build_model_from_config", "build_optimizer", "check_finite", "check_input_contract",
+    "classification_loss", "config_of_checkpoint", "copy_atomic", "evaluate", "fit", "load_checkpoint", "log_epoch",
+    "lr_factor", "optimizer_step", "rng_state", "run_input_contract", "save_checkpoint", "set_rng_state",
+    "setup_device", "stream_loss_fn", "tensorboard_writer", "train_epochs", "train_one_epoch", "val_score",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
-IN_CHANNELS = {"rgb": 3, "flow": 2}
+LossFn = Callable[[nn.Module, dict, torch.device], tuple[dict, dict]]
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stops and the last good checkpoint is kept."""
 
 
-# ---------------------------------------------------------------- model, data, optimiser
+# ---------------------------------------------------------------- losses and metrics
 
 
-def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: float) -> nn.Module:
-    """One stream's net, initialised from `scfg.pretrained` when given (a different class count resets the head)."""
-    if scfg.name == "i3d":  # built here rather than by the zoo: the zoo's builder takes no dropout
-        net = InceptionI3d(num_classes=num_classes, in_channels=IN_CHANNELS[stream], dropout=dropout)
-    else:
-        net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream])
-    if scfg.pretrained:
-        if not Path(scfg.pretrained).is_file():
-            raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
-        load = load_pretrained if scfg.name == "i3d" else load_zoo_pretrained  # torchvision / kenshohara / ours
-        load(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # keeps a fresh head of another size
-    return net
-
-
-def build_model_from_config(cfg: Config) -> TwoStreamI3D:
-    """TwoStreamI3D with a backbone for each of `cfg.model.streams` and None for the other."""
-    m = cfg.model
-    nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
-            for s in ("rgb", "flow")}  # fmt: skip
-    return TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
-
-
-def run_input_contract(cfg: Config, short_side: int | None = None) -> InputContract | None:
-    """The input contract the RGB stream trains with: crop, normalisation and clip length from `cfg.data`.
-
-    The short side is `short_side` (the stores' frame size, which the validation centre crop sees) or else the zoo
-    contract's, scaled by data.crop_size / its crop. None without an RGB stream or for a model with no contract.
-    """
-    base = CONTRACTS.get(cfg.model.rgb.name)
-    if "rgb" not in cfg.model.streams or base is None:
-        return None
-    d = cfg.data
-    short_side = short_side or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
-    return InputContract(d.crop_size, max(short_side, d.crop_size), d.normalization, min_frames=d.num_frames)
-
-
-def check_input_contract(cfg: Config) -> None:
-    """Refuse an RGB normalisation other than the model's contract (a silent mix-up); log another crop size."""
-    name, d = cfg.model.rgb.name, cfg.data
-    base = CONTRACTS.get(name)
-    if "rgb" not in cfg.model.streams or base is None:
-        return
-    if d.normalization != base.normalization:
-        raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.contracts) but "
-                          f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
-    if d.crop_size != base.crop_size:
-        log.warning("data.crop_size=%d differs from %s's contract (%d px); tools will feed the checkpoint %d px",
-                    d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
-
-
-def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
-    """(video_id, label) pairs and class names of the training or validation part, by `data.dataset`."""
-    d = cfg.data
-    path = d.val_index if (not train and d.val_index) else d.index
-    subset = (d.train_subset if train else d.val_subset) or None
-    if not path:
-        raise ValueError(f"data.index is empty; set it to the {d.dataset} split files (--set data.index=PATH)")
-    if d.dataset == "folder" and not train and not d.val_index:
-        raise ValueError("data.dataset=folder validates on another class-folder tree: set data.val_index=FOLDER")
-    if d.dataset == "ucf101":
-        return idx.ucf101_index(path, d.split, subset)
-    if d.dataset == "hmdb51":
-        return idx.hmdb51_index(path, d.split, subset)
-    if d.dataset == "kinetics":
-        return idx.kinetics_index(path, subset, classes=classes)
-    if d.dataset == "csv":
-        return idx.csv_index(path, subset, classes=classes)
-    if d.dataset == "dfdc":
-        return dfdc_index(path, split=subset)  # ["REAL", "FAKE"]
-    return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
-
-
-def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClipDataset, list[str]]:
-    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset."""
-    d = cfg.data
-    if not d.store_root:
-        raise ValueError("data.store_root is empty; set it to tools/extract_flow.py's --out folder")
-    pairs, found = build_index(cfg, train, classes)
-    if classes is not None and list(found) != list(classes):
-        raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(found)} vs "
-                         f"{len(classes)}); give both parts the same class list")  # fmt: skip
-    if len(found) != cfg.model.num_classes and not (cfg.model.num_classes == 1 and len(found) == 2):
-        raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
-                         f"set --set model.num_classes={len(found)} (or 1 for a binary head on two classes)")
-    items = idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True)
-    common = dict(crop_size=d.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, normalization=d.normalization)
-    if train:
-        return TwoStreamClipDataset(items, num_frames=d.num_frames, train=True, flip=d.flip, **common), list(found)
-    dataset = TwoStreamClipDataset(items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
-                                   **common)  # fmt: skip
-    return dataset, list(found)
-
-
-def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
-    train_ds, classes = build_dataset(cfg, train=True)
-    val_ds, _ = build_dataset(cfg, train=False, classes=classes)
-    return train_ds, val_ds, classes
-
-
-class ShardSampler(Sampler):
-    """Every `world`-th index from `rank`: each rank evaluates its own share, nothing padded or repeated."""
-
-    def __init__(self, length: int, rank: int = 0, world: int = 1):
-        self.indices = list(range(rank, length, world))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
-    """(train_loader, val_loader, class_names). The train order depends only on (seed, epoch), via set_epoch."""
-    train_ds, val_ds, classes = build_datasets(cfg)
-    t, workers = cfg.train, cfg.data.num_workers
-    sampler = build_train_sampler(cfg, train_ds, rank, world)
-    if len(sampler) < t.batch_size:
-        raise ValueError(f"{len(sampler)} training clips per process and epoch (data.sampler={cfg.data.sampler}, "
-                         f"{len(train_ds)} videos, {world} processes) < train.batch_size={t.batch_size}")
-    extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
-    train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
-    return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes
-
-
-def build_train_sampler(cfg: Config, dataset: TwoStreamClipDataset, rank: int = 0, world: int = 1) -> Sampler:
-    """A shuffle of every video (data.sampler=random) or a class-rebalanced subset (rebalanced), sharded over ranks.
-
-    Both reshuffle by (train.seed, epoch) through `set_epoch`.
-    """
-    if cfg.data.sampler == "rebalanced":
-        labels = [label for _path, label, _video_id in dataset.items]
-        return RebalancedSampler(labels, seed=cfg.train.seed, num_replicas=world, rank=rank)
-    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed,
-                              drop_last=True)  # fmt: skip
-
-
-def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_memory: bool = False) -> DataLoader:
-    """Each rank its share of `dataset`; batches of 1 for whole videos (`eval_num_frames=0`: lengths differ)."""
-    batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
-    return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
-                      num_workers=cfg.data.num_workers)  # fmt: skip
-
-
-def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:
-    """Multiplier of `optim.lr` after `step` optimiser steps: linear warm-up, then step / cosine / constant."""
-    warmup = round(o.warmup_epochs * steps_per_epoch)
-    if o.schedule == "step":
-        factor = o.gamma ** sum(step >= round(m * steps_per_epoch) for m in o.milestones)
-    elif o.schedule == "cosine":
-        progress = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
-        floor = o.min_lr / o.lr
-        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    else:
-        factor = 1.0
-    if step < warmup:
-        factor *= o.warmup_factor + (1 - o.warmup_factor) * step / warmup
-    return factor
-
-
-def build_optimizer(cfg: Config, model: nn.Module, steps_per_epoch: int):
-    """SGD with momentum and a LambdaLR stepped once per optimiser step."""
-    o = cfg.optim
-    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                          nesterov=o.nesterov)  # fmt: skip
-    total = steps_per_epoch * cfg.train.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, o, steps_per_epoch, total))
-    return opt, sched
-
-
-# ---------------------------------------------------------------- one epoch
-
-
-def _all_reduce(x: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(x)
-    return x
-
-
-def _amp_dtype(cfg: Config, device: torch.device):
+def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `train.amp` on CUDA; None (float32) for "none" or off CUDA."""
     if cfg.train.amp == "none" or device.type != "cuda":
         return None
     return torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16
@@ -260,92 +104,6 @@ def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
-def stream_losses(out: dict, targets: torch.Tensor, streams, *, step: int, epoch: int) -> dict:
-    """The loss of each stream; a non-finite value on any rank stops every rank with the step and stream named."""
-    losses = {s: classification_loss(out[s], targets) for s in streams}
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    values = _all_reduce(torch.stack([v.detach() for v in losses.values()])) / world
-    for s, v in zip(streams, values.tolist(), strict=True):
-        if not math.isfinite(v):
-            raise NonFiniteLossError(f"non-finite {s} loss ({v}) at step {step} (epoch {epoch + 1}); lower optim.lr "
-                                     f"or check the {s} inputs")  # fmt: skip
-    return losses
-
-
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *, epoch: int, step: int,
-                    device: torch.device, writer=None) -> dict:  # fmt: skip
-    """One pass over `loader`; returns mean losses and accuracies per stream, clips/s, data-wait fraction, step."""
-    net = getattr(model, "module", model)
-    streams, accum, amp = net.streams, cfg.train.accum_steps, _amp_dtype(cfg, device)
-    model.train()
-    keys = [f"{m}_{s}" for m in ("loss", "acc") for s in (*streams, "fused")]
-    sums = torch.zeros(len(keys) + 1, dtype=torch.float64)  # each metric summed over clips, then the clip count
-    wait = busy = 0.0
-    last = time.perf_counter()  # end of the previous iteration: [last, now) waits for data, [now, end) computes
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    rng = np.random.default_rng([cfg.train.seed, epoch, rank, 0xC07])  # CutMix boxes: a function of (seed, epoch, rank)
-    for i, batch in enumerate(bar):
-        now = time.perf_counter()
-        wait += now - last
-        labels = batch["label"].to(device, non_blocking=True)
-        sync = (i + 1) % accum == 0 or i + 1 == len(loader)
-        with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
-            inputs, targets = mix_batch({s: batch[s].to(device, non_blocking=True) for s in streams}, labels, cfg, rng)
-            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-                out = model(**inputs)
-            losses = stream_losses(out, targets, streams, step=step, epoch=epoch)
-            scaler.scale(sum(losses.values()) / accum).backward()
-        if sync:
-            _optimizer_step(model, optimizer, scaler, cfg.optim.clip_grad_norm)
-            scheduler.step()
-            step += 1
-        metrics = batch_metrics(out, losses, labels, targets)
-        sums += torch.tensor([metrics[k] * len(labels) for k in keys] + [len(labels)], dtype=torch.float64)
-        end = time.perf_counter()
-        busy += end - now
-        if writer is not None and sync and step % cfg.train.log_every == 0:
-            for key, value in metrics.items():
-                writer.add_scalar(f"train/{key}", value, step)
-            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-            writer.add_scalar("train/clips_per_s", len(labels) * _world() / max(end - last, 1e-9), step)
-            writer.add_scalar("train/data_wait_frac", wait / max(wait + busy, 1e-9), step)
-        last = end
-        bar.set_postfix({s: f"{v.item():.3f}" for s, v in losses.items()})
-    sums = _all_reduce(sums)
-    n = max(sums[-1].item(), 1)
-    result = {key: sums[k].item() / n for k, key in enumerate(keys)}
-    result.update(clips_per_s=sums[-1].item() / max(wait + busy, 1e-9), data_wait_frac=wait / max(wait + busy, 1e-9),
-                  step=step)  # fmt: skip
-    return result
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
-
-
-def _optimizer_step(model, optimizer, scaler, clip_grad_norm: float) -> None:
-    if clip_grad_norm > 0:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def batch_metrics(out: dict, losses: dict, labels: torch.Tensor, targets: torch.Tensor | None = None) -> dict:
-    """Loss and accuracy of each stream and of the fused logits on one batch (plain floats).
-
-    Losses are against `targets` (CutMix's soft ones; default `labels`), accuracy against the clips' own labels.
-    """
-    targets = labels if targets is None else targets
-    metrics = {f"loss_{s}": v.item() for s, v in losses.items()}
-    metrics["loss_fused"] = classification_loss(out["fused"].detach(), targets).item()
-    for s in (*losses, "fused"):
-        metrics[f"acc_{s}"] = (predicted_classes(out[s]) == labels).float().mean().item()
-    return metrics
-
-
 def mix_batch(inputs: dict, labels: torch.Tensor, cfg: Config, rng: np.random.Generator) -> tuple[dict, torch.Tensor]:
     """(inputs, targets): unchanged, or video CutMix with one box for every stream and soft targets."""
     t = cfg.train
@@ -356,93 +114,158 @@ def mix_batch(inputs: dict, labels: torch.Tensor, cfg: Config, rng: np.random.Ge
     return mixed.streams, mixed.targets
 
 
+def stream_loss_fn(cfg: Config, rng: np.random.Generator) -> LossFn:
+    """`train_one_epoch`'s default loss: one classification loss per stream of a TwoStreamI3D (or DDP around one).
+
+    With train.cutmix_alpha > 0 the batch is CutMixed first (boxes drawn from `rng`). The fused logits' loss against
+    the same targets is reported as the metric loss_fused (monitoring only: the fusion has no parameters).
+    """
+
+    def loss_fn(model: nn.Module, batch: dict, device: torch.device) -> tuple[dict, dict]:
+        streams = getattr(model, "module", model).streams
+        labels = batch["label"].to(device, non_blocking=True)
+        inputs, targets = mix_batch({s: batch[s].to(device, non_blocking=True) for s in streams}, labels, cfg, rng)
+        out = model(**inputs)  # {"rgb", "flow", "fused"}: (B, K) logits of the present streams
+        losses = {s: classification_loss(out[s], targets) for s in streams}
+        metrics = {"loss_fused": classification_loss(out["fused"].detach(), targets).item()}
+        return {**out, "metrics": metrics}, losses
+
+    return loss_fn
+
+
+def check_finite(losses: dict, *, step: int, epoch: int) -> None:
+    """A non-finite loss term on any rank stops every rank, naming the term, the step and the epoch."""
+    values = all_reduce(torch.stack([v.detach().float() for v in losses.values()])) / world_size()
+    for name, v in zip(losses, values.tolist(), strict=True):
+        if not math.isfinite(v):
+            raise NonFiniteLossError(f"non-finite {name} loss ({v}) at step {step} (epoch {epoch + 1}); lower "
+                                     f"optim.lr or check the {name} inputs")  # fmt: skip
+
+
+def batch_metrics(outputs: dict, losses: dict, labels: torch.Tensor) -> dict:
+    """One batch's metrics as plain floats: loss_<term> of every loss term, the loss_fn's own "metrics", and
+    acc_<name> of every logits in `outputs` against the clips' own labels (not CutMix's soft targets)."""
+    metrics = {f"loss_{name}": v.item() for name, v in losses.items()}
+    metrics.update({name: float(v) for name, v in outputs.get("metrics", {}).items()})
+    for name, logits in outputs.items():
+        if name != "metrics":
+            metrics[f"acc_{name}"] = (predicted_classes(logits) == labels).float().mean().item()
+    return metrics
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+class EpochMeter:
+    """Clip-weighted sums of the batch metrics, and the epoch's time split into waiting for data and computing."""
+
+    def __init__(self):
+        self.keys, self.sums, self.wait, self.busy = None, None, 0.0, 0.0
+        self.last = self.now = time.perf_counter()  # [last, now) waits for data, [now, end) computes
+
+    def start_batch(self) -> None:
+        self.now = time.perf_counter()
+        self.wait += self.now - self.last
+
+    def end_batch(self, metrics: dict, clips: int) -> float:
+        """Add one batch; returns the clips/s of all ranks over this batch's wait + compute."""
+        if self.keys is None:
+            self.keys = list(metrics)
+            self.sums = torch.zeros(len(self.keys) + 1, dtype=torch.float64)  # the metrics, then the clip count
+        self.sums += torch.tensor([metrics[k] * clips for k in self.keys] + [clips], dtype=torch.float64)
+        end = time.perf_counter()
+        self.busy += end - self.now
+        rate = clips * world_size() / max(end - self.last, 1e-9)
+        self.last = end
+        return rate
+
+    @property
+    def wait_frac(self) -> float:
+        return self.wait / max(self.wait + self.busy, 1e-9)
+
+    def result(self) -> dict:
+        """Means over every clip of every rank, plus clips_per_s and data_wait_frac of this rank."""
+        sums = all_reduce(self.sums if self.sums is not None else torch.zeros(1, dtype=torch.float64))
+        n = max(sums[-1].item(), 1)
+        result = {key: sums[k].item() / n for k, key in enumerate(self.keys or ())}
+        result.update(clips_per_s=sums[-1].item() / max(self.wait + self.busy, 1e-9), data_wait_frac=self.wait_frac)
+        return result
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *, epoch: int, step: int,
+                    device: torch.device, writer=None, loss_fn: LossFn | None = None) -> dict:  # fmt: skip
+    """One pass over `loader`; returns the mean of every batch metric, clips/s, data-wait fraction and the step.
+
+    Args:
+        loss_fn: `loss_fn(model, batch, device) -> (outputs, losses)`, run under autocast. `losses`: already weighted
+            scalar terms; their sum is back-propagated and each is logged as train/loss_<name>. `outputs`: (B, K)
+            logits by name (accuracy against batch["label"], train/acc_<name>) and optionally "metrics", a dict of
+            further scalars logged as train/<name>. None: `stream_loss_fn` (one loss per stream).
+    """
+    accum, amp = cfg.train.accum_steps, amp_dtype(cfg, device)
+    rng = np.random.default_rng([cfg.train.seed, epoch, process_rank(), 0xC07])  # CutMix: (seed, epoch, rank)
+    loss_fn = loss_fn or stream_loss_fn(cfg, rng)
+    model.train()
+    meter = EpochMeter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
+    for i, batch in enumerate(bar):
+        meter.start_batch()
+        sync = (i + 1) % accum == 0 or i + 1 == len(loader)
+        with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
+            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
+                outputs, losses = loss_fn(model, batch, device)
+            check_finite(losses, step=step, epoch=epoch)
+            scaler.scale(sum(losses.values()) / accum).backward()
+        if sync:
+            optimizer_step(model, optimizer, scaler, cfg.optim.clip_grad_norm)
+            scheduler.step()
+            step += 1
+        labels = batch["label"].to(device, non_blocking=True)
+        metrics = batch_metrics(outputs, losses, labels)
+        clips_per_s = meter.end_batch(metrics, len(labels))
+        if writer is not None and sync and step % cfg.train.log_every == 0:
+            _log_step(writer, metrics, optimizer, step, clips_per_s, meter.wait_frac)
+        bar.set_postfix({name: f"{v.item():.3f}" for name, v in losses.items()})
+    return {**meter.result(), "step": step}
+
+
+def optimizer_step(model: nn.Module, optimizer, scaler, clip_grad_norm: float) -> None:
+    """Unscale and clip the gradients (when clip_grad_norm > 0), step, update the scaler, zero the gradients."""
+    if clip_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _log_step(writer, metrics: dict, optimizer, step: int, clips_per_s: float, wait_frac: float) -> None:
+    for key, value in metrics.items():
+        writer.add_scalar(f"train/{key}", value, step)
+    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+    writer.add_scalar("train/clips_per_s", clips_per_s, step)
+    writer.add_scalar("train/data_wait_frac", wait_frac, step)
+
+
 def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:
     """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}}, gathered over ranks."""
-    preds = ev.predict(model, loader, device, _amp_dtype(cfg, device))
-    if dist.is_initialized():
-        parts = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, preds)
+    preds = ev.predict(model, loader, device, amp_dtype(cfg, device))
+    if torch.distributed.is_initialized():
+        parts = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, preds)
         preds = ev.Predictions.concatenate(parts)
     weights = dict(zip(("rgb", "flow"), cfg.model.fusion_weights, strict=True))
     return ev.compute_results(preds, weights, cfg.model.num_classes)
 
 
-# ---------------------------------------------------------------- checkpoints and RNG
-
-
-def rng_state() -> dict:
-    """Every RNG the run draws from, as tensors and plain values (loadable with torch.load(weights_only=True))."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}  # fmt: skip
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_tuples(state["python"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuples(x):
-    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """torch.save to a temporary name in the same folder, then os.replace: a checkpoint on disk is always whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """A checkpoint dict written by `save_checkpoint`; a missing or damaged file is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found (a run folder holds last.pt and best.pt)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    missing = {"model", "optimizer", "scheduler", "epoch", "step", "config"} - set(ckpt)
-    if missing:
-        raise RuntimeError(f"{path} lacks {sorted(missing)}: not a checkpoint of i3d/train.py")
-    return ckpt
-
-
-def config_of_checkpoint(ckpt: dict) -> Config:
-    return config_from_dict(ckpt["config"])
+def val_score(val: dict) -> float:
+    """Higher is better: the fused top-1, or minus the fused log loss for a binary head; -inf when not validated."""
+    fused = val.get("fused", {})
+    score = -fused["log_loss"] if "log_loss" in fused else fused.get("top1", -math.inf)
+    return score if math.isfinite(score) else -math.inf
 
 
 # ---------------------------------------------------------------- the run
-
-
-def setup_device(cfg: Config) -> tuple[torch.device, int, int]:
-    """(device, rank, world). Under torchrun (WORLD_SIZE > 1) joins the process group: nccl on CUDA, else gloo."""
-    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
-    if cuda and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is visible; use --set train.device=cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
-    if cfg.train.amp != "none" and not cuda:
-        log.warning("train.amp=%s needs CUDA; training in float32 on %s", cfg.train.amp, device)
-    return device, rank, world
 
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStreamI3D | None = None):
@@ -453,68 +276,112 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
             so the result equals an uninterrupted run's (exactly on CPU).
         model: a TwoStreamI3D to train instead of `build_model_from_config(cfg)` (a custom or test backbone).
     """
-    out_dir = Path(out_dir)
     check_input_contract(cfg)
     device, rank, world = setup_device(cfg)
-    random.seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    torch.manual_seed(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     model = (model or build_model_from_config(cfg)).to(device)
     train_loader, val_loader, classes = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.accum_steps)
-    optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
+    contract = run_input_contract(cfg, store_short_side(val_loader.dataset))
+    extra = {"classes": classes, "input_contract": dataclasses.asdict(contract) if contract else None}
+    run = Run(model, model, model, train_loader, val_loader, device, rank, world, extra=extra)
+    return model, train_epochs(cfg, Path(out_dir), run, resume=resume)
+
+
+@dataclass
+class Run:
+    """What `train_epochs` trains, validates and saves (`fit`: one TwoStreamI3D; distillation: a Distiller).
+
+    Attributes:
+        model: the module `train_one_epoch` runs (wrapped in DistributedDataParallel when world > 1).
+        net: the TwoStreamI3D validated and saved as the checkpoint's "model" (`model` itself, or the student).
+        params: the module whose parameters the optimiser updates, in a fixed order.
+        train_loader, val_loader, device, rank, world: from `build_loaders` and `setup_device`.
+        modules: further trained modules, saved and resumed under their key (a distiller's "adapters").
+        extra: constant entries of every checkpoint (classes, input contract, distillation settings).
+        loss_fn: `train_one_epoch`'s loss hook; None: one classification loss per stream.
+    """
+
+    model: nn.Module
+    net: nn.Module
+    params: nn.Module
+    train_loader: DataLoader
+    val_loader: DataLoader
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    modules: dict[str, nn.Module] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    loss_fn: LossFn | None = None
+
+
+def train_epochs(cfg: Config, out_dir: Path, run: Run, *, resume: bool = False) -> list[dict]:
+    """The epoch loop of `fit`: optimiser, [resume], DDP, then train / validate / checkpoint each epoch.
+
+    Returns the history: one {"epoch", "step", "train": {...}, "val": {...}} per epoch, resumed ones included.
+    """
+    steps_per_epoch = math.ceil(len(run.train_loader) / cfg.train.accum_steps)
+    optimizer, scheduler = build_optimizer(cfg, run.params, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and run.device.type == "cuda")
+    opt = (optimizer, scheduler, scaler)
     start_epoch, step, best, history = 0, 0, -math.inf, []
     if resume:
-        start_epoch, step, best, history = _resume(out_dir / "last.pt", model, optimizer, scheduler, scaler)
-    wrapped = _wrap_ddp(model, device, cfg.train.seed + rank, resume) if world > 1 else model
-    contract = run_input_contract(cfg, _store_short_side(val_loader.dataset))
-    writer = _writer(out_dir, cfg) if rank == 0 else None
+        start_epoch, step, best, history = _resume(out_dir / "last.pt", run, *opt)
+    model = wrap_ddp(run.model, run.device, cfg.train.seed + run.rank, resume) if run.world > 1 else run.model
+    writer = tensorboard_writer(out_dir, cfg) if run.rank == 0 else None
     for epoch in range(start_epoch, cfg.train.epochs):
-        train_loader.sampler.set_epoch(epoch)
-        train_loader.dataset.set_epoch(epoch)
-        try:
-            stats = train_one_epoch(wrapped, train_loader, optimizer, scheduler, scaler, cfg, epoch=epoch, step=step,
-                                    device=device, writer=writer)  # fmt: skip
-        except NonFiniteLossError as e:
-            kept = out_dir / "last.pt"
-            kept = kept if kept.exists() else "none yet"
-            raise NonFiniteLossError(f"{e}; the last good checkpoint is kept: {kept}") from None
+        stats = _train_epoch(model, run, cfg, opt, epoch=epoch, step=step, writer=writer, out_dir=out_dir)
         step = stats.pop("step")
-        last_epoch = epoch + 1 == cfg.train.epochs
-        val = evaluate(wrapped, val_loader, cfg, device) if (epoch + 1) % cfg.train.eval_every == 0 or last_epoch \
-            else {}  # fmt: skip
-        is_best = val_score(val) > best
-        best = max(best, val_score(val))
+        val = _validate(run, cfg, epoch)
+        is_best, best = val_score(val) > best, max(best, val_score(val))
         history.append({"epoch": epoch + 1, "step": step, "train": stats, "val": val})
-        if rank == 0:
-            _log_epoch(writer, stats, val, step, epoch)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                     "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "classes": classes,
-                     "best_score": best, "history": history,
-                     "input_contract": dataclasses.asdict(contract) if contract else None}  # fmt: skip
-            if cfg.model.num_classes > 1:
-                state["best_top1"] = best
-            save_checkpoint(out_dir / "last.pt", state)
+        if run.rank == 0:
+            log_epoch(writer, stats, val, step, epoch)
+            save_checkpoint(out_dir / "last.pt", _checkpoint(cfg, run, opt, epoch + 1, step, best, history))
             if is_best:
-                _copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
+                copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
     if writer is not None:
         writer.close()
-    return model, history
+    return history
 
 
-def val_score(val: dict) -> float:
-    """Higher is better: the fused top-1, or minus the fused log loss for a binary head; -inf when not validated."""
-    fused = val.get("fused", {})
-    score = -fused["log_loss"] if "log_loss" in fused else fused.get("top1", -math.inf)
-    return score if math.isfinite(score) else -math.inf
+def _train_epoch(model, run: Run, cfg: Config, opt: tuple, *, epoch: int, step: int, writer, out_dir: Path) -> dict:
+    run.train_loader.sampler.set_epoch(epoch)
+    run.train_loader.dataset.set_epoch(epoch)
+    try:
+        return train_one_epoch(model, run.train_loader, *opt, cfg, epoch=epoch, step=step, device=run.device,
+                               writer=writer, loss_fn=run.loss_fn)  # fmt: skip
+    except NonFiniteLossError as e:
+        kept = out_dir / "last.pt"
+        kept = kept if kept.exists() else "none yet"
+        raise NonFiniteLossError(f"{e}; the last good checkpoint is kept: {kept}") from None
 
 
-def _resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, float, list]:
+def _validate(run: Run, cfg: Config, epoch: int) -> dict:
+    """Validation of `run.net` every train.eval_every epochs and after the last one; {} in between."""
+    if (epoch + 1) % cfg.train.eval_every != 0 and epoch + 1 != cfg.train.epochs:
+        return {}
+    if run.world > 1:  # rank 0's batch-norm statistics on every rank, as DDP's next forward would broadcast them
+        broadcast_buffers(run.net)
+    return evaluate(run.net, run.val_loader, cfg, run.device)
+
+
+def _checkpoint(cfg: Config, run: Run, opt: tuple, epoch: int, step: int, best: float, history: list) -> dict:
+    optimizer, scheduler, scaler = opt
+    state = {"model": run.net.state_dict(), **{key: m.state_dict() for key, m in run.modules.items()},
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+             "epoch": epoch, "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "best_score": best,
+             "history": history, **run.extra}  # fmt: skip
+    if cfg.model.num_classes > 1:
+        state["best_top1"] = best
+    return state
+
+
+def _resume(path: Path, run: Run, optimizer, scheduler, scaler) -> tuple[int, int, float, list]:
     """Load every state of `path` into the run's objects; returns (epoch, step, best score, history)."""
     ckpt = load_checkpoint(path)
-    model.load_state_dict(ckpt["model"])
+    run.net.load_state_dict(ckpt["model"])
+    for key, module in run.modules.items():
+        module.load_state_dict(ckpt[key])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     scaler.load_state_dict(ckpt["scaler"])
@@ -523,30 +390,16 @@ def _resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, 
     return ckpt["epoch"], ckpt["step"], best, ckpt["history"]
 
 
-def _wrap_ddp(model: nn.Module, device: torch.device, dropout_seed: int, resume: bool) -> nn.Module:
-    """DistributedDataParallel; DDP broadcasts rank 0's weights, then each rank draws its own dropout masks."""
-    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if not resume:
-        torch.manual_seed(dropout_seed)
-    return wrapped
-
-
-def _store_short_side(dataset: TwoStreamClipDataset) -> int | None:
-    """min(H, W) of the first store: the frames the validation centre crop is cut from (None without stores)."""
-    if not dataset.items:
-        return None
-    with VideoStore(dataset.items[0][0]) as store:
-        return min(store.height, store.width)
-
-
-def _writer(out_dir: Path, cfg: Config):
+def tensorboard_writer(out_dir: Path, cfg: Config):
+    """Save the resolved config as out_dir/config.yaml and open a SummaryWriter on out_dir/tb."""
     from torch.utils.tensorboard import SummaryWriter
 
     save_config(cfg, out_dir / "config.yaml")
     return SummaryWriter(str(out_dir / "tb"))
 
 
-def _log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
+def log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
+    """The epoch's means (epoch/<key>) and validation metrics (val/<key>_<stream>) to TensorBoard and the log."""
     for key, value in stats.items():
         writer.add_scalar(f"epoch/{key}", value, step)
     for stream, metrics in val.items():  # top1, top5, mean_class_acc, loss; or log_loss, auc, accuracy (binary)
@@ -558,9 +411,3 @@ def _log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
     log.info("epoch %d step %d: %s; val %s %s", epoch + 1, step,
              ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), headline,
              {s: round(m[headline], 4) for s, m in val.items()})  # fmt: skip
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

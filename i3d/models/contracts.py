@@ -78,6 +78,24 @@ def contract_for(name: str) -> InputContract:
     return CONTRACTS[name]
 
 
+def training_contract(name: str, crop_size: int, normalization: str, num_frames: int,
+                      short_side: int | None = None) -> InputContract | None:  # fmt: skip
+    """The contract of model `name` trained on `crop_size` crops of `num_frames` frames (saved in its checkpoints).
+
+    Args:
+        short_side: the frames the training and validation crops were cut from (min(H, W) of the stores); None:
+            the zoo contract's short side scaled by crop_size / its crop.
+
+    Returns:
+        None for a model without a zoo contract (a custom backbone).
+    """
+    base = CONTRACTS.get(name)
+    if base is None:
+        return None
+    short_side = short_side or max(crop_size, round(base.short_side * crop_size / base.crop_size))
+    return InputContract(crop_size, max(short_side, crop_size), normalization, min_frames=num_frames)
+
+
 def loop_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
     """Repeat a clip from its start until it has at least `num_frames` frames (longer clips are returned as is)."""
     if len(frames) == 0:

@@ -1,0 +1,98 @@
+"""The run config turned into the model, its input contract, the optimiser and the learning-rate schedule.
+
+    build_model_from_config(cfg) -> TwoStreamI3D: build_backbone per stream (I3D, or a zoo model), pretrained init
+    check_input_contract(cfg) / run_input_contract(cfg): the RGB input against i3d.models.contracts
+    build_optimizer(cfg, model, steps_per_epoch) -> (SGD, LambdaLR of lr_factor)
+
+The data side is i3d/loaders.py; both are used by i3d/train.py, i3d/distill_train.py and the tools.
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from i3d.config import Config, ConfigError, OptimConfig, StreamConfig
+from i3d.models import InceptionI3d, TwoStreamI3D
+from i3d.models.contracts import CONTRACTS, InputContract, training_contract
+from i3d.models.zoo import build_model
+from i3d.weights import load_pretrained
+from i3d.weights_zoo import load_zoo_pretrained
+
+log = logging.getLogger(__name__)
+IN_CHANNELS = {"rgb": 3, "flow": 2}
+
+
+def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: float) -> nn.Module:
+    """One stream's net, initialised from `scfg.pretrained` when given (a different class count resets the head)."""
+    if scfg.name == "i3d":  # built here rather than by the zoo: the zoo's builder takes no dropout
+        net = InceptionI3d(num_classes=num_classes, in_channels=IN_CHANNELS[stream], dropout=dropout)
+    else:
+        net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream])
+    if scfg.pretrained:
+        if not Path(scfg.pretrained).is_file():
+            raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
+        load = load_pretrained if scfg.name == "i3d" else load_zoo_pretrained  # torchvision / kenshohara / ours
+        load(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # keeps a fresh head of another size
+    return net
+
+
+def build_model_from_config(cfg: Config) -> TwoStreamI3D:
+    """TwoStreamI3D with a backbone for each of `cfg.model.streams` and None for the other."""
+    m = cfg.model
+    nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
+            for s in ("rgb", "flow")}  # fmt: skip
+    return TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
+
+
+def run_input_contract(cfg: Config, short_side: int | None = None) -> InputContract | None:
+    """The input contract the RGB stream trains with (`training_contract` of cfg.data's crop, normalisation, frames).
+
+    None without an RGB stream or for a model with no contract; `short_side`: the stores' min(H, W).
+    """
+    if "rgb" not in cfg.model.streams:
+        return None
+    d = cfg.data
+    return training_contract(cfg.model.rgb.name, d.crop_size, d.normalization, d.num_frames, short_side)
+
+
+def check_input_contract(cfg: Config) -> None:
+    """Refuse an RGB normalisation other than the model's contract (a silent mix-up); log another crop size."""
+    name, d = cfg.model.rgb.name, cfg.data
+    base = CONTRACTS.get(name)
+    if "rgb" not in cfg.model.streams or base is None:
+        return
+    if d.normalization != base.normalization:
+        raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.contracts) but "
+                          f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
+    if d.crop_size != base.crop_size:
+        log.warning("data.crop_size=%d differs from %s's contract (%d px); tools will feed the checkpoint %d px",
+                    d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
+
+
+def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:
+    """Multiplier of `optim.lr` after `step` optimiser steps: linear warm-up, then step / cosine / constant."""
+    warmup = round(o.warmup_epochs * steps_per_epoch)
+    if o.schedule == "step":
+        factor = o.gamma ** sum(step >= round(m * steps_per_epoch) for m in o.milestones)
+    elif o.schedule == "cosine":
+        progress = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
+        floor = o.min_lr / o.lr
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    else:
+        factor = 1.0
+    if step < warmup:
+        factor *= o.warmup_factor + (1 - o.warmup_factor) * step / warmup
+    return factor
+
+
+def build_optimizer(cfg: Config, model: nn.Module, steps_per_epoch: int):
+    """SGD with momentum and a LambdaLR stepped once per optimiser step."""
+    o = cfg.optim
+    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                          nesterov=o.nesterov)  # fmt: skip
+    total = steps_per_epoch * cfg.train.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, o, steps_per_epoch, total))
+    return opt, sched

@@ -1,0 +1,125 @@
+"""The run config's `data:` section turned into datasets and DataLoaders (training, validation, evaluation).
+
+    build_loaders(cfg, rank, world) -> (train_loader, val_loader, class names)
+      build_index (by data.dataset) -> resolve_stores -> TwoStreamClipDataset (random clips / centre crops)
+      build_train_sampler: DistributedSampler or RebalancedSampler, reshuffled by (train.seed, epoch)
+      build_eval_loader: ShardSampler, each rank its own share
+
+Every loader's workers start with `i3d.data.worker_init_fn` (glibc malloc thresholds: 28 ms -> 1 ms of system time
+per 64x224 clip, docs/PERFORMANCE.md). OpenCV's thread count is never set inside a forked worker: that can hang.
+"""
+
+
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from flow.store import VideoStore
+from i3d.config import Config
+from i3d.data import index as idx
+from i3d.data import worker_init_fn
+from i3d.data.dataset import TwoStreamClipDataset
+from i3d.data.dfdc import dfdc_index
+from i3d.data.sampler import RebalancedSampler
+
+
+def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
+    """(video_id, label) pairs and class names of the training or validation part, by `data.dataset`."""
+    d = cfg.data
+    path = d.val_index if (not train and d.val_index) else d.index
+    subset = (d.train_subset if train else d.val_subset) or None
+    if not path:
+        raise ValueError(f"data.index is empty; set it to the {d.dataset} split files (--set data.index=PATH)")
+    if d.dataset == "folder" and not train and not d.val_index:
+        raise ValueError("data.dataset=folder validates on another class-folder tree: set data.val_index=FOLDER")
+    if d.dataset == "ucf101":
+        return idx.ucf101_index(path, d.split, subset)
+    if d.dataset == "hmdb51":
+        return idx.hmdb51_index(path, d.split, subset)
+    if d.dataset == "kinetics":
+        return idx.kinetics_index(path, subset, classes=classes)
+    if d.dataset == "csv":
+        return idx.csv_index(path, subset, classes=classes)
+    if d.dataset == "dfdc":
+        return dfdc_index(path, split=subset)  # ["REAL", "FAKE"]
+    return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
+
+
+def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClipDataset, list[str]]:
+    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset."""
+    d = cfg.data
+    if not d.store_root:
+        raise ValueError("data.store_root is empty; set it to tools/extract_flow.py's --out folder")
+    pairs, found = build_index(cfg, train, classes)
+    if classes is not None and list(found) != list(classes):
+        raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(found)} vs "
+                         f"{len(classes)}); give both parts the same class list")  # fmt: skip
+    if len(found) != cfg.model.num_classes and not (cfg.model.num_classes == 1 and len(found) == 2):
+        raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
+                         f"set --set model.num_classes={len(found)} (or 1 for a binary head on two classes)")
+    items = idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True)
+    common = dict(crop_size=d.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, normalization=d.normalization)
+    if train:
+        return TwoStreamClipDataset(items, num_frames=d.num_frames, train=True, flip=d.flip, **common), list(found)
+    dataset = TwoStreamClipDataset(items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
+                                   **common)  # fmt: skip
+    return dataset, list(found)
+
+
+def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
+    """(training dataset, validation dataset, class names); validation must have the training classes."""
+    train_ds, classes = build_dataset(cfg, train=True)
+    val_ds, _ = build_dataset(cfg, train=False, classes=classes)
+    return train_ds, val_ds, classes
+
+
+class ShardSampler(Sampler):
+    """Every `world`-th index from `rank`: each rank evaluates its own share, nothing padded or repeated."""
+
+    def __init__(self, length: int, rank: int = 0, world: int = 1):
+        self.indices = list(range(rank, length, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
+    """(train_loader, val_loader, class_names). The train order depends only on (seed, epoch), via set_epoch."""
+    train_ds, val_ds, classes = build_datasets(cfg)
+    t, workers = cfg.train, cfg.data.num_workers
+    sampler = build_train_sampler(cfg, train_ds, rank, world)
+    if len(sampler) < t.batch_size:
+        raise ValueError(f"{len(sampler)} training clips per process and epoch (data.sampler={cfg.data.sampler}, "
+                         f"{len(train_ds)} videos, {world} processes) < train.batch_size={t.batch_size}")
+    extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
+                 worker_init_fn=worker_init_fn)  # fmt: skip
+    train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
+    return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes
+
+
+def build_train_sampler(cfg: Config, dataset: TwoStreamClipDataset, rank: int = 0, world: int = 1) -> Sampler:
+    """A shuffle of every video (data.sampler=random) or a class-rebalanced subset (rebalanced), sharded over ranks.
+
+    Both reshuffle by (train.seed, epoch) through `set_epoch`.
+    """
+    if cfg.data.sampler == "rebalanced":
+        labels = [label for _path, label, _video_id in dataset.items]
+        return RebalancedSampler(labels, seed=cfg.train.seed, num_replicas=world, rank=rank)
+    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed,
+                              drop_last=True)  # fmt: skip
+
+
+def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_memory: bool = False) -> DataLoader:
+    """Each rank its share of `dataset`; batches of 1 for whole videos (`eval_num_frames=0`: lengths differ)."""
+    batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
+    return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
+                      num_workers=cfg.data.num_workers, worker_init_fn=worker_init_fn)  # fmt: skip
+
+
+def store_short_side(dataset: TwoStreamClipDataset) -> int | None:
+    """min(H, W) of the first store: the frames the validation centre crop is cut from (None without stores)."""
+    if not dataset.items:
+        return None
+    with VideoStore(dataset.items[0][0]) as store:
+        return min(store.height, store.width)
