@@ -24,6 +24,15 @@ def tool():
     return module
 
 
+@pytest.fixture
+def one_torch_thread():
+    """For the tiny models: a second thread only adds synchronisation (several times slower on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run(tool, *argv) -> int:
     return tool.main(tool.parse_args([str(a) for a in argv]))
 
@@ -56,7 +65,8 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_tool_on_generated_videos_with_a_trained_checkpoint(tool, checkpoint, translating_video, tmp_path, capsys):
+def test_tool_on_generated_videos_with_a_trained_checkpoint(tool, checkpoint, translating_video, capsys,
+                                                            one_torch_thread):
     right, _ = translating_video("right.avi", num_frames=10, dx=2.0, dy=0.0)
     short, _ = translating_video("short.avi", num_frames=4, dx=0.0, dy=-2.0, seed=1)
     assert run(tool, right, short, "--checkpoint", checkpoint, "--top", "3") == 0
@@ -74,7 +84,7 @@ def test_tool_on_generated_videos_with_a_trained_checkpoint(tool, checkpoint, tr
     assert out[str(right)][1] == [(name, pytest.approx(p, abs=1e-4)) for name, p in expected.top(3)]
 
 
-def test_tool_keeps_going_past_a_broken_video(tool, checkpoint, translating_video, tmp_path, capsys):
+def test_tool_keeps_going_past_a_broken_video(tool, checkpoint, translating_video, tmp_path, capsys, one_torch_thread):
     good, _ = translating_video("good.avi", num_frames=6)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(np.random.default_rng(0).bytes(2000))
