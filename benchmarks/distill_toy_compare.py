@@ -4,7 +4,7 @@ A small 4-layer 3D CNN stands in for I3D (I3D at 16x48x48 takes ~25 s per batch 
 everything else is the library: i3d.train.fit for the teacher and the RGB-only baseline, i3d.distill_train.fit_distill
 for the students. Run from the repository root, after the data commands of docs/DISTILLATION.md:
 
-    PYTHONPATH=. python docs/distill_toy_compare.py SEED [EPOCHS] [extra --set style overrides]
+    PYTHONPATH=. python benchmarks/distill_toy_compare.py SEED [EPOCHS] [extra --set style overrides]
 
 Results: runs/distill_toy/seed<SEED>/results.json (and one JSON line on stdout).
 """

@@ -117,6 +117,11 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     ckpt2 = train.load_checkpoint(out / "last.pt")
     assert ckpt2["epoch"] == 2 and ckpt2["step"] == 2 and len(ckpt2["history"]) == 2
     assert any(not torch.equal(v, ckpt["model"][k]) for k, v in ckpt2["model"].items())
+    assert run_tool("--resume", str(out), "--set", "train.epochs=3") == 0  # the settings and teacher saved in OUT
+    ckpt3 = train.load_checkpoint(out / "last.pt")
+    assert ckpt3["epoch"] == 3 and ckpt3["step"] == 3 and len(ckpt3["history"]) == 3
+    assert ckpt3["teacher"] == str(root / "teacher.pt") and ckpt3["distill"] == ckpt["distill"]
+    assert train.config_of_checkpoint(ckpt3).train.epochs == 3
     saved = torch.load(root / "teacher.pt", weights_only=True)["model"]
     assert all(torch.equal(saved[k], v) for k, v in teacher_state.items())
 
@@ -133,6 +138,13 @@ def test_cli_errors_name_the_problem(data, tmp_path):
         run_tool(*args, "--resume")
     with pytest.raises(DistillError, match="unknown key"):
         run_tool(*args, "--set", "distill.beta=3")
+    with pytest.raises(SystemExit, match="last.pt not found"):
+        run_tool("--resume", str(tmp_path / "nothing"))
+    write_teacher(tmp_path / "trained" / "last.pt", index)  # a run of the trainer, not of tools/distill.py
+    with pytest.raises(DistillError, match="not a distillation checkpoint"):
+        run_tool("--resume", str(tmp_path / "trained"))
+    with pytest.raises(SystemExit):  # argparse: --resume RUN_DIR writes into RUN_DIR
+        run_tool("--resume", str(tmp_path / "trained"), "--out", str(tmp_path / "elsewhere"))
 
 
 class TinyNet(nn.Module):
