@@ -10,6 +10,7 @@ import contextlib
 import csv
 import glob
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -274,14 +275,24 @@ def _run_local(jobs, opts: ExtractOptions, workers: int):
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    threads = max(1, (os.cpu_count() or 1) // workers)
     seen = set()
     try:
-        for record in parallel(delayed(extract_video)(*job, opts) for job in jobs):
+        for record in parallel(delayed(_extract_in_worker)(*job, opts, threads) for job in jobs):
             seen.add(record["video_id"])
             yield record
     except Exception as e:  # a worker process died (a codec crash, the OOM killer): keep the report, allow resume
         error = f"worker process failed ({type(e).__name__}: {e}); rerun to resume, finished stores are kept"
         yield from (_record(*job, error=error) for job in jobs if job[0] not in seen)
+
+
+def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: int) -> dict:
+    """extract_video in a pool process whose engine may use `threads` threads (cores // workers)."""
+    if opts.engine == "numba":  # numba's pool defaults to every core: N workers would run N x cores threads
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return extract_video(video_id, src, dst, opts)
 
 
 def _run_dask(jobs, opts: ExtractOptions, scheduler: str):

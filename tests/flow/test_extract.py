@@ -171,3 +171,18 @@ def test_missing_file_fails_cleanly(tmp_path):
     record = extract_video("gone", tmp_path / "gone.mp4", tmp_path / "out" / "gone.h5", NATIVE)
     assert record["status"] == "failed" and "gone.mp4: no such file" in record["error"]
     assert not os.path.exists(tmp_path / "out")  # nothing written for a failed video
+
+
+def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_path):
+    numba = pytest.importorskip("numba")
+    from flow.extract import _extract_in_worker
+
+    src, _ = translating_video(num_frames=3, height=32, width=40)
+    before = numba.get_num_threads()
+    try:
+        opts = ExtractOptions(fps=0, short_side=0, engine="numba")
+        record = _extract_in_worker("clip", src, tmp_path / "clip.h5", opts, threads=1)
+        assert record["status"] == "done", record["error"]
+        assert numba.get_num_threads() == 1  # 2 workers x all cores each would oversubscribe the machine
+    finally:
+        numba.set_num_threads(before)
