@@ -246,3 +246,34 @@ def test_checkpoint_round_trip_and_bad_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         train.load_checkpoint(tmp_path / "missing.pt")
     assert math.isfinite(ckpt["step"])
+
+
+def test_loaders_set_up_their_workers(dataset):
+    from i3d.data import worker_init_fn
+
+    train_loader, val_loader, _ = train.build_loaders(tiny_cfg(dataset, "data.num_workers=1"))
+    assert train_loader.worker_init_fn is worker_init_fn and val_loader.worker_init_fn is worker_init_fn
+
+
+def test_train_one_epoch_loss_fn_hook():
+    """A custom loss_fn: its weighted terms are summed and back-propagated, logged as loss_<name>, plus its metrics."""
+    cfg = load_config(TINY, ["train.accum_steps=1"])
+    model = tiny_model()
+    batch = {"rgb": torch.randn(2, 3, 4, 8, 8), "flow": torch.randn(2, 2, 4, 8, 8), "label": torch.tensor([0, 1])}
+
+    def loss_fn(net, b, device):
+        out = net(rgb=b["rgb"].to(device))  # the RGB stream only: flow gets no gradient
+        ce = F.cross_entropy(out["rgb"], b["label"])
+        return {"rgb": out["rgb"], "fused": out["fused"], "metrics": {"ce": ce.detach()}}, {"a": 2 * ce, "b": 0 * ce}
+
+    opt, sched = train.build_optimizer(cfg, model, 1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    flow_before = {k: v.clone() for k, v in model.flow.state_dict().items()}
+    stats = train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=0,
+                                  device=torch.device("cpu"), loss_fn=loss_fn)  # fmt: skip
+    assert stats["step"] == 1 and stats["loss_a"] == pytest.approx(2 * stats["ce"]) and stats["loss_b"] == 0
+    assert {"acc_rgb", "acc_fused", "clips_per_s", "data_wait_frac"} <= set(stats) and "loss_rgb" not in stats
+    assert _equal_state(flow_before, model.flow.state_dict())
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite b loss \(nan\) at step 1 \(epoch 1\)"):
+        train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=1, device=torch.device("cpu"),
+                              loss_fn=lambda net, b, d: ({}, {"b": torch.tensor(float("nan"))}))  # fmt: skip
