@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 FINAL_ENDPOINTS = ("features", "pooled")
-LOGITS_ENDPOINTS = ("Logits", "logits")  # I3D's DeepMind name, the video ResNets' name
 STREAMS = ("rgb", "flow")
 
 
@@ -171,7 +170,7 @@ def endpoint_outputs(
         choices = list(available) + list(FINAL_ENDPOINTS)
         raise DistillError(f"{type(model).__name__} has no endpoint(s) {unknown}; choose from {choices}")
     feats: dict[str, torch.Tensor] = {}
-    logits_name = next((n for n in LOGITS_ENDPOINTS if n in available), None)
+    logits_name = "Logits" if "Logits" in available else None  # every backbone's name for its class scores
     if own and logits_name and not any(n in FINAL_ENDPOINTS for n in names):
         out = model.forward_endpoints(x, [*own, logits_name])  # one pass gives everything
         return out[logits_name], {n: out[n] for n in own if n != logits_name}

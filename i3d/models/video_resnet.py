@@ -36,7 +36,7 @@ from torchvision.models.video.resnet import (
     VideoResNet,
 )
 
-ENDPOINTS = ("stem", "layer1", "layer2", "layer3", "layer4", "logits")
+ENDPOINTS = ("stem", "layer1", "layer2", "layer3", "layer4", "Logits")  # "Logits" as I3D names it
 
 
 class HaraStem(nn.Sequential):
@@ -133,7 +133,7 @@ class VideoResNet3D(VideoResNet):
         nn.init.constant_(self.fc.bias, 0)
 
     def forward_endpoints(self, x: Tensor, names: Iterable[str]) -> dict[str, Tensor]:
-        """Run the network only as far as needed and return the named maps ('stem', 'layer1'.. 'layer4', 'logits')."""
+        """Run the network only as far as needed and return the named maps ('stem', 'layer1'.. 'layer4', 'Logits')."""
         wanted = set(names)
         unknown = wanted - set(ENDPOINTS)
         if unknown:

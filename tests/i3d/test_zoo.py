@@ -48,13 +48,13 @@ def test_common_interface(name):
         features = model.forward_features(x)
         assert features.shape[:2] == (1, model.num_features) and model.num_features == 512
         torch.testing.assert_close(model.forward_head(features), model(x))
-        ends = model.forward_endpoints(x, ["layer2", "logits"])
-        assert list(ends) == ["layer2", "logits"]
+        ends = model.forward_endpoints(x, ["layer2", "Logits"])
+        assert list(ends) == ["layer2", "Logits"]
         assert ends["layer2"].shape[1] == 128
-        torch.testing.assert_close(ends["logits"], model(x))
+        torch.testing.assert_close(ends["Logits"], model(x))
         model.reset_classifier(1)
         assert model(x).shape == (1, 1)
-    assert set(model.endpoint_names) == {"stem", "layer1", "layer2", "layer3", "layer4", "logits"}
+    assert set(model.endpoint_names) == {"stem", "layer1", "layer2", "layer3", "layer4", "Logits"}
     with pytest.raises(ValueError, match="Mixed_5c"):
         model.forward_endpoints(x, ["Mixed_5c"])
 
