@@ -63,3 +63,16 @@ def align_flow(pair_flow: np.ndarray, num_frames: int, convention: str = "backwa
         else:
             out[:-1] = pair_flow
     return out
+
+
+def check_pairs(prev: np.ndarray, nxt: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an engine's input: two (n, H, W) uint8 stacks of one shape, H, W >= 3; return them C-contiguous."""
+    prev, nxt = np.asarray(prev), np.asarray(nxt)
+    if prev.ndim != 3 or prev.shape != nxt.shape or prev.dtype != np.uint8 or nxt.dtype != np.uint8:
+        raise ValueError(
+            f"{engine} engine: calc_pairs wants two (n, H, W) uint8 grayscale arrays of the same shape; got "
+            f"{prev.shape} {prev.dtype} and {nxt.shape} {nxt.dtype} (convert with cv2.cvtColor(f, cv2.COLOR_RGB2GRAY))"
+        )
+    if min(prev.shape[1:]) < 3:
+        raise ValueError(f"{engine} engine: frames of {prev.shape[1:]} are too small for TV-L1 (need 3x3 or more)")
+    return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)

@@ -24,7 +24,7 @@ levels. docs/PERFORMANCE.md has the measurement.
 
 import numpy as np
 
-from flow.tvl1 import TVL1Params
+from flow.tvl1 import TVL1Params, check_pairs
 
 try:
     import numba
@@ -428,16 +428,3 @@ class NumbaTVL1:
         for i in range(len(prev)):
             out[i] = _calc_pair(prev[i], nxt[i], self._prm, p.nscales, p.scale_step, self._network, threads)
         return out
-
-
-def check_pairs(prev: np.ndarray, nxt: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate two (n, H, W) uint8 stacks of the same shape (H, W >= 3); return them C-contiguous."""
-    prev, nxt = np.asarray(prev), np.asarray(nxt)
-    if prev.ndim != 3 or prev.shape != nxt.shape or prev.dtype != np.uint8 or nxt.dtype != np.uint8:
-        raise ValueError(
-            f"{engine} engine: calc_pairs wants two (n, H, W) uint8 grayscale arrays of the same shape; got "
-            f"{prev.shape} {prev.dtype} and {nxt.shape} {nxt.dtype} (convert with cv2.cvtColor(f, cv2.COLOR_RGB2GRAY))"
-        )
-    if min(prev.shape[1:]) < 3:
-        raise ValueError(f"{engine} engine: frames of {prev.shape[1:]} are too small for TV-L1 (need 3x3 or more)")
-    return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)

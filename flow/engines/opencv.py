@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from flow.tvl1 import TVL1Params
+from flow.tvl1 import TVL1Params, check_pairs
 
 if not hasattr(cv2, "optflow"):
     raise ImportError(
@@ -46,18 +46,8 @@ class OpenCVTVL1:
 
     def calc_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow (n, H, W, 2) float32 for n pairs of (n, H, W) uint8 grayscale frames, prev[i] -> nxt[i]."""
-        prev, nxt = _check_pairs(prev, nxt)
+        prev, nxt = check_pairs(prev, nxt, self.name)
         out = np.empty(prev.shape + (2,), np.float32)
         for i in range(len(prev)):
             out[i] = self._tvl1.calc(prev[i], nxt[i], None)
         return out
-
-
-def _check_pairs(prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    prev, nxt = np.asarray(prev), np.asarray(nxt)
-    if prev.ndim != 3 or prev.shape != nxt.shape or prev.dtype != np.uint8 or nxt.dtype != np.uint8:
-        raise ValueError(
-            f"calc_pairs wants two (n, H, W) uint8 grayscale arrays of the same shape; got {prev.shape} {prev.dtype} "
-            f"and {nxt.shape} {nxt.dtype} (convert with cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))"
-        )
-    return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)

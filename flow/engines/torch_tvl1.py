@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from flow.tvl1 import TVL1Params
+from flow.tvl1 import TVL1Params, check_pairs
 
 _FLT_EPSILON = float(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
@@ -205,7 +205,7 @@ class TorchTVL1:
     @torch.no_grad()
     def calc_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow (n, H, W, 2) float32 for n pairs of (n, H, W) uint8 grayscale frames, prev[i] -> nxt[i]."""
-        prev, nxt = _check_pairs(prev, nxt)
+        prev, nxt = check_pairs(prev, nxt, self.name)
         n = len(prev)
         size = self.batch_size or max(n, 1)
         pin = self.device.type == "cuda"
@@ -270,15 +270,3 @@ class TorchTVL1:
                 for _ in range(p.inner_iterations):
                     error, u, dual = self._step(error > scaled_eps, error, warped, u, dual, coef)
         return u
-
-
-def _check_pairs(prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    prev, nxt = np.asarray(prev), np.asarray(nxt)
-    if prev.ndim != 3 or prev.shape != nxt.shape or prev.dtype != np.uint8 or nxt.dtype != np.uint8:
-        raise ValueError(
-            f"torch engine: calc_pairs wants two (n, H, W) uint8 grayscale arrays of the same shape; got "
-            f"{prev.shape} {prev.dtype} and {nxt.shape} {nxt.dtype} (convert with cv2.cvtColor(f, cv2.COLOR_RGB2GRAY))"
-        )
-    if min(prev.shape[1:]) < 3:
-        raise ValueError(f"torch engine: frames of {prev.shape[1:]} are too small for TV-L1 (need 3x3 or more)")
-    return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)
