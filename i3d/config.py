@@ -107,19 +107,23 @@ class Config:
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults, then the YAML differences in `path`, then `key.sub=value` overrides; checked by `validate`."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found; pass one of the files in configs/")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections (model:, data:, optim:, train:)")
+    data = read_yaml_sections(path, "model:, data:, optim:, train:") if path is not None else {}
     cfg = _build(Config, data, str(path) if path else "config")
     return validate(apply_overrides(cfg, overrides))
+
+
+def read_yaml_sections(path: str | Path, sections: str) -> dict:
+    """The mapping of sections in a YAML config file, or a ConfigError naming the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass one of the files in configs/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections ({sections})")
+    return data
 
 
 def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> Config:

@@ -16,7 +16,7 @@ from torch import nn
 
 from i3d.build import build_model_from_config
 from i3d.checkpoint import config_of_checkpoint, load_checkpoint, seed_everything
-from i3d.config import Config, ConfigError, apply_overrides, config_from_dict, validate
+from i3d.config import Config, ConfigError, apply_overrides, config_from_dict, read_yaml_sections, validate
 from i3d.distill import STREAMS, DistillConfig, Distiller, DistillError, distill_inputs, make_adapters
 from i3d.distributed import setup_device
 from i3d.loaders import build_loaders
@@ -72,15 +72,7 @@ def load_distill_config(path: str | Path, overrides: Sequence[str] = ()) -> tupl
     Returns:
         (i3d.config.Config of the student's run, DistillConfig).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found; pass one of configs/distill_*.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (model:, data:, optim:, train:, distill:)")
+    raw = read_yaml_sections(path, "model:, data:, optim:, train:, distill:")
     distill_raw = raw.pop("distill", None) or {}
     if not isinstance(distill_raw, dict):
         raise DistillError(f"{path}: distill: must be a mapping of DistillConfig fields, got {distill_raw!r}")
