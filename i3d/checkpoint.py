@@ -57,23 +57,21 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """torch.save to a temporary name in the same folder, then os.replace: a checkpoint on disk is always whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _write_atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
 def copy_atomic(src: str | Path, dst: str | Path) -> None:
     """Copy `src` to `dst` through a temporary file and os.replace (last.pt -> best.pt)."""
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    _write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """`write(tmp)` beside `path`, then os.replace; a failed or interrupted write leaves no partial file behind."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        write(tmp)
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
