@@ -365,3 +365,13 @@ def test_config_overrides_and_errors(tmp_path):
     bad.write_text("model: {streams: [rgb]}\ndistill: {pairs: [pooled]}\n")
     with pytest.raises(DistillError, match=f"{bad}.*distill.pairs must map"):
         load_distill_config(bad)
+
+
+@pytest.mark.parametrize("name", ["distill_mars_toy", "distill_kd_toy"])
+def test_toy_students_get_the_demo_teachers_data_and_budget(name):
+    from i3d.config import load_config
+
+    teacher = load_config(CONFIGS / "toy_i3d_two_stream.yaml")
+    student, _ = load_distill_config(CONFIGS / f"{name}.yaml")
+    assert (student.data, student.optim, student.train) == (teacher.data, teacher.optim, teacher.train)
+    assert student.model.dropout == teacher.model.dropout
