@@ -76,3 +76,15 @@ def check_pairs(prev: np.ndarray, nxt: np.ndarray, engine: str) -> tuple[np.ndar
     if min(prev.shape[1:]) < 3:
         raise ValueError(f"{engine} engine: frames of {prev.shape[1:]} are too small for TV-L1 (need 3x3 or more)")
     return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)
+
+
+def check_reimplementable(params: TVL1Params, engine: str) -> None:
+    """The parameters our re-implementations of OpenCV's TV-L1 (numba, torch) support; a ValueError otherwise."""
+    p = params
+    if p.median_filtering not in (0, 1, 3, 5):
+        raise ValueError(f"{engine}: median_filtering must be 3 or 5 (what cv2.medianBlur does on float32) or "
+                         f"0/1 (off), got {p.median_filtering}")  # fmt: skip
+    if p.use_initial_flow:
+        raise ValueError(f"{engine} does not support use_initial_flow=True; use the 'opencv' engine")
+    if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:
+        raise ValueError(f"{engine}: need nscales >= 1 and 0 < scale_step < 1, got {p.nscales}, {p.scale_step}")

@@ -24,7 +24,7 @@ levels. docs/PERFORMANCE.md has the measurement.
 
 import numpy as np
 
-from flow.tvl1 import TVL1Params, check_pairs
+from flow.tvl1 import TVL1Params, check_pairs, check_reimplementable
 
 try:
     import numba
@@ -405,13 +405,7 @@ class NumbaTVL1:
         p = self.params
         if parallel not in ("pairs", "rows"):
             raise ValueError(f"NumbaTVL1: parallel must be 'pairs' or 'rows', got {parallel!r}")
-        if p.median_filtering not in (0, 1, 3, 5):
-            raise ValueError(f"NumbaTVL1: median_filtering must be 3 or 5 (what cv2.medianBlur does on float32) or "
-                             f"0/1 (off), got {p.median_filtering}")  # fmt: skip
-        if p.use_initial_flow:
-            raise ValueError("NumbaTVL1 does not support use_initial_flow=True; use the 'opencv' engine")
-        if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:
-            raise ValueError(f"NumbaTVL1: need nscales >= 1 and 0 < scale_step < 1, got {p.nscales}, {p.scale_step}")
+        check_reimplementable(p, "NumbaTVL1")
         self.parallel = parallel
         self._network = _median_network(max(p.median_filtering, 1) ** 2)
         self._prm = (float(p.tau), float(p.lambda_), float(p.theta), float(p.gamma), float(p.warps),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from flow.tvl1 import TVL1Params, check_pairs
+from flow.tvl1 import TVL1Params, check_pairs, check_reimplementable
 
 _FLT_EPSILON = float(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
@@ -167,13 +167,7 @@ class TorchTVL1:
                  compile: bool | None = None):  # fmt: skip
         self.params = params if params is not None else TVL1Params()
         p = self.params
-        if p.median_filtering not in (0, 1, 3, 5):
-            raise ValueError(f"TorchTVL1: median_filtering must be 3 or 5 (what cv2.medianBlur does on float32) or "
-                             f"0/1 (off), got {p.median_filtering}")  # fmt: skip
-        if p.use_initial_flow:
-            raise ValueError("TorchTVL1 does not support use_initial_flow=True; use the 'opencv' engine")
-        if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:
-            raise ValueError(f"TorchTVL1: need nscales >= 1 and 0 < scale_step < 1, got {p.nscales}, {p.scale_step}")
+        check_reimplementable(p, "TorchTVL1")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"TorchTVL1: batch_size must be >= 1 or None, got {batch_size}")
