@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -96,3 +98,12 @@ def translating_video(tmp_path: Path):
         return write_ffv1(tmp_path / name, frames, fps), frames
 
     return make
+
+
+def run_torchrun(script: Path, nproc: int = 2) -> None:
+    """Run `script` under torch.distributed.run on this machine (gloo on CPU); fail with its output if it fails."""
+    # the workers import test modules, which import this file: both the repo and tests/ go on the path
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), str(script)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -5,15 +5,13 @@ covered by `build_model_from_config` here and by tests/tools/test_train_eval_cli
 """
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_torchrun
 from torch import nn
 
 from flow.store import write_store
@@ -176,10 +174,7 @@ def test_ddp_two_processes_gloo(dataset, tmp_path):
     out = tmp_path / "run"
     script.write_text(DDP_WORKER.format(repo=str(REPO), tests=str(Path(__file__).parent), index=str(dataset),
                                         out=str(out)))  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_torchrun(script)
     rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
     assert _equal_state(rank0, rank1)
     assert not _equal_state(rank0, tiny_model().state_dict())

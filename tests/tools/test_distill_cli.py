@@ -6,9 +6,6 @@ never opens flow.
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import run_torchrun
 from torch import nn
 
 from flow.store import write_store
@@ -239,10 +237,7 @@ def test_ddp_two_processes_gloo(data, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(DDP_WORKER.format(repo=str(REPO), tests=str(Path(__file__).parent), index=str(index),
                                         out=str(tmp_path)))  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_torchrun(script)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())
     assert not all(torch.equal(v, TwoStreamI3D(_tiny(0), None).state_dict()[k]) for k, v in rank0.items())
