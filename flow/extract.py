@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flow.engines import make_engine
+from flow.prefetch import prefetch
 from flow.store import StoreWriter, VideoStore, is_complete
 from flow.tvl1 import CONVENTIONS, TVL1Params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
@@ -28,7 +29,7 @@ from flow.video import VIDEO_EXTENSIONS, VideoReader
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How every video of a run is extracted (recorded in each store's attributes)."""
+    """How every video of a run is extracted (recorded in each store's attributes, except `prefetch`)."""
 
     fps: float = 25.0  # output frame rate (the I3D protocol); 0 keeps the native rate
     short_side: int = 256  # bilinear resize of the shorter side; 0 keeps the native size
@@ -40,11 +41,14 @@ class ExtractOptions:
     jpeg_quality: int = 95
     compression: str = "gzip"
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
+    prefetch: int = 2  # batches of frames decoded ahead in a thread while the engine works; 0: off (same output)
     overwrite: bool = False
 
     def __post_init__(self):
         if self.convention not in CONVENTIONS:
             raise ValueError(f"unknown flow convention {self.convention!r}; use one of {CONVENTIONS}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0 batches (0 decodes in the main thread), got {self.prefetch}")
 
 
 # -- one video ---------------------------------------------------------------------------------------------------
@@ -101,8 +105,10 @@ def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
     reader = VideoReader(src, fps=opts.fps, short_side=opts.short_side, max_frames=opts.max_frames)
     calc_seconds, prev_gray, prev_batch, next_batch = 0.0, None, [], []
     with contextlib.ExitStack() as stack:
+        # closing(): an error in the engine or the writer, too, stops the decode thread and releases the video
+        frames = stack.enter_context(contextlib.closing(prefetch(_with_gray(reader), opts.prefetch * opts.batch)))
         writer = None
-        for frame in reader:
+        for frame, gray in frames:
             if writer is None:
                 h, w = frame.shape[:2]
                 writer = stack.enter_context(StoreWriter(dst, h, w, jpeg_quality=opts.jpeg_quality, bound=opts.bound,
@@ -110,7 +116,6 @@ def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
                 if opts.convention == "backward":
                     writer.add_flow(np.zeros((h, w, 2), np.float32))  # flow[0]: nothing moved into frame 0
             writer.add_rgb(frame)
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
             if prev_gray is not None:
                 prev_batch.append(prev_gray)
                 next_batch.append(gray)
@@ -123,6 +128,11 @@ def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
         info = dict(reader.info, num_frames=writer.num_frames)
         writer.close(_store_attrs(info, engine, opts))
     return info, calc_seconds
+
+
+def _with_gray(reader: VideoReader):
+    for frame in reader:
+        yield frame, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def _calc(engine, prev_batch: list, next_batch: list, writer: StoreWriter) -> float:
