@@ -15,8 +15,11 @@ The files follow UCF101's layout so the demo exercises the real code path::
     DIR/toy_dataset.json   the generator's parameters (a re-run with the same ones skips finished videos)
 
 As in UCF101, clips of one group share their scene (background, shape and textures) and test groups are never
-seen in training (groups 1..test_groups are the test split). Every video is a pure function of
-(seed, class name, group, clip): adding a class or videos leaves the existing ones unchanged.
+seen in training (groups 1..test_groups are the test split). Unlike UCF101, a group's scene is the same in every
+class: group 3 of MoveLeft and group 3 of ZoomIn show the same object over the same background. A network can then
+not tell the classes apart by remembering which scene belongs to which class (with class-specific scenes, I3D
+reached 0.77 training accuracy from RGB and 0.06 on unseen scenes); only the motion separates them. Every video is a
+pure function of (seed, class name, group, clip): adding a class or videos leaves the existing ones unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: scenes shared by all classes
 FOURCC = "FFV1"  # lossless: decoded frames equal the rendered ones, so flow sees exactly the motion we drew
 TEXTURES = ("noise", "stripes", "checker", "blobs")
 SHAPES = ("disc", "square", "triangle", "polygon")
@@ -360,17 +363,24 @@ def true_flow(clip: ToyClip, t: int) -> np.ndarray:
     return flow
 
 
-def _rng(cfg: ToyConfig, class_name: str, *keys: int) -> np.random.Generator:
+_SCENE_KEY = 0x5CE7E  # scenes: (seed, _SCENE_KEY, group); clips: (seed, crc32 of the class name, group, clip)
+
+
+def _rng(cfg: ToyConfig, key: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, key, *keys]))
+
+
+def _class_key(class_name: str) -> int:
     # crc32 of the name, not its index, so a video does not change when the class list does
-    return np.random.default_rng(np.random.SeedSequence([cfg.seed, zlib.crc32(class_name.encode()), *keys]))
+    return zlib.crc32(class_name.encode())
 
 
 def make_clip(cfg: ToyConfig, class_name: str, group: int, clip: int) -> ToyClip:
     """Render video v_<class_name>_g<group>_c<clip> (1-based group and clip, as in UCF101)."""
     if class_name not in MOTIONS:
         raise ToyDatasetError(f"unknown toy class {class_name!r}; choose from {sorted(MOTIONS)}")
-    scene = make_scene(_rng(cfg, class_name, group), cfg)
-    rng = _rng(cfg, class_name, group, clip)
+    scene = make_scene(_rng(cfg, _SCENE_KEY, group), cfg)  # the same in every class (module docstring)
+    rng = _rng(cfg, _class_key(class_name), group, clip)
     return render(scene, sample_clip(rng, MOTIONS[class_name], cfg), rng, cfg)
 
 

@@ -72,11 +72,14 @@ def test_same_seed_same_frames_and_independent_of_class_list():
     assert np.abs(a.frames.astype(int) - other_clip.frames).mean() > 1
 
 
-def test_clips_of_a_group_share_their_scene():
+def test_clips_of_a_group_share_their_scene_in_every_class():
     cfg = ToyConfig(**TINY)
-    same = [toy.make_clip(cfg, "ZoomIn", 1, c).scene for c in (1, 2)]
-    np.testing.assert_array_equal(same[0].background, same[1].background)
-    np.testing.assert_array_equal(same[0].patch, same[1].patch)
+    # clips 1 and 2 of ZoomIn and clip 1 of MoveLeft in group 1: one scene, so a scene says nothing about the class
+    same = [toy.make_clip(cfg, "ZoomIn", 1, c).scene for c in (1, 2)] + [toy.make_clip(cfg, "MoveLeft", 1, 1).scene]
+    for scene in same[1:]:
+        np.testing.assert_array_equal(scene.background, same[0].background)
+        np.testing.assert_array_equal(scene.patch, same[0].patch)
+    assert not np.array_equal(toy.make_clip(cfg, "ZoomIn", 1, 1).frames, toy.make_clip(cfg, "MoveLeft", 1, 1).frames)
     other = toy.make_clip(cfg, "ZoomIn", 2, 1).scene
     assert other.background.shape == same[0].background.shape
     assert not np.array_equal(other.background, same[0].background)
