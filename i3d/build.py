@@ -46,7 +46,12 @@ def build_model_from_config(cfg: Config) -> TwoStreamI3D:
     m = cfg.model
     nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
             for s in ("rgb", "flow")}  # fmt: skip
-    return TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
+    model = TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
+    if m.bn_momentum:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = m.bn_momentum
+    return model
 
 
 def run_input_contract(cfg: Config, short_side: int | None = None) -> InputContract | None:

@@ -41,6 +41,9 @@ class ModelConfig:
     streams: tuple[str, ...] = STREAMS  # which streams to build and train: ("rgb",), ("flow",) or both
     num_classes: int = 400  # 1 = a binary head: one logit, BCE, P(positive class) = sigmoid
     dropout: float = 0.5  # before the logits layer, as in DeepMind's I3D
+    # BatchNorm running-statistics momentum of every layer; 0 keeps each architecture's own (I3D 0.01, torchvision
+    # 0.1). Runs of ~1000 steps want 0.1: a 100-step average lags behind weights that are still moving fast.
+    bn_momentum: float = 0.0
     fusion_weights: tuple[float, ...] = (1.0, 1.0)  # (rgb, flow) weights of the fused logits
     rgb: StreamConfig = field(default_factory=StreamConfig)
     flow: StreamConfig = field(default_factory=StreamConfig)
@@ -198,6 +201,7 @@ def validate(cfg: Config) -> Config:
          f"model.streams={list(m.streams)} must be rgb, flow or rgb,flow"),
         (len(m.fusion_weights) == 2, f"model.fusion_weights={list(m.fusion_weights)} needs two numbers (rgb, flow)"),
         (m.num_classes > 0, f"model.num_classes={m.num_classes} must be positive"),
+        (0 <= m.bn_momentum <= 1, f"model.bn_momentum={m.bn_momentum} must lie in [0, 1] (0: the model's own)"),
         (d.dataset in DATASETS, f"data.dataset={d.dataset!r} must be one of {DATASETS}"),
         (d.sampler in SAMPLERS, f"data.sampler={d.sampler!r} must be one of {SAMPLERS}"),
         (d.num_frames > 0 and d.crop_size > 0, "data.num_frames and data.crop_size must be positive"),
