@@ -79,6 +79,20 @@ def check_input_contract(cfg: Config) -> None:
                     d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
 
 
+def param_groups(cfg: Config, model: nn.Module) -> list[dict]:
+    """One group per stream of a TwoStreamI3D at optim.lr x model.<stream>.lr_scale; any other model: one group.
+
+    The schedule (LambdaLR) scales every group's own lr by the same factor.
+    """
+    if not isinstance(model, TwoStreamI3D):
+        return [{"params": list(model.parameters())}]
+    groups = [{"params": list(getattr(model, s).parameters()), "lr": cfg.optim.lr * getattr(cfg.model, s).lr_scale}
+              for s in model.streams]  # fmt: skip
+    if sum(len(g["params"]) for g in groups) != len(list(model.parameters())):
+        raise ValueError("TwoStreamI3D has parameters outside its streams; param_groups would not train them")
+    return groups
+
+
 def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:
     """Multiplier of `optim.lr` after `step` optimiser steps: linear warm-up, then step / cosine / constant."""
     warmup = round(o.warmup_epochs * steps_per_epoch)
@@ -96,9 +110,9 @@ def lr_factor(step: int, o: OptimConfig, steps_per_epoch: int, total_steps: int)
 
 
 def build_optimizer(cfg: Config, model: nn.Module, steps_per_epoch: int):
-    """SGD with momentum and a LambdaLR stepped once per optimiser step."""
+    """SGD with momentum (a parameter group per stream, see `param_groups`) and a LambdaLR stepped once per step."""
     o = cfg.optim
-    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+    opt = torch.optim.SGD(param_groups(cfg, model), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
                           nesterov=o.nesterov)  # fmt: skip
     total = steps_per_epoch * cfg.train.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, o, steps_per_epoch, total))

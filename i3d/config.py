@@ -34,6 +34,7 @@ class StreamConfig:
     pretrained: str = ""  # for i3d.weights.load_pretrained ("" = random init); another class count resets the head
     pretrained_prefix: str = ""  # e.g. "rgb." to pick one stream out of one of our two-stream checkpoints
     rgb_to_flow: bool = False  # I3D flow stream from RGB weights: first-conv filters averaged over colour
+    lr_scale: float = 1.0  # this stream learns at optim.lr x lr_scale (a pretrained and a scratch stream differ)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ def validate(cfg: Config) -> Config:
         (d.eval_num_frames >= 0 and d.eval_num_clips >= 1, "data.eval_num_frames >= 0 and data.eval_num_clips >= 1"),
         (o.schedule in ("step", "cosine", "constant"), f"optim.schedule={o.schedule!r} must be step|cosine|constant"),
         (o.lr > 0, f"optim.lr={o.lr} must be positive"),
+        (m.rgb.lr_scale > 0 and m.flow.lr_scale > 0,
+         f"model.rgb.lr_scale={m.rgb.lr_scale} and model.flow.lr_scale={m.flow.lr_scale} must be positive"),
         (t.amp in ("none", "bf16", "fp16"), f"train.amp={t.amp!r} must be none|bf16|fp16"),
         (t.device in ("auto", "cpu", "cuda"), f"train.device={t.device!r} must be auto|cpu|cuda"),
         (t.cutmix_alpha >= 0, f"train.cutmix_alpha={t.cutmix_alpha} must be >= 0 (0 turns CutMix off)"),

@@ -1,9 +1,9 @@
-"""i3d.build: the model the config describes (here: BatchNorm momentum)."""
+"""i3d.build: the model and optimiser the config describes (BatchNorm momentum, per-stream learning rates)."""
 
 import pytest
 from torch import nn
 
-from i3d.build import build_model_from_config
+from i3d.build import build_model_from_config, build_optimizer
 from i3d.config import ConfigError, load_config
 
 
@@ -28,3 +28,23 @@ def test_bn_momentum_reaches_every_batchnorm_of_both_streams(name):
 def test_bn_momentum_out_of_range_names_the_key():
     with pytest.raises(ConfigError, match=r"model.bn_momentum=1.5 must lie in \[0, 1\]"):
         load_config(overrides=["model.bn_momentum=1.5"])
+
+
+def test_each_stream_learns_at_its_own_lr_scale_under_the_schedule():
+    cfg = load_config(overrides=["model.num_classes=3", "model.rgb.lr_scale=2.5", "optim.lr=0.01",
+                                 "optim.schedule=cosine"])  # fmt: skip
+    model = build_model_from_config(cfg)
+    opt, sched = build_optimizer(cfg, model, steps_per_epoch=10)
+    rgb, flow = opt.param_groups
+    assert {id(p) for p in rgb["params"]} == {id(p) for p in model.rgb.parameters()}
+    assert {id(p) for p in flow["params"]} == {id(p) for p in model.flow.parameters()}
+    assert (rgb["lr"], flow["lr"]) == pytest.approx((0.025, 0.01))
+    for _ in range(200):  # half of the 40 x 10 cosine steps: both at half their peak, still 2.5 : 1
+        opt.step()
+        sched.step()
+    assert (rgb["lr"], flow["lr"]) == pytest.approx((0.0125, 0.005))
+
+
+def test_lr_scale_must_be_positive():
+    with pytest.raises(ConfigError, match="model.rgb.lr_scale=0.0 and model.flow.lr_scale=1.0 must be positive"):
+        load_config(overrides=["model.rgb.lr_scale=0"])
