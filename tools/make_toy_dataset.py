@@ -1,7 +1,7 @@
 """Generate the synthetic motion dataset (classes differ by how a textured shape moves) in UCF101's layout.
 
-    python tools/make_toy_dataset.py --out runs/demo/toy
-    python tools/make_toy_dataset.py --out runs/toy64 --size 64x80 --frames 16 --classes MoveLeft MoveRight ZoomIn
+    python tools/make_toy_dataset.py --out runs/demo/toy          (the defaults are make demo's dataset)
+    python tools/make_toy_dataset.py --out runs/toy128 --size 128x160 --frames 16 --classes MoveLeft MoveRight ZoomIn
 
 Writes OUT/videos/<Class>/v_<Class>_gGG_cCC.avi (FFV1, lossless), classInd.txt, trainlist01.txt, testlist01.txt and
 toy_dataset.json. Groups 1..--test-groups form the test split. A rerun with the same arguments skips finished videos;
@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--videos-per-class", type=int, default=d.videos_per_class, help="train + test videos per class")
     p.add_argument("--clips-per-group", type=int, default=d.clips_per_group, help="clips sharing one scene")
     p.add_argument("--test-groups", type=int, default=d.test_groups, help="groups 1..N of each class are the test set")
-    p.add_argument("--size", type=parse_size, default=(d.height, d.width), help="HEIGHTxWIDTH (default 128x160)")
+    p.add_argument("--size", type=parse_size, default=(d.height, d.width),
+                   help=f"HEIGHTxWIDTH (default {d.height}x{d.width})")
     p.add_argument("--frames", type=int, default=d.num_frames, help="frames per video")
     p.add_argument("--fps", type=float, default=d.fps)
     p.add_argument("--overwrite", action="store_true", help="regenerate an OUT made with other arguments")

@@ -83,28 +83,31 @@ DEFAULT_CLASSES = tuple(list(MOTIONS)[:8])
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """Everything that decides the dataset's pixels. Defaults fit the 2-core demo budget.
+    """Everything that decides the dataset's pixels. Defaults are `make demo`'s dataset, sized for 2 CPU cores.
 
     Ranges are (low, high) per video, drawn uniformly. Speeds are per frame: translation in pixels, rotation in
     degrees, zoom as a relative size change (0.03 = 3 %). Translation and zoom are reduced for a video when the
-    full range would carry the object out of the frame within num_frames.
+    full range would carry the object out of the frame within num_frames. The motion ranges are large for a 64x80
+    frame on purpose: with rotations of 2-6 degrees and zooms of 2-5 % per frame (the first defaults) even a
+    nearest-centroid classifier of the object's mean flow, curl and divergence in the stored TV-L1 flow scored only
+    0.78 on unseen scenes, confusing rotation with zoom, and I3D did worse; at these ranges it scores 1.0.
     """
 
-    height: int = 128
-    width: int = 160
-    num_frames: int = 20  # TV-L1 costs ~0.25 CPU-s per frame pair at 128x160: 96 videos x 19 pairs ~ 4 min on 2 cores
+    height: int = 64
+    width: int = 80
+    num_frames: int = 12  # the training clip is 8 frames; whole videos (12) at test
     fps: float = 25.0
     classes: tuple[str, ...] = DEFAULT_CLASSES
-    videos_per_class: int = 12  # 8 train + 4 test: 64 + 32 videos, 48 scenes
-    clips_per_group: int = 2
-    test_groups: int = 2
+    videos_per_class: int = 72  # 64 train + 8 test: 512 + 64 videos; many scenes are what makes I3D generalise
+    clips_per_group: int = 1  # one video per scene and class (each scene is shared by all classes)
+    test_groups: int = 8
     seed: int = 0
-    speed: tuple[float, float] = (1.0, 4.0)
-    spin_deg: tuple[float, float] = (2.0, 6.0)
-    zoom: tuple[float, float] = (0.02, 0.05)
-    radius: tuple[float, float] = (0.15, 0.28)  # object radius at the middle frame, as a fraction of the short side
-    drift: float = 0.5  # maximum background speed (px/frame), random direction
-    noise_std: tuple[float, float] = (2.0, 5.0)  # per-pixel Gaussian noise, 0-255 scale
+    speed: tuple[float, float] = (2.0, 4.5)
+    spin_deg: tuple[float, float] = (8.0, 15.0)
+    zoom: tuple[float, float] = (0.06, 0.1)
+    radius: tuple[float, float] = (0.22, 0.35)  # object radius at the middle frame, as a fraction of the short side
+    drift: float = 0.3  # maximum background speed (px/frame), random direction
+    noise_std: tuple[float, float] = (1.0, 3.0)  # per-pixel Gaussian noise, 0-255 scale
     flicker: float = 0.015  # std of a per-frame brightness gain
 
     def __post_init__(self):

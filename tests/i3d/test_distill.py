@@ -374,4 +374,4 @@ def test_toy_students_get_the_demo_teachers_data_and_budget(name):
     teacher = load_config(CONFIGS / "toy_i3d_two_stream.yaml")
     student, _ = load_distill_config(CONFIGS / f"{name}.yaml")
     assert (student.data, student.optim, student.train) == (teacher.data, teacher.optim, teacher.train)
-    assert student.model.dropout == teacher.model.dropout
+    assert (student.model.dropout, student.model.bn_momentum) == (teacher.model.dropout, teacher.model.bn_momentum)

@@ -31,7 +31,7 @@ def _decode(path) -> np.ndarray:
         (dict(classes=("MoveLeft", "Jump")), ["Jump", "MoveRight"]),
         (dict(classes=("MoveLeft", "MoveLeft")), ["repeats"]),
         (dict(videos_per_class=4, clips_per_group=4, test_groups=1), ["1 group", "test_groups=1"]),
-        (dict(height=16), ["16x160", "at least 32"]),
+        (dict(height=16), ["16x80", "at least 32"]),
         (dict(clips_per_group=0), ["clips_per_group=0"]),
         (dict(speed=(4.0, 1.0)), ["speed=(4.0, 1.0)"]),
         (dict(radius=(0.1, 0.6)), ["radius"]),
@@ -102,7 +102,7 @@ def test_ffv1_round_trip_is_lossless(tmp_path):
 @pytest.mark.parametrize("name", sorted(MOTIONS))
 def test_sampled_motion_matches_the_class(name):
     cfg = ToyConfig(num_frames=32)  # long clips: translation and zoom must be reduced to stay in the frame
-    motion = MOTIONS[name]
+    motion, short = MOTIONS[name], min(cfg.height, cfg.width)
     for k in range(10):
         p = toy.sample_clip(np.random.default_rng(k), motion, cfg)
         velocity = np.diff(p.centres, axis=0)
@@ -110,17 +110,17 @@ def test_sampled_motion_matches_the_class(name):
         np.testing.assert_allclose(velocity, velocity[0] + 0 * velocity, atol=1e-9)  # constant speed
         speed = np.hypot(*velocity[0])
         if motion.dx or motion.dy:
-            assert 0.5 <= speed <= 4.0 + 1e-9
+            assert 0.5 <= speed <= cfg.speed[1] + 1e-9
             np.testing.assert_allclose(velocity[0] / speed, [motion.dx, motion.dy], atol=1e-9)
         else:
             assert speed == 0
-        assert np.all(np.sign(spin) == np.sign(motion.spin)) and np.all(np.abs(spin) <= 6 + 1e-9)
-        assert np.all(np.sign(np.round(zoom, 9)) == np.sign(motion.zoom)) and np.all(zoom <= 0.05 + 1e-9)
+        assert np.all(np.sign(spin) == np.sign(motion.spin)) and np.all(np.abs(spin) <= cfg.spin_deg[1] + 1e-9)
+        assert np.all(np.sign(np.round(zoom, 9)) == np.sign(motion.zoom)) and np.all(zoom <= cfg.zoom[1] + 1e-9)
         if motion.spin:
-            assert np.all(np.abs(spin) >= 2 - 1e-9)
+            assert np.all(np.abs(spin) >= cfg.spin_deg[0] - 1e-9)
         # the object's centre never leaves the frame, and it keeps a visible size
         assert np.all(p.centres >= 0) and np.all(p.centres <= [cfg.width, cfg.height])
-        assert p.radii.min() >= 0.05 * 128 - 1e-6 and p.radii.max() <= 0.45 * 128 + 1e-6
+        assert p.radii.min() >= 0.05 * short - 1e-6 and p.radii.max() <= 0.45 * short + 1e-6
         assert np.hypot(*p.drift) <= cfg.drift
 
 
@@ -137,7 +137,7 @@ def _similarity_fit(flow: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def default_size_clips():
-    """One 6-frame clip per default class at the default 128x160 (the size whose motion TV-L1 must see)."""
+    """One 6-frame clip per default class at the default size (the demo's: the motion TV-L1 must see)."""
     cfg = ToyConfig(num_frames=6)
     return {name: toy.make_clip(cfg, name, 3, 1) for name in cfg.classes}
 
@@ -153,16 +153,21 @@ def test_tvl1_sees_each_class_motion_at_the_default_size(default_size_clips):
         motion = MOTIONS[name]
         # the ground truth is what the class says ...
         expected_sign = np.sign([motion.dx, motion.dy, motion.spin, motion.zoom])
-        negligible = np.abs(want) < [0.05, 0.05, 0.1, 0.002]  # the fit centre is the mask's, not the object's
+        # the fit centre is the mask's, not the object's (a turn about a point 1 px away moves it by 0.26 px at 15
+        # degrees, far below the slowest translation, 2 px); and a finite turn by phi has a similarity "zoom" of
+        # cos(phi) - 1 (-0.034 at 15 degrees), below the smallest zoom class's |1 / 1.06 - 1| = 0.057
+        negligible = np.abs(want) < [0.3, 0.3, 0.1, 0.04]
         assert np.all(np.where(negligible, 0, np.sign(want)) == expected_sign), (name, want)
-        # ... and TV-L1 measures it. Its smoothness term shrinks sub-pixel rotation and zoom (median 0.7 and 0.6 of
-        # the truth over 96 videos, translation 0.97), so the class's component must only be clearly there ...
+        # ... and TV-L1 measures it. Its smoothness term shrinks rotation and zoom (median 0.56 and 0.66 of the truth
+        # over 24 clips each, minimum 0.37 and 0.31; translation 0.94), so the class's component must only be there ...
         moving = expected_sign != 0
         ratio = got[moving] / want[moving]
         assert np.all((ratio > 0.25) & (ratio < 1.25)), (name, got.round(3), want.round(3))
-        # ... and the others small (px/frame, px/frame, deg/frame, size change per frame); the corners of small
-        # striped shapes give some spurious rotation and zoom
-        assert np.all(np.abs(got[~moving]) <= np.array([0.6, 0.6, 1.5, 0.025])[~moving]), (name, got.round(3))
+        # ... and the others near the truth (px/frame, px/frame, deg/frame, size change per frame); the corners of
+        # small striped shapes give some spurious rotation and zoom, and a turn TV-L1 only partly follows (8 degrees
+        # seen as 3) about a centre 1-2 px from the mask's shows up as up to 0.7 px of translation
+        off = np.abs(got - want)[~moving]
+        assert np.all(off <= np.array([0.8, 0.8, 1.5, 0.025])[~moving]), (name, got.round(3), want.round(3))
         # away from the object TV-L1 sees the slow background drift, not the object's motion
         away = cv2.dilate((clip.alpha[2] > 0).astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
         np.testing.assert_allclose(np.median(flow[away], axis=0), clip.params.drift, atol=0.25, err_msg=name)
