@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from i3d import checkpoint as ckpt_io
 from i3d import train
 from i3d.config import load_config
 from i3d.distill import DistillConfig
@@ -90,7 +91,7 @@ def main(seed: int, epochs: int):
     results["teacher"] = {k: h[-1]["val"][k]["top1"] for k in ("rgb", "flow", "fused")}
     _, h = train.fit(cfg_for("rgb", seed, epochs), out / "rgb_only", model=TwoStreamI3D(net(seed, 3), None))
     results["rgb_only"] = h[-1]["val"]["rgb"]["top1"]
-    ckpt = train.load_checkpoint(out / "teacher" / "last.pt")
+    ckpt = ckpt_io.load_checkpoint(out / "teacher" / "last.pt")
     teacher = TwoStreamI3D(net(0, 3), net(0, 2))
     teacher.load_state_dict(ckpt["model"])
     for name, dcfg in {"mars": DistillConfig(teacher_stream="flow", feature=50.0, kd=0.0),

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from flow.engines import make_engine
 from flow.prefetch import prefetch
+from flow.quantize import DEFAULT_BOUND
 from flow.store import StoreWriter, VideoStore, is_complete
 from flow.tvl1 import CONVENTIONS, TVL1Params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
@@ -37,7 +38,7 @@ class ExtractOptions:
     convention: str = "backward"  # "backward": flow[t] = t-1 -> t, flow[0] = 0; "forward": t -> t+1, last = 0
     engine: str = "opencv"
     tvl1: TVL1Params = field(default_factory=TVL1Params)
-    bound: float = 20.0
+    bound: float = DEFAULT_BOUND
     jpeg_quality: int = 95
     compression: str = "gzip"
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
@@ -152,6 +153,7 @@ def _store_attrs(info: dict, engine, opts: ExtractOptions) -> dict:
             "decoded_frames", "truncated", "source_height", "source_width")  # fmt: skip
     return {
         **{k: info[k] for k in keys},
+        "fps": opts.fps,  # as asked (0 = native); sampled_fps is what this video got
         "short_side": opts.short_side,
         "flow_convention": opts.convention,
         "flow_convention_doc": "backward: flow[t] = frame t-1 -> t, flow[0] = 0"
@@ -176,7 +178,7 @@ def store_summary(path: Path) -> tuple[dict, dict]:
 
 def option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
     """Where a finished store was made with other options than this run's (it is kept; --overwrite redoes it)."""
-    wanted = {"short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
+    wanted = {"fps": opts.fps, "short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
               "flow_bound": opts.bound, **opts.tvl1.to_attrs()}  # fmt: skip
     if opts.fps:
         wanted["sampled_fps"] = opts.fps

@@ -1,7 +1,7 @@
 """The run config turned into the model, its input contract, the optimiser and the learning-rate schedule.
 
     build_model_from_config(cfg) -> TwoStreamI3D: build_backbone per stream (I3D, or a zoo model), pretrained init
-    check_input_contract(cfg) / run_input_contract(cfg): the RGB input against i3d.models.contracts
+    check_input_contract(cfg): the RGB input against the model's published one (i3d.models.contracts)
     build_optimizer(cfg, model, steps_per_epoch) -> (SGD, LambdaLR of lr_factor)
 
 The data side is i3d/loaders.py; both are used by i3d/train.py, i3d/distill_train.py and the tools.
@@ -16,10 +16,9 @@ from torch import nn
 
 from i3d.config import Config, ConfigError, OptimConfig, StreamConfig
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.contracts import CONTRACTS, InputContract, training_contract
+from i3d.models.contracts import CONTRACTS
+from i3d.models.pretrained import load_pretrained, load_zoo_pretrained
 from i3d.models.zoo import build_model
-from i3d.weights import load_pretrained
-from i3d.weights_zoo import load_zoo_pretrained
 
 log = logging.getLogger(__name__)
 IN_CHANNELS = {"rgb": 3, "flow": 2}
@@ -54,17 +53,6 @@ def build_model_from_config(cfg: Config) -> TwoStreamI3D:
     return model
 
 
-def run_input_contract(cfg: Config, short_side: int | None = None) -> InputContract | None:
-    """The input contract the RGB stream trains with (`training_contract` of cfg.data's crop, normalisation, frames).
-
-    None without an RGB stream or for a model with no contract; `short_side`: the stores' min(H, W).
-    """
-    if "rgb" not in cfg.model.streams:
-        return None
-    d = cfg.data
-    return training_contract(cfg.model.rgb.name, d.crop_size, d.normalization, d.num_frames, short_side)
-
-
 def check_input_contract(cfg: Config) -> None:
     """Refuse an RGB normalisation other than the model's contract (a silent mix-up); log another crop size."""
     name, d = cfg.model.rgb.name, cfg.data
@@ -75,7 +63,7 @@ def check_input_contract(cfg: Config) -> None:
         raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.contracts) but "
                           f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
     if d.crop_size != base.crop_size:
-        log.warning("data.crop_size=%d differs from %s's contract (%d px); tools will feed the checkpoint %d px",
+        log.warning("data.crop_size=%d differs from %s's contract (%d px); tools feed the checkpoint its %d px",
                     d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
 
 

@@ -1,23 +1,40 @@
-"""Checkpoint files and RNG state: what makes a stopped run resume exactly where it was.
+"""Checkpoint files: written atomically, read by one function, turned back into a model by one function.
 
 One checkpoint is one dict (STYLE point 12), written by `i3d.train.fit` and `i3d.distill_train.fit_distill`:
 
     {"model": TwoStreamI3D.state_dict(), "optimizer", "scheduler", "scaler", "epoch", "step", "rng": rng_state(),
-     "config": the resolved config as a plain dict, "classes", "best_score", "history", ...}
+     "config": the resolved config as a plain dict, "classes", "input_spec": InputSpec.to_dict(), "best_score",
+     "history", ...}
+
+    read_checkpoint(path)                 the one reader (pretrained.torch_load); CheckpointError names the file
+    model_from_checkpoint(path)           -> (model in eval mode, InputSpec, class names, Config, the dict)
+    load_checkpoint(path)                 a resumable checkpoint (optimiser, RNG, ... present)
+
+Eval, predict, the ensemble and the distillation teacher all come through `model_from_checkpoint`; none of them
+imports the training loop.
 
 Every value is a tensor or a plain Python object, so `torch.load(weights_only=True)` reads it. Writes are atomic
 (temporary name in the same folder + `os.replace`): a checkpoint on disk is always whole, even after a crash.
 """
 
+import logging
 import os
 import random
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch import nn
 
-from i3d.config import Config, config_from_dict
+from i3d.build import build_model_from_config
+from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
+from i3d.data.spec import InputSpec, InputSpecError
+from i3d.models.contracts import CONTRACTS
+from i3d.models.pretrained import WeightsError, short_reason, torch_load
+
+log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = frozenset({"model", "optimizer", "scheduler", "epoch", "step", "config"})
 
@@ -77,21 +94,99 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """A checkpoint dict written by `save_checkpoint`; a missing or damaged file is an error naming it."""
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged or of another kind; the message names the file and the fix."""
+
+
+def read_checkpoint(path: str | Path, required=("model", "config")) -> dict:
+    """The dict in a checkpoint file (tensors and plain values only: `torch.load(weights_only=True)`).
+
+    Raises:
+        CheckpointError naming the file: missing, unreadable (truncated, foreign) or lacking a `required` key.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found (a run folder holds last.pt and best.pt)")
+        raise CheckpointError(f"checkpoint {path} not found (a run folder of tools/train_two_stream.py holds last.pt "
+                              "and best.pt)")  # fmt: skip
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    missing = REQUIRED_KEYS - set(ckpt)
+        ckpt = torch_load(path, "checkpoint")
+    except WeightsError as e:
+        reason = short_reason(e.__cause__) if e.__cause__ else str(e)  # torch's message runs to paragraphs
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason}); if it is a run's last.pt cut short "
+                              "(a killed save), its best.pt may be whole") from e  # fmt: skip
+    missing = sorted(set(required) - set(ckpt)) if isinstance(ckpt, dict) else sorted(required)
     if missing:
-        raise RuntimeError(f"{path} lacks {sorted(missing)}: not a checkpoint of i3d/train.py")
+        raise CheckpointError(f"{path} lacks {missing}: not a checkpoint of tools/train_two_stream.py")
     return ckpt
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint a run can resume from (`read_checkpoint` requiring the optimiser, schedule and step)."""
+    return read_checkpoint(path, REQUIRED_KEYS)
 
 
 def config_of_checkpoint(ckpt: dict) -> Config:
     """The run's `Config`, rebuilt from the plain dict stored in the checkpoint."""
     return config_from_dict(ckpt["config"])
+
+
+def checkpoint_spec(ckpt: dict, cfg: Config, path: str | Path = "checkpoint") -> InputSpec:
+    """The input spec a checkpoint's model was trained with.
+
+    Checkpoints written before specs were saved get the extraction defaults (25 fps, OpenCV TV-L1 at bound 20,
+    backward flow; the flow those runs trained on was divided by 20 whatever the stores' bound) and the run's data:
+    section, with a warning. Their short side is the one they recorded ("input_contract") or the zoo model's,
+    scaled to the run's crop.
+    """
+    if isinstance(ckpt.get("input_spec"), dict):
+        try:
+            return InputSpec.from_dict(ckpt["input_spec"])
+        except (InputSpecError, TypeError) as e:
+            raise CheckpointError(f"{path}: its input_spec cannot be read ({e})") from e
+    d = cfg.data
+    legacy = ckpt.get("input_contract") or {}
+    base = CONTRACTS.get(cfg.model.rgb.name, CONTRACTS["i3d"])
+    short_side = legacy.get("short_side") or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
+    spec = InputSpec(short_side=short_side, crop_size=d.crop_size, num_frames=d.num_frames,
+                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips,
+                     normalization=d.normalization)  # fmt: skip
+    log.warning("%s was written before checkpoints saved their input spec: assuming %s; if its stores were "
+                "extracted otherwise, retrain on them to record it", path, spec)  # fmt: skip
+    return spec
+
+
+class LoadedCheckpoint(NamedTuple):
+    """What `model_from_checkpoint` returns."""
+
+    model: nn.Module  # the TwoStreamI3D, weights loaded, in eval mode
+    spec: InputSpec  # how its input must be made
+    classes: list[str]  # one name per class (two for a one-logit head: P(second) = sigmoid)
+    config: Config  # the run's config
+    checkpoint: dict  # the rest of the file (epoch, history, ...)
+
+
+def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild a checkpoint's model from its saved config and load its weights (its `pretrained` paths are ignored)."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    try:
+        cfg = config_from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its saved config is not valid ({e})") from e
+    cfg = apply_overrides(cfg, ["model.rgb.pretrained=", "model.flow.pretrained="])
+    model = build_model_from_config(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({e})") from e
+    spec = checkpoint_spec(ckpt, cfg, path)
+    return LoadedCheckpoint(model.to(device).eval(), spec, class_names(ckpt, cfg.model.num_classes), cfg, ckpt)
+
+
+def class_names(ckpt: dict, num_classes: int) -> list[str]:
+    """The checkpoint's "classes", or placeholders; a one-logit head has two names (negative, positive)."""
+    wanted = 2 if num_classes == 1 else num_classes
+    names = [str(c) for c in ckpt.get("classes") or ()]
+    if len(names) == wanted:
+        return names
+    return ["negative", "positive"] if num_classes == 1 else [f"class {i}" for i in range(num_classes)]

@@ -31,7 +31,7 @@ class StreamConfig:
     """One stream's backbone and where its initial weights come from."""
 
     name: str = "i3d"  # a name of i3d.models.zoo.build_model ('i3d' = DeepMind's InceptionI3d)
-    pretrained: str = ""  # for i3d.weights.load_pretrained ("" = random init); another class count resets the head
+    pretrained: str = ""  # i3d.models.pretrained weights ("" = random init); another class count resets the head
     pretrained_prefix: str = ""  # e.g. "rgb." to pick one stream out of one of our two-stream checkpoints
     rgb_to_flow: bool = False  # I3D flow stream from RGB weights: first-conv filters averaged over colour
     lr_scale: float = 1.0  # this stream learns at optim.lr x lr_scale (a pretrained and a scratch stream differ)
@@ -103,16 +103,68 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (tools/distill.py; ignored by the trainer). Defaults: MARS (flow teacher, pooled x 50).
+
+    Loss = task * task_loss + kd * kd_loss + feature * feature_loss (i3d.distill, i3d.losses).
+
+    Attributes:
+        task: weight of the ground-truth loss.
+        kd: weight (alpha) of the response-based term (softmax KD; sigmoid KD for a one-logit head).
+        feature: weight (beta) of the feature-based term; MARS: 50 on the pooled final features.
+        temperature: T of the response-based term.
+        pairs: student endpoint -> teacher endpoint for the feature term.
+        task_loss: "ce" (the trainer's loss: cross-entropy, BCE for a one-logit head) or "bce" (multi-label).
+        teacher_stream: what the teacher sees: "flow", "rgb", or "both" (a two-stream teacher; KD uses its fused
+            logits).
+        feature_stream: for a two-stream teacher, which of its streams gives the features.
+        student_stream: what the student sees ("rgb": the point of distilling flow away).
+    """
+
+    task: float = 1.0
+    kd: float = 0.0
+    feature: float = 50.0
+    temperature: float = 4.0
+    pairs: dict[str, str] = field(default_factory=lambda: {"pooled": "pooled"})
+    task_loss: str = "ce"
+    teacher_stream: str = "flow"
+    feature_stream: str = "flow"
+    student_stream: str = "rgb"
+
+    def __post_init__(self):
+        checks = [
+            (self.task_loss in ("ce", "bce"), f"task_loss={self.task_loss!r}: use 'ce' (single label) or 'bce'"),
+            (min(self.task, self.kd, self.feature) >= 0 and self.task + self.kd + self.feature > 0,
+             f"loss weights must be >= 0 and not all 0, got task={self.task}, kd={self.kd}, feature={self.feature}"),
+            (self.feature == 0 or bool(self.pairs),
+             "feature weight > 0 but no endpoint pairs: set pairs, e.g. {pooled: pooled}"),
+            (self.temperature > 0, f"temperature={self.temperature} must be > 0"),
+            (self.teacher_stream in (*STREAMS, "both"), f"teacher_stream={self.teacher_stream!r}: rgb | flow | both"),
+            (self.feature_stream in STREAMS, f"feature_stream={self.feature_stream!r}: rgb | flow"),
+            (self.student_stream in STREAMS, f"student_stream={self.student_stream!r}: rgb | flow"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"distill.{message}")
+
+    @property
+    def feature_pairs(self) -> dict[str, str]:
+        """The endpoint pairs actually used (none when the feature weight is 0)."""
+        return dict(self.pairs) if self.feature > 0 else {}
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults, then the YAML differences in `path`, then `key.sub=value` overrides; checked by `validate`."""
-    data = read_yaml_sections(path, "model:, data:, optim:, train:") if path is not None else {}
+    data = read_yaml_sections(path, "model:, data:, optim:, train:, distill:") if path is not None else {}
     cfg = _build(Config, data, str(path) if path else "config")
     return validate(apply_overrides(cfg, overrides))
 
@@ -174,6 +226,11 @@ def _convert(hint, value, where: str):
     """Check `value` against the annotation `hint` and return it in that type (int -> float, list -> tuple)."""
     if dataclasses.is_dataclass(hint):
         return _build(hint, value or {}, where)
+    if typing.get_origin(hint) is dict:  # e.g. distill.pairs: {student endpoint: teacher endpoint}
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r} ({type(value).__name__})")
+        return {_convert(key_type, k, where): _convert(value_type, v, where) for k, v in value.items()}
     if typing.get_origin(hint) is tuple:
         (item_type, _ellipsis) = typing.get_args(hint)
         if isinstance(value, str):  # "rgb,flow" from the command line

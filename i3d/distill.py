@@ -2,8 +2,9 @@
 
 Two forms, combined by configurable weights (`DistillConfig`):
 
-- response-based (Hinton et al. 2015): `kd_loss`, the KL divergence between the teacher's and the student's class
-  distributions softened by a temperature T, times T^2 so its gradient scale does not shrink as T grows;
+- response-based (Hinton et al. 2015): `i3d.losses.kd_loss`, the KL divergence between the teacher's and the
+  student's class distributions softened by a temperature T, times T^2 so its gradient scale does not shrink as T
+  grows (for a one-logit head, e.g. DFDC's, the two Bernoulli distributions sigmoid(logit / T));
 - feature-based: `feature_loss`, the mean squared error between the student's and the teacher's features at named
   endpoints. MARS (Crasto et al., CVPR 2019) uses the globally pooled final features ("pooled") with weight 50 and a
   flow I3D teacher for an RGB I3D student: the same architecture, different inputs. For a different, lighter
@@ -25,45 +26,22 @@ last feature map, `forward_features`) and "pooled" (its global average, (B, C): 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i3d.config import STREAMS, ConfigError, DistillConfig
+from i3d.losses import classification_loss, kd_loss, multilabel_loss
+
 FINAL_ENDPOINTS = ("features", "pooled")
-STREAMS = ("rgb", "flow")
 
 
-class DistillError(ValueError):
+class DistillError(ConfigError):
     """A distillation setting that cannot work (unknown endpoint, mismatched feature dictionaries, ...)."""
 
 
 # ----------------------------------------------------------------------------------------------------------- losses
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 4.0) -> torch.Tensor:
-    """Response-based distillation loss: KL(softmax(teacher / T) || softmax(student / T)) * T^2, batch mean.
-
-    Args:
-        student_logits: (B, K) raw class scores of the student.
-        teacher_logits: (B, K) raw class scores of the teacher (detached by the caller or not: no gradient is
-            wanted through them, and none flows when the teacher ran under `torch.no_grad`).
-        T: temperature > 0; a higher T raises the weight of the teacher's small (negative-class) probabilities.
-
-    Returns:
-        A scalar, zero when the two sets of logits are equal (up to a per-row constant).
-    """
-    if T <= 0:
-        raise DistillError(f"kd temperature T={T} must be > 0 (Hinton et al. use 1-20; 4 is a common choice)")
-    if student_logits.shape != teacher_logits.shape:
-        raise DistillError(
-            f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ: "
-            "both models must be built with the same num_classes"
-        )
-    log_p_student = F.log_softmax(student_logits.float() / T, dim=1)
-    log_p_teacher = F.log_softmax(teacher_logits.float() / T, dim=1)
-    return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * (T * T)
 
 
 def match_sizes(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,64 +214,9 @@ def make_adapters(
 # ---------------------------------------------------------------------------------------------------------- Distiller
 
 
-@dataclass(frozen=True)
-class DistillConfig:
-    """The `distill:` section of a distillation config. Defaults are MARS's recipe (flow teacher, pooled features x 50).
-
-    Loss = task * task_loss + kd * kd_loss + feature * feature_loss.
-
-    Attributes:
-        task: weight of the ground-truth loss (cross-entropy, or BCE for multi-label targets).
-        kd: weight (alpha) of the response-based term.
-        feature: weight (beta) of the feature-based term; MARS: 50 on the pooled final features.
-        temperature: T of the response-based term.
-        pairs: student endpoint -> teacher endpoint for the feature term.
-        task_loss: "ce" (single label) or "bce" (multi-label / binary; labels as float targets).
-        teacher_stream: what the teacher sees: "flow", "rgb", or "both" (a two-stream teacher; KD uses its fused
-            logits).
-        feature_stream: for a two-stream teacher, which of its streams gives the features.
-        student_stream: what the student sees ("rgb": the point of distilling flow away).
-    """
-
-    task: float = 1.0
-    kd: float = 0.0
-    feature: float = 50.0
-    temperature: float = 4.0
-    pairs: Mapping[str, str] = field(default_factory=lambda: {"pooled": "pooled"})
-    task_loss: str = "ce"
-    teacher_stream: str = "flow"
-    feature_stream: str = "flow"
-    student_stream: str = "rgb"
-
-    def __post_init__(self):
-        checks = [
-            (self.task_loss in ("ce", "bce"), f"task_loss={self.task_loss!r}: use 'ce' (single label) or 'bce'"),
-            (min(self.task, self.kd, self.feature) >= 0 and self.task + self.kd + self.feature > 0,
-             f"loss weights must be >= 0 and not all 0, got task={self.task}, kd={self.kd}, feature={self.feature}"),
-            (self.feature == 0 or bool(self.pairs),
-             "feature weight > 0 but no endpoint pairs: set pairs, e.g. {pooled: pooled}"),
-            (self.temperature > 0, f"temperature={self.temperature} must be > 0"),
-            (self.teacher_stream in (*STREAMS, "both"), f"teacher_stream={self.teacher_stream!r}: rgb | flow | both"),
-            (self.feature_stream in STREAMS, f"feature_stream={self.feature_stream!r}: rgb | flow"),
-            (self.student_stream in STREAMS, f"student_stream={self.student_stream!r}: rgb | flow"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            if not ok:
-                raise DistillError(f"distill.{message}")
-
-    @property
-    def feature_pairs(self) -> dict[str, str]:
-        """The endpoint pairs actually used (none when the feature weight is 0)."""
-        return dict(self.pairs) if self.feature > 0 else {}
-
-
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
-    """Ground-truth loss: cross-entropy on class indices, or BCE-with-logits on float targets of the logits' shape."""
-    if kind == "ce":
-        return F.cross_entropy(logits.float(), labels)
-    if labels.shape != logits.shape:  # BCE with class indices: one-hot them
-        labels = F.one_hot(labels.long(), logits.shape[1])
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    """Ground-truth loss: the trainer's `classification_loss` ("ce"; BCE for a one-logit head), or "bce" per class."""
+    return classification_loss(logits, labels) if kind == "ce" else multilabel_loss(logits, labels)
 
 
 def distill_loss(

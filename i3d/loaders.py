@@ -1,7 +1,8 @@
 """The run config's `data:` section turned into datasets and DataLoaders (training, validation, evaluation).
 
-    build_loaders(cfg, rank, world) -> (train_loader, val_loader, class names)
-      build_index (by data.dataset) -> resolve_stores -> TwoStreamClipDataset (random clips / centre crops)
+    build_loaders(cfg, rank, world) -> (train_loader, val_loader, class names, input spec)
+      build_index (by data.dataset) -> resolve_stores -> the stores' extraction settings (i3d.data.spec)
+        -> TwoStreamClipDataset (random clips / centre crops, flow scaled by the stores' bound)
       build_train_sampler: DistributedSampler or RebalancedSampler, reshuffled by (train.seed, epoch)
       build_eval_loader: ShardSampler, each rank its own share
 
@@ -12,13 +13,13 @@ per 64x224 clip, docs/PERFORMANCE.md). OpenCV's thread count is never set inside
 
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from flow.store import VideoStore
 from i3d.config import Config
 from i3d.data import index as idx
 from i3d.data import worker_init_fn
 from i3d.data.dataset import TwoStreamClipDataset
 from i3d.data.dfdc import dfdc_index
 from i3d.data.sampler import RebalancedSampler
+from i3d.data.spec import InputSpec, check_matches, stores_extraction
 
 
 def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
@@ -43,8 +44,28 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
 
 
-def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClipDataset, list[str]]:
-    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset."""
+def build_dataset(cfg: Config, train: bool, classes=None, spec: InputSpec | None = None, check_stores: bool = True
+                  ) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
+    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset.
+
+    Args:
+        spec: the input spec of a trained model (its checkpoint's): the stores must have been extracted as it says,
+            and the dataset feeds its flow bound. None: the stores' own settings (`spec_for_run`).
+        check_stores: False skips reading the stores' settings (a checkpoint from before specs were saved).
+
+    Returns:
+        (dataset, class names, the input spec it follows).
+    """
+    items, found = build_items(cfg, train, classes)
+    if spec is None:
+        spec = spec_for_run(cfg, stores_extraction(unique_stores(items)))
+    elif check_stores:
+        check_matches(spec, stores_extraction(unique_stores(items)), f"data.store_root={cfg.data.store_root}")
+    return make_dataset(cfg, items, train, spec), found, spec
+
+
+def build_items(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
+    """(store_path, label, video_id) items and class names of the training or validation part."""
     d = cfg.data
     if not d.store_root:
         raise ValueError("data.store_root is empty; set it to tools/extract_flow.py's --out folder")
@@ -55,20 +76,42 @@ def build_dataset(cfg: Config, train: bool, classes=None) -> tuple[TwoStreamClip
     if len(found) != cfg.model.num_classes and not (cfg.model.num_classes == 1 and len(found) == 2):
         raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
                          f"set --set model.num_classes={len(found)} (or 1 for a binary head on two classes)")
-    items = idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True)
-    common = dict(crop_size=d.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, normalization=d.normalization)
+    return idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True), list(found)
+
+
+def make_dataset(cfg: Config, items: list, train: bool, spec: InputSpec) -> TwoStreamClipDataset:
+    """A dataset of `items` feeding `spec` (crop, frames, normalisation, flow bound) the streams of `cfg.model`."""
+    common = dict(crop_size=spec.crop_size, seed=cfg.train.seed, streams=cfg.model.streams,
+                  normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
     if train:
-        return TwoStreamClipDataset(items, num_frames=d.num_frames, train=True, flip=d.flip, **common), list(found)
-    dataset = TwoStreamClipDataset(items, num_frames=d.eval_num_frames, train=False, num_clips=d.eval_num_clips,
-                                   **common)  # fmt: skip
-    return dataset, list(found)
+        return TwoStreamClipDataset(items, num_frames=spec.num_frames, train=True, flip=cfg.data.flip, **common)
+    return TwoStreamClipDataset(items, num_frames=spec.eval_num_frames, train=False, num_clips=spec.eval_num_clips,
+                                min_frames=spec.num_frames, **common)  # fmt: skip
 
 
-def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str]]:
-    """(training dataset, validation dataset, class names); validation must have the training classes."""
-    train_ds, classes = build_dataset(cfg, train=True)
-    val_ds, _ = build_dataset(cfg, train=False, classes=classes)
-    return train_ds, val_ds, classes
+def spec_for_run(cfg: Config, extraction: dict | None) -> InputSpec:
+    """The input spec of a run: the stores' extraction settings plus the data: section's crop, clips, normalisation."""
+    d = cfg.data
+    return InputSpec(**(extraction or {}), crop_size=d.crop_size, num_frames=d.num_frames,
+                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips,
+                     normalization=d.normalization)  # fmt: skip
+
+
+def unique_stores(items: list) -> list:
+    """Each store path once, in order (a rebalanced or repeated index may list a store twice)."""
+    return list(dict.fromkeys(path for path, *_ in items))
+
+
+def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str], InputSpec]:
+    """(training dataset, validation dataset, class names, input spec); validation must have the training classes.
+
+    Every store of both parts must have been extracted with the same settings (`spec.stores_extraction`): the
+    first mismatch is an InputSpecError naming two stores and the fields that differ.
+    """
+    train_items, classes = build_items(cfg, train=True)
+    val_items, _ = build_items(cfg, train=False, classes=classes)
+    spec = spec_for_run(cfg, stores_extraction(unique_stores(train_items + val_items)))
+    return make_dataset(cfg, train_items, True, spec), make_dataset(cfg, val_items, False, spec), classes, spec
 
 
 class ShardSampler(Sampler):
@@ -85,8 +128,8 @@ class ShardSampler(Sampler):
 
 
 def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
-    """(train_loader, val_loader, class_names). The train order depends only on (seed, epoch), via set_epoch."""
-    train_ds, val_ds, classes = build_datasets(cfg)
+    """(train_loader, val_loader, class_names, input spec). The train order depends only on (seed, epoch)."""
+    train_ds, val_ds, classes, spec = build_datasets(cfg)
     t, workers = cfg.train, cfg.data.num_workers
     sampler = build_train_sampler(cfg, train_ds, rank, world)
     if len(sampler) < t.batch_size:
@@ -95,7 +138,7 @@ def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool =
     extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
                  worker_init_fn=worker_init_fn)  # fmt: skip
     train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
-    return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes
+    return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes, spec
 
 
 def build_train_sampler(cfg: Config, dataset: TwoStreamClipDataset, rank: int = 0, world: int = 1) -> Sampler:
@@ -115,11 +158,3 @@ def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_m
     batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
     return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
                       num_workers=cfg.data.num_workers, worker_init_fn=worker_init_fn)  # fmt: skip
-
-
-def store_short_side(dataset: TwoStreamClipDataset) -> int | None:
-    """min(H, W) of the first store: the frames the validation centre crop is cut from (None without stores)."""
-    if not dataset.items:
-        return None
-    with VideoStore(dataset.items[0][0]) as store:
-        return min(store.height, store.width)

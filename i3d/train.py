@@ -10,18 +10,18 @@ same clips; one optimiser step updates both. Everything is a plain function:
 `train_one_epoch(..., loss_fn=...)` and `train_epochs(cfg, out_dir, Run(...))` are also what knowledge distillation
 (i3d/distill_train.py) trains with: a `Run` says what is trained, validated and saved, a `loss_fn` what is minimised.
 Around this file: i3d/build.py (config -> model, contract check, optimiser), i3d/loaders.py (config -> DataLoaders),
-i3d/checkpoint.py (atomic files, RNG states), i3d/distributed.py (device, DDP, all-reduce).
+i3d/checkpoint.py (atomic files, RNG states), i3d/distributed.py (device, DDP, all-reduce), i3d/losses.py.
 
 Runs on CPU or CUDA, and under `torchrun` with DistributedDataParallel (gloo on CPU, nccl on CUDA; rank 0 writes).
 
 The DFDC recipes (configs/dfdc_*.yaml) use four hooks, all off by default: `data.dataset: dfdc` (metadata.json
 parts), `model.num_classes: 1` (one logit + BCE; best.pt by the lowest validation log loss instead of the highest
 top-1), `data.sampler: rebalanced` (`RebalancedSampler`) and `train.cutmix_alpha > 0` (one CutMix box per batch,
-the same for every stream, soft targets). The RGB input is checked against the model's input contract, and the
-contract trained with is saved in every checkpoint ("input_contract") for tools that feed raw videos.
+the same for every stream, soft targets). The RGB input is checked against the model's published input contract,
+and the run's `InputSpec` (the stores' extraction settings + the data: section; i3d.data.spec) is saved in every
+checkpoint ("input_spec"): eval, predict, the ensemble and distillation read it through i3d.checkpoint.
 """
 
-import dataclasses
 import logging
 import math
 import time
@@ -32,43 +32,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from i3d import evaluate as ev
-from i3d.build import (
-    build_backbone,
-    build_model_from_config,
-    build_optimizer,
-    check_input_contract,
-    lr_factor,
-    run_input_contract,
-)
-from i3d.checkpoint import (
-    config_of_checkpoint,
-    copy_atomic,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
+from i3d.build import build_model_from_config, build_optimizer, check_input_contract
+from i3d.checkpoint import copy_atomic, load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from i3d.config import Config, config_to_dict, save_config
 from i3d.data.cutmix import cutmix
 from i3d.distributed import all_reduce, broadcast_buffers, setup_device, world_size, wrap_ddp
 from i3d.distributed import rank as process_rank
-from i3d.loaders import build_dataset, build_eval_loader, build_loaders, store_short_side
+from i3d.loaders import build_loaders
+from i3d.losses import classification_loss, predicted_classes
 from i3d.models import TwoStreamI3D
-
-__all__ = [  # what other modules import from here, including names that now live in the modules around it
-    "NonFiniteLossError", "Run", "amp_dtype", "batch_metrics", "build_backbone", "build_dataset", "build_eval_loader",
-    "build_loaders", "build_model_from_config", "build_optimizer", "check_finite", "check_input_contract",
-    "classification_loss", "config_of_checkpoint", "copy_atomic", "evaluate", "fit", "load_checkpoint", "log_epoch",
-    "lr_factor", "optimizer_step", "rng_state", "run_input_contract", "save_checkpoint", "set_rng_state",
-    "setup_device", "stream_loss_fn", "tensorboard_writer", "train_epochs", "train_one_epoch", "val_score",
-]  # fmt: skip
 
 log = logging.getLogger(__name__)
 LossFn = Callable[[nn.Module, dict, torch.device], tuple[dict, dict]]
@@ -86,22 +63,6 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     if cfg.train.amp == "none" or device.type != "cuda":
         return None
     return torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16
-
-
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on (B, K) logits, or BCE with logits for a binary head (B, 1).
-
-    Targets are class ids (B,) or soft targets from CutMix: (B, K) probabilities, or (B, 1) / (B,) P(positive).
-    """
-    logits = logits.float()
-    if logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(logits, targets.float().reshape(-1, 1))
-    return F.cross_entropy(logits, targets)
-
-
-def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
-    """argmax, or logit > 0 (p > 0.5) for a binary head."""
-    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 def mix_batch(inputs: dict, labels: torch.Tensor, cfg: Config, rng: np.random.Generator) -> tuple[dict, torch.Tensor]:
@@ -280,9 +241,8 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
     device, rank, world = setup_device(cfg)
     seed_everything(cfg.train.seed)
     model = (model or build_model_from_config(cfg)).to(device)
-    train_loader, val_loader, classes = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
-    contract = run_input_contract(cfg, store_short_side(val_loader.dataset))
-    extra = {"classes": classes, "input_contract": dataclasses.asdict(contract) if contract else None}
+    train_loader, val_loader, classes, spec = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
+    extra = {"classes": classes, "input_spec": spec.to_dict()}  # what every consumer of the checkpoint feeds it
     run = Run(model, model, model, train_loader, val_loader, device, rank, world, extra=extra)
     return model, train_epochs(cfg, Path(out_dir), run, resume=resume)
 

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
-
-from i3d.models import InceptionI3d  # noqa: E402
-from i3d.weights import WeightsError, load_pretrained, read_state_dict  # noqa: E402
+from i3d.models import InceptionI3d
+from i3d.models.pretrained import WeightsError, load_pretrained, read_state_dict
 
 
 def parse_args(argv=None) -> argparse.Namespace:

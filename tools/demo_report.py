@@ -12,10 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
-
-from i3d.config import ConfigError, config_to_dict, load_config  # noqa: E402
-from i3d.train import load_checkpoint  # noqa: E402
+from i3d.checkpoint import CheckpointError, load_checkpoint
+from i3d.config import ConfigError, config_to_dict, load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         wanted = config_to_dict(load_config(args.config, args.overrides))
         found = load_checkpoint(args.checkpoint)["config"]
-    except (ConfigError, RuntimeError) as e:
+    except (ConfigError, CheckpointError) as e:
         print(f"{args.checkpoint}: not reusable ({e}); training from scratch")
         return 1
     diff = config_differences(found, wanted)

@@ -21,9 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
-
-from i3d.distill_train import fit_distill, load_distill_config, load_distill_run, load_teacher  # noqa: E402
+from i3d.distill_train import fit_distill, load_distill_config, load_distill_run, load_teacher
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,8 +55,9 @@ def main(args: argparse.Namespace) -> int:
         if not (args.teacher or saved_teacher):
             raise SystemExit(f"{args.out / 'last.pt'} records no teacher path; pass --teacher CKPT")
         teacher_path = args.teacher or Path(saved_teacher)
-    teacher = load_teacher(teacher_path, cfg, run_cfg.model.num_classes)
-    _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume), teacher_path=str(teacher_path))
+    teacher, teacher_spec = load_teacher(teacher_path, cfg, run_cfg.model.num_classes)
+    _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume), teacher_path=str(teacher_path),
+                             teacher_spec=teacher_spec)  # fmt: skip
     if history:
         print(json.dumps({"epoch": history[-1]["epoch"], "val": history[-1]["val"]}, indent=1))
     return 0

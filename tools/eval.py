@@ -6,21 +6,22 @@
 Writes results.json ({"rgb": {"top1", "top5", "mean_class_acc", ..., "clip": {...}}, "flow": ..., "fused": ...};
 for a binary head (model.num_classes 1, e.g. DFDC) {"log_loss", "auc", "accuracy", ...} instead),
 results_confusion.png (fused, video level) and results_predictions.npz (every clip's per-stream logits, to re-fuse
-offline with i3d.evaluate.load_predictions). The dataset, stores and model come from the checkpoint's config.
+offline with i3d.evaluate.load_predictions). The dataset and stores come from the checkpoint's config, the input
+(crop, clips, normalisation, flow bound) from its input spec; stores extracted otherwise are refused.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+import torch
 
-import torch  # noqa: E402
-
-from i3d import evaluate as ev  # noqa: E402
-from i3d import train  # noqa: E402
-from i3d.config import apply_overrides, validate  # noqa: E402
+from i3d import evaluate as ev
+from i3d.checkpoint import model_from_checkpoint
+from i3d.config import apply_overrides
+from i3d.loaders import build_dataset, build_eval_loader
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,8 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--split", help="part of the index to evaluate (default: the run's data.val_subset)")
     p.add_argument("--index", help="another index file/folder (default: the run's data.val_index or data.index)")
     p.add_argument("--store-root", help="folder of the stores (default: the run's data.store_root)")
-    p.add_argument("--num-frames", type=int, help="frames per clip; 0 = whole videos (default: data.eval_num_frames)")
-    p.add_argument("--num-clips", type=int, help="evenly spaced clips per video (default: data.eval_num_clips)")
+    p.add_argument("--num-frames", type=int, help="frames per clip; 0 = whole videos (default: the spec's)")
+    p.add_argument("--num-clips", type=int, help="evenly spaced clips per video (default: the spec's)")
     p.add_argument("--fusion-weights", type=float, nargs=2, metavar=("RGB", "FLOW"), default=(1.0, 1.0))
     p.add_argument("--batch-size", type=int)
     p.add_argument("--workers", type=int, help="DataLoader workers (default: data.num_workers)")
@@ -40,23 +41,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    ckpt = train.load_checkpoint(args.checkpoint)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, spec, classes, cfg, ckpt = model_from_checkpoint(args.checkpoint, device)
     pairs = {"data.val_subset": args.split, "data.val_index": args.index, "data.store_root": args.store_root,
              "data.eval_num_frames": args.num_frames, "data.eval_num_clips": args.num_clips,
              "train.batch_size": args.batch_size, "data.num_workers": args.workers}  # fmt: skip
-    overrides = [f"{k}={v}" for k, v in pairs.items() if v is not None]
-    overrides += ["model.rgb.pretrained=", "model.flow.pretrained="]  # the checkpoint holds the trained weights
-    cfg = validate(apply_overrides(train.config_of_checkpoint(ckpt), overrides))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = train.build_model_from_config(cfg)
-    model.load_state_dict(ckpt["model"])
-    dataset, classes = train.build_dataset(cfg, train=False, classes=ckpt.get("classes"))
-    loader = train.build_eval_loader(cfg, dataset, pin_memory=device.type == "cuda")
-    preds = ev.predict(model.to(device), loader, device)
+    cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None])
+    spec = dataclasses.replace(spec, eval_num_frames=cfg.data.eval_num_frames, eval_num_clips=cfg.data.eval_num_clips)
+    # a checkpoint older than saved specs has an assumed one: its stores are not checked against it
+    dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec,
+                                        check_stores="input_spec" in ckpt)  # fmt: skip
+    loader = build_eval_loader(cfg, dataset, pin_memory=device.type == "cuda")
+    preds = ev.predict(model, loader, device)
     weights = dict(zip(("rgb", "flow"), args.fusion_weights, strict=True))
     extra = {"checkpoint": str(args.checkpoint), "epoch": ckpt["epoch"], "split": cfg.data.val_subset,
-             "center_crop": True, "num_frames": cfg.data.eval_num_frames,
-             "clips_per_video": cfg.data.eval_num_clips}  # fmt: skip
+             "center_crop": True, "num_frames": spec.eval_num_frames, "clips_per_video": spec.eval_num_clips,
+             "input_spec": spec.to_dict()}  # fmt: skip
     results = ev.write_report(args.out, preds, weights, classes, extra)
     keys = ("log_loss", "auc", "accuracy") if ev.is_binary(preds.logits) else ("top1", "top5")
     print(json.dumps({s: {k: round(results[s][k], 4) for k in keys} for s in (*model.streams, "fused")}))

@@ -12,10 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
-
-from flow.extract import ExtractOptions, extract_all, parse_shard  # noqa: E402
-from flow.tvl1 import TVL1Params  # noqa: E402
+from flow.extract import ExtractOptions, extract_all, parse_shard
+from flow.tvl1 import TVL1Params
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--convention", choices=("backward", "forward"), default="backward",
                    help="backward: flow[t] = t-1 -> t, flow[0] = 0; forward (DeepMind): t -> t+1, last 0")
     p.add_argument("--engine", choices=("opencv", "numba", "torch"), default="opencv", help="TV-L1 implementation")
-    p.add_argument("--bound", type=float, default=20.0, help="flow is clipped to +-bound pixels before 8-bit storage")
+    p.add_argument("--bound", type=float, default=ExtractOptions.bound,
+                   help="flow is clipped to +-bound pixels before 8-bit storage (and divided by it as model input)")
     p.add_argument("--jpeg-quality", type=int, default=95)
     p.add_argument("--no-progress", action="store_true")
     tvl1 = p.add_argument_group("TV-L1 parameters (OpenCV's defaults)")

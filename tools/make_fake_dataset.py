@@ -4,7 +4,7 @@
     python tools/make_fake_dataset.py --out runs/fake_dfdc --reals-per-part 8 --fakes-per-real 3 --train-parts 2
 
 Writes OUT/train/dfdc_train_part_N/ and OUT/val/dfdc_train_part_M/ (videos + metadata.json) and
-OUT/fake_dataset.json (the parameters). See i3d/data/fake_toy.py for what the videos show.
+OUT/fake_dataset.json (the parameters). See i3d/synthetic/fake_toy.py for what the videos show.
 """
 
 import argparse
@@ -12,9 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
-
-from i3d.data.fake_toy import CODECS, FakeDatasetError, FakeToyConfig, make_fake_dataset  # noqa: E402
+from i3d.synthetic.fake_toy import CODECS, FakeDatasetError, FakeToyConfig, make_fake_dataset
+from i3d.synthetic.video import VideoWriteError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = FakeToyConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FakeToyConfig)})
         summary = make_fake_dataset(args.out, cfg, overwrite=args.overwrite)
-    except FakeDatasetError as e:
+    except (FakeDatasetError, VideoWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{summary['num_real']} REAL and {summary['num_fake']} FAKE videos; train parts {summary['train']}, "

@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from i3d.data.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, ToyDatasetError, make_dataset, video_list  # noqa: E402
+from i3d.synthetic.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, ToyDatasetError, make_dataset, video_list
+from i3d.synthetic.video import VideoWriteError
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -57,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         counts = make_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
         bar.close()
-    except ToyDatasetError as err:
+    except (ToyDatasetError, VideoWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.out}: wrote {counts['written']}, kept {counts['skipped']} videos ({counts['train']} train, "

@@ -4,23 +4,22 @@
     python tools/predict.py ../shared/data/v_CricketShot_g04_c01_rgb.gif \
         --kinetics-rgb ../shared/weights/i3d-kinetics-400.ckpt --labels ../shared/data/kinetics400_label_map.txt
 
-Each video is decoded at --fps, resized to the model's short side, given TV-L1 flow if the model has a flow stream,
-centre-cropped and classified whole (looped up to the model's clip length when shorter); i3d/predict.py. A video
-that cannot be decoded is reported on stderr and the others still run (exit status 1).
+Each video is prepared as the checkpoint's input spec says (the frame rate, short side, TV-L1 engine, parameters and
+bound of its training stores; its eval clips, crop and normalisation: i3d/inference/predict.py), so a checkpoint
+sees raw videos as `tools/eval.py` shows it their stores. DeepMind's model gets the whole video at 25 fps, looped up
+to 64 frames. A video that cannot be decoded is reported on stderr and the others still run (exit status 1).
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+import torch
 
-import torch  # noqa: E402
-
-from flow.engines import ENGINES  # noqa: E402
-from flow.video import VideoError  # noqa: E402
-from i3d import predict  # noqa: E402
-from i3d.weights import WeightsError  # noqa: E402
+from flow.video import VideoError
+from i3d.checkpoint import CheckpointError
+from i3d.inference import predict
+from i3d.models.pretrained import WeightsError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,8 +30,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--kinetics-rgb", type=Path, metavar="WEIGHTS", help="DeepMind's Kinetics-400 RGB I3D")
     p.add_argument("--labels", type=Path, help="class names, one per line (default: the checkpoint's)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print per video")
-    p.add_argument("--fps", type=float, default=25.0, help="decoding frame rate (that of the training stores)")
-    p.add_argument("--engine", default="opencv", choices=ENGINES, help="TV-L1 engine for a flow stream")
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each video")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p.parse_args(argv)
@@ -40,13 +37,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    options = dict(labels=args.labels, device=device, fps=args.fps, engine=args.engine)
+    options = dict(labels=args.labels, device=device)
     try:
         if args.checkpoint:
             predictor = predict.from_checkpoint(args.checkpoint, **options)
         else:
             predictor = predict.from_kinetics_rgb(args.kinetics_rgb, **options)
-    except (predict.PredictError, WeightsError) as e:
+    except (predict.PredictError, CheckpointError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     failed = 0

@@ -3,10 +3,10 @@
     python tools/predict_ensemble.py --model runs/dfdc_mc3_112/best.pt:1 --model runs/dfdc_i3d/best.pt:2 \
         --videos data/dfdc/test_videos --out runs/dfdc/submission.csv
 
-Each model is rebuilt from its checkpoint's saved config and fed frames prepared by its own input contract
-(crop, short side, normalisation, clip length; i3d/ensemble.py); its probabilities (sigmoid for a 1-logit head,
-softmax otherwise) are averaged with the weights. Each video is decoded once for all models. A video that fails
-to decode gets --prior and is listed on stderr and in the report; the run goes on.
+Each model is rebuilt from its checkpoint and fed input made by its own input spec (frame rate, short side, flow
+settings, clips, crop, normalisation; i3d/inference/ensemble.py); its probabilities (sigmoid for a 1-logit head,
+softmax otherwise) are averaged with the weights. Each video is decoded once per distinct frame rate and short
+side. A video that fails to decode gets --prior and is listed on stderr and in the report; the run goes on.
 
 Writes OUT (filename,label), OUT_per_model.csv (every model's probabilities, status) and OUT_report.json.
 """
@@ -16,12 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+import torch
 
-import torch  # noqa: E402
-
-from flow.extract import find_videos  # noqa: E402
-from i3d import ensemble  # noqa: E402
+from flow.extract import find_videos
+from i3d.inference import ensemble
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,7 +29,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="submission CSV; the per-model CSV and report go beside it")
     p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode (default 0.5)")
-    p.add_argument("--fps", type=float, default=25.0, help="decoding frame rate (that of the training stores)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p.parse_args(argv)
 
@@ -42,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         specs = [ensemble.parse_model_spec(s) for s in args.models]
         members = [ensemble.load_member(path, weight, f"m{i}", device) for i, (path, weight) in enumerate(specs)]
-        result = ensemble.predict_videos(members, find_videos(args.videos), fps=args.fps, prior=args.prior)
+        result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior)
     except (ensemble.EnsembleError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,12 +16,11 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
+import torch.distributed as dist
 
-import torch.distributed as dist  # noqa: E402
-
-from i3d.config import apply_overrides, load_config, validate  # noqa: E402
-from i3d.train import NonFiniteLossError, config_of_checkpoint, fit, load_checkpoint  # noqa: E402
+from i3d.checkpoint import config_of_checkpoint, load_checkpoint
+from i3d.config import apply_overrides, load_config, validate
+from i3d.train import NonFiniteLossError, fit
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,8 +3,10 @@
 One sample = one video's store read once: the frame indices and the crop are drawn first, then every requested
 stream is read at those indices and cut with that crop, so the two streams can never disagree.
 
-    store --read_rgb(indices)--> (T,H,W,3) uint8 --crop, flip--> normalize_rgb  --> rgb  (3,T,S,S) float32
-          --read_flow(indices)-> (T,H,W,2) px    --crop, flip--> normalize_flow --> flow (2,T,S,S) float32
+    store --read_rgb(indices)--> (T,H,W,3) uint8 --transforms.stream_input--> rgb  (3,T,S,S) float32
+          --read_flow(indices)-> (T,H,W,2) px    --transforms.stream_input--> flow (2,T,S,S) float32
+
+`transforms.stream_input` (crop, flip, normalise) is also what `i3d.inference` feeds decoded videos through.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flow.quantize import DEFAULT_BOUND
 from flow.store import FlowStoreError, VideoStore
 from i3d.data import transforms as T
 
@@ -44,16 +47,17 @@ class TwoStreamClipDataset(Dataset):
     (seed, epoch, index) whatever the worker count, the rerun or the DistributedSampler shard.
 
     Eval (`train=False`): the centre crop; `num_frames=T` takes the T frames around the temporal centre,
-    `num_frames=0` the whole video, `num_clips=K` K clips centred in K equal segments of the video. With K > 1 the
-    tensors get a leading clip dimension: rgb (K, 3, T, S, S), flow (K, 2, T, S, S), indices (K, T).
+    `num_frames=0` the whole video (looped up to `min_frames`), `num_clips=K` K clips centred in K equal segments of
+    the video. With K > 1 the tensors get a leading clip dimension: rgb (K, 3, T, S, S), flow (K, 2, T, S, S),
+    indices (K, T).
 
     A short video loops from its first frame (train and eval alike). Stored frames smaller than `crop_size` are an
     error naming the store (never padded: that would hide a store extracted at the wrong size).
 
     Each sample is a dict: `rgb` (3, T, S, S) float32 (`transforms.normalize_rgb(kind=normalization)`), `flow`
-    (2, T, S, S) float32 = clip(px, -20, 20) / 20 (only the requested `streams` are present, and only those are
-    read), `label` int, `indices` (T,) int64, `crop` (y0, x0) int64 in stored-frame coordinates, `flip` bool,
-    `video_id` str.
+    (2, T, S, S) float32 = clip(px, -flow_bound, flow_bound) / flow_bound (only the requested `streams` are present,
+    and only those are read), `label` int, `indices` (T,) int64, `crop` (y0, x0) int64 in stored-frame coordinates,
+    `flip` bool, `video_id` str.
 
     `compact=True` sends 2.6x fewer bytes through the DataLoader's shared memory, its costliest step (see
     docs/PERFORMANCE.md): `rgb` stays uint8 0-255 and `flow` is float16; call `transforms.expand_compact(batch,
@@ -62,6 +66,8 @@ class TwoStreamClipDataset(Dataset):
     Args:
         items: `(store_path, label)` or `(store_path, label, video_id)`; without a video_id the store's file name
             without `.h5` is used. `index.resolve_stores` builds them.
+        flow_bound: the stores' bound (`InputSpec.flow_bound`, from the store attributes via `spec.stores_extraction`).
+        min_frames: the shortest whole-video eval clip (`num_frames=0`): the training clip length.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class TwoStreamClipDataset(Dataset):
         num_clips: int = 1,
         normalization: str = "i3d",
         compact: bool = False,
+        flow_bound: float = DEFAULT_BOUND,
+        min_frames: int = 1,
     ):
         streams = tuple(streams)
         if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
@@ -96,7 +104,7 @@ class TwoStreamClipDataset(Dataset):
         self.items = [_item(entry) for entry in items]
         self.num_frames, self.crop_size, self.train, self.seed = num_frames, crop_size, train, seed
         self.streams, self.flip, self.num_clips, self.normalization = streams, flip, num_clips, normalization
-        self.compact = compact
+        self.compact, self.flow_bound, self.min_frames = compact, float(flow_bound), min_frames
         # In shared memory so DataLoader workers see set_epoch even with persistent_workers=True (a plain int
         # would stay frozen at the value each worker was started with).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -116,9 +124,7 @@ class TwoStreamClipDataset(Dataset):
         """The indices, crop and flip of sample `index` for a video of that size (pure; no file is read)."""
         size = self.crop_size
         if not self.train:
-            length = self.num_frames or num_video_frames
-            starts = T.even_starts(num_video_frames, length, self.num_clips)
-            indices = np.stack([T.clip_indices(num_video_frames, length, s) for s in starts])
+            indices = T.eval_clip_indices(num_video_frames, self.num_frames, self.num_clips, self.min_frames)
             return ClipPlan(indices, *T.center_crop_origin(height, width, size), flip=False)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         start = T.random_start(num_video_frames, self.num_frames, rng)
@@ -147,21 +153,10 @@ class TwoStreamClipDataset(Dataset):
 
     def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> torch.Tensor:
         """One stream at `plan`: (K, C, T, S, S), or (C, T, S, S) when K = 1; float32 (uint8/float16 if compact)."""
-        k, t = plan.indices.shape
         flat = plan.indices.reshape(-1)
-        if stream == "rgb":
-            frames = T.crop(store.read_rgb(flat), plan.y0, plan.x0, self.crop_size)
-            if plan.flip:
-                frames = T.hflip_rgb(frames)
-            frames = T.channels_first(frames.reshape(k, t, *frames.shape[1:]))
-            # normalising writes a new contiguous array: the transpose to channels-first comes free with it
-            x = np.ascontiguousarray(frames) if self.compact else T.normalize_rgb(frames, self.normalization, -4)
-        else:
-            frames = T.crop(store.read_flow(flat), plan.y0, plan.x0, self.crop_size)
-            if plan.flip:
-                frames = T.hflip_flow(frames)
-            x = T.normalize_flow(T.channels_first(frames.reshape(k, t, *frames.shape[1:])))
-            x = x.astype(np.float16) if self.compact else x
+        frames = store.read_rgb(flat) if stream == "rgb" else store.read_flow(flat)
+        x = T.stream_input(stream, frames, plan.y0, plan.x0, self.crop_size, clips=len(plan.indices), flip=plan.flip,
+                           normalization=self.normalization, flow_bound=self.flow_bound, compact=self.compact)
         x = torch.from_numpy(x)
         return x if self.num_clips > 1 else x[0]
 

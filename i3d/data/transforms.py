@@ -18,7 +18,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 NORMALIZATIONS = ("i3d", "imagenet", "kinetics", "none")
-FLOW_BOUND = 20.0
 
 
 # ---------------------------------------------------------------- time
@@ -53,6 +52,20 @@ def even_starts(num_video_frames: int, num_frames: int, num_clips: int = 1) -> n
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     slack = max(num_video_frames - num_frames, 0)
     return (slack * (2 * np.arange(num_clips, dtype=np.int64) + 1)) // (2 * num_clips)
+
+
+def eval_clip_indices(num_video_frames: int, num_frames: int, num_clips: int = 1, min_frames: int = 1) -> np.ndarray:
+    """Frame indices of the test clips: `num_clips` clips of `num_frames` centred in equal segments of the video.
+
+    `num_frames=0` takes the whole video as one clip, looped from frame 0 up to `min_frames` when it is shorter
+    (the training clip length: a network trained on 64 frames is not fed 5). A video shorter than a clip loops.
+
+    Returns:
+        (num_clips, T) int64.
+    """
+    length = num_frames or max(num_video_frames, min_frames)
+    starts = even_starts(num_video_frames, length, num_clips)
+    return np.stack([clip_indices(num_video_frames, length, s) for s in starts])
 
 
 # ---------------------------------------------------------------- space
@@ -127,11 +140,45 @@ def normalize_rgb(frames: np.ndarray, kind: str = "i3d", channel_axis: int = -1)
     return x
 
 
-def normalize_flow(flow_px: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-    """Flow in pixels -> C-contiguous float32 clip(flow, -bound, bound) / bound in [-1, 1] (any input layout)."""
+def normalize_flow(flow_px: np.ndarray, bound: float) -> np.ndarray:
+    """Flow in pixels -> C-contiguous float32 clip(flow, -bound, bound) / bound in [-1, 1] (any input layout).
+
+    `bound` is the one the stores were written with (`InputSpec.flow_bound`, from the store attributes).
+    """
     x = np.clip(flow_px, -bound, bound, out=np.empty(flow_px.shape, np.float32))
     x /= np.float32(bound)
     return x
+
+
+def stream_input(stream: str, frames: np.ndarray, y0: int, x0: int, size: int, *, clips: int = 1, flip: bool = False,
+                 normalization: str = "i3d", flow_bound: float = 0.0, compact: bool = False) -> np.ndarray:  # fmt: skip
+    """The one way from frames to model input: the dataset, predict and the ensemble all call this.
+
+    Crop, mirror (flow x negated), channels first, normalise: RGB by `normalization`, flow as
+    clip(px, -flow_bound, flow_bound) / flow_bound.
+
+    Args:
+        stream: "rgb" ((K*T, H, W, 3) uint8 frames) or "flow" ((K*T, H, W, 2) float32 pixels), the frames of `clips`
+            clips of T frames each, already gathered at the clips' frame indices.
+        y0, x0, size: the crop window in frame coordinates.
+        compact: keep RGB uint8 and flow float16 (`TwoStreamClipDataset(compact=True)`; `expand_compact` finishes).
+
+    Returns:
+        (K, C, T, S, S) C-contiguous: float32 (or uint8 / float16 when compact).
+    """
+    if stream not in ("rgb", "flow"):
+        raise ValueError(f"stream must be 'rgb' or 'flow', got {stream!r}")
+    frames = crop(frames, y0, x0, size)
+    if flip:
+        frames = hflip_rgb(frames) if stream == "rgb" else hflip_flow(frames)
+    frames = channels_first(frames.reshape(clips, -1, *frames.shape[1:]))  # (K, C, T, S, S), a view
+    if stream == "rgb":
+        # normalising writes a new contiguous array: the transpose to channels-first comes free with it
+        return np.ascontiguousarray(frames) if compact else normalize_rgb(frames, normalization, channel_axis=-4)
+    if not flow_bound > 0:
+        raise ValueError(f"flow_bound={flow_bound} must be > 0: pass the stores' bound (InputSpec.flow_bound)")
+    x = normalize_flow(frames, flow_bound)
+    return x.astype(np.float16) if compact else x
 
 
 def channels_first(frames: np.ndarray) -> np.ndarray:

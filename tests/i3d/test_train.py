@@ -15,7 +15,8 @@ from conftest import run_torchrun
 from torch import nn
 
 from flow.store import write_store
-from i3d import train
+from i3d import build, loaders, train
+from i3d import checkpoint as ckpt_io
 from i3d.config import load_config
 from i3d.models import InceptionI3d, TwoStreamI3D
 
@@ -114,12 +115,12 @@ def test_fit_learns_and_writes_run_folder(dataset, tmp_path):
     for tag in ("train/loss_rgb", "train/loss_flow", "train/loss_fused", "train/acc_fused", "train/lr",
                 "train/clips_per_s", "train/data_wait_frac", "val/top1_fused", "val/top5_rgb", "val/loss_flow"):
         assert tag in tags, (tag, sorted(tags))  # fmt: skip
-    ckpt = train.load_checkpoint(run / "last.pt")
+    ckpt = ckpt_io.load_checkpoint(run / "last.pt")
     assert {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "config"} <= set(ckpt)
     assert ckpt["epoch"] == 4 and ckpt["step"] == 12 and ckpt["classes"] == ["bright", "dark"]
-    assert train.config_of_checkpoint(ckpt) == cfg
+    assert ckpt_io.config_of_checkpoint(ckpt) == cfg
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in ckpt["model"].items())
-    best = train.load_checkpoint(run / "best.pt")
+    best = ckpt_io.load_checkpoint(run / "best.pt")
     first_perfect = min(h["epoch"] for h in history if h["val"]["fused"]["top1"] == 1)
     assert best["best_top1"] == 1.0 and best["epoch"] == first_perfect
     assert not list(run.glob(".*tmp*"))  # atomic writes leave no temporary files
@@ -137,12 +138,12 @@ def test_resume_reproduces_uninterrupted_run(dataset, tmp_path):
     crash = tiny_model(rgb=lambda **kw: StopAt(at=4, error=KeyboardInterrupt(), **kw))  # dies in epoch 2 (3 per epoch)
     with pytest.raises(KeyboardInterrupt):
         train.fit(cfg, tmp_path / "b", model=crash)
-    assert train.load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+    assert ckpt_io.load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
     resumed, history = train.fit(cfg, tmp_path / "b", resume=True, model=tiny_model())
     assert [h["epoch"] for h in history] == [1, 2]
     assert _equal_state(straight.state_dict(), resumed.state_dict())
     assert not _equal_state(straight.state_dict(), tiny_model().state_dict())  # it did train
-    a, b = (train.load_checkpoint(tmp_path / r / "last.pt") for r in "ab")
+    a, b = (ckpt_io.load_checkpoint(tmp_path / r / "last.pt") for r in "ab")
     assert a["step"] == b["step"] == 4 and a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
 
 
@@ -152,7 +153,7 @@ def test_non_finite_loss_stops_naming_step_and_stream(dataset, tmp_path):
     message = r"non-finite flow loss \(nan\) at step 4 \(epoch 2\).*kept: .*last\.pt"
     with pytest.raises(train.NonFiniteLossError, match=message):
         train.fit(cfg, tmp_path / "run", model=nan_flow)
-    kept = train.load_checkpoint(tmp_path / "run" / "last.pt")
+    kept = ckpt_io.load_checkpoint(tmp_path / "run" / "last.pt")
     assert kept["epoch"] == 1 and all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
 
 
@@ -181,45 +182,45 @@ def test_ddp_two_processes_gloo(dataset, tmp_path):
     h0, h1 = (torch.load(out / f"history{r}.pt") for r in (0, 1))
     # 12 videos / (2 processes x batch 2) = 3 steps per epoch; both ranks see the same gathered validation
     assert h0[-1]["step"] == 6 and h0[-1]["val"] == h1[-1]["val"] and h0[-1]["val"]["fused"]["num"] == 6
-    assert train.load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert ckpt_io.load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
 def test_lr_schedules():
     cfg = load_config(None, ["optim.milestones=[2, 3]", "optim.warmup_epochs=1", "optim.warmup_factor=0.1"])
-    factors = [train.lr_factor(s, cfg.optim, steps_per_epoch=10, total_steps=40) for s in (0, 5, 10, 19, 20, 30)]
+    factors = [build.lr_factor(s, cfg.optim, steps_per_epoch=10, total_steps=40) for s in (0, 5, 10, 19, 20, 30)]
     np.testing.assert_allclose(factors, [0.1, 0.55, 1.0, 1.0, 0.1, 0.01])
     cos = load_config(None, ["optim.schedule=cosine", "optim.lr=1", "optim.min_lr=0.2"]).optim
-    np.testing.assert_allclose([train.lr_factor(s, cos, 10, 40) for s in (0, 20, 40, 50)], [1.0, 0.6, 0.2, 0.2])
-    assert train.lr_factor(7, load_config(None, ["optim.schedule=constant"]).optim, 10, 40) == 1.0
+    np.testing.assert_allclose([build.lr_factor(s, cos, 10, 40) for s in (0, 20, 40, 50)], [1.0, 0.6, 0.2, 0.2])
+    assert build.lr_factor(7, load_config(None, ["optim.schedule=constant"]).optim, 10, 40) == 1.0
 
 
 def test_build_model_from_config_streams_and_pretrained(kinetics_rgb_ckpt):
     cfg = load_config(None, ["model.streams=rgb", "model.num_classes=7", f"model.rgb.pretrained={kinetics_rgb_ckpt}"])
-    model = train.build_model_from_config(cfg)
+    model = build.build_model_from_config(cfg)
     assert model.streams == ("rgb",) and model.flow is None and isinstance(model.rgb, InceptionI3d)
     assert model.rgb.logits.out_channels == 7 and model.rgb.dropout.p == 0.5
-    from i3d.weights import load_pretrained
+    from i3d.models.pretrained import load_pretrained
 
     reference = InceptionI3d(num_classes=400)
     load_pretrained(reference, kinetics_rgb_ckpt)
     assert torch.equal(model.rgb.Conv3d_1a_7x7.conv.weight, reference.Conv3d_1a_7x7.conv.weight)
-    flow = train.build_model_from_config(load_config(None, ["model.streams=flow", "model.flow.name=r3d_18"]))
+    flow = build.build_model_from_config(load_config(None, ["model.streams=flow", "model.flow.name=r3d_18"]))
     assert flow.rgb is None and flow(flow=torch.zeros(1, 2, 8, 32, 32))["fused"].shape == (1, 400)
     with pytest.raises(FileNotFoundError, match="model.flow.pretrained=nowhere.pt"):
-        train.build_model_from_config(load_config(None, ["model.flow.pretrained=nowhere.pt"]))
+        build.build_model_from_config(load_config(None, ["model.flow.pretrained=nowhere.pt"]))
 
 
 def test_missing_store_and_class_count_are_named(dataset, tmp_path):
     (dataset.parent / "h5" / "dark" / "val1.h5").rename(tmp_path / "moved.h5")
     try:
         with pytest.raises(FileNotFoundError, match=r"1 of 6 stores missing.*dark/val1\.h5.*--skip-missing"):
-            train.build_loaders(tiny_cfg(dataset))
-        _, val, _ = train.build_loaders(tiny_cfg(dataset, "data.skip_missing=true"))
+            loaders.build_loaders(tiny_cfg(dataset))
+        _, val, _, _ = loaders.build_loaders(tiny_cfg(dataset, "data.skip_missing=true"))
         assert len(val.dataset) == 5
     finally:
         (tmp_path / "moved.h5").rename(dataset.parent / "h5" / "dark" / "val1.h5")
     with pytest.raises(ValueError, match="model.num_classes=2"):
-        train.build_loaders(tiny_cfg(dataset, "model.num_classes=5"))
+        loaders.build_loaders(tiny_cfg(dataset, "model.num_classes=5"))
 
 
 def test_checkpoint_round_trip_and_bad_file(tmp_path):
@@ -227,26 +228,26 @@ def test_checkpoint_round_trip_and_bad_file(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     torch.manual_seed(5)
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "scaler": {}, "epoch": 3,
-             "step": 9, "rng": train.rng_state(), "config": {}}  # fmt: skip
+             "step": 9, "rng": ckpt_io.rng_state(), "config": {}}  # fmt: skip
     expected = (torch.rand(3), np.random.rand(3), __import__("random").random())
-    path = train.save_checkpoint(tmp_path / "c" / "last.pt", state)
-    ckpt = train.load_checkpoint(path)  # weights_only: every value is a tensor or a plain Python object
-    train.set_rng_state(ckpt["rng"])
+    path = ckpt_io.save_checkpoint(tmp_path / "c" / "last.pt", state)
+    ckpt = ckpt_io.load_checkpoint(path)  # weights_only: every value is a tensor or a plain Python object
+    ckpt_io.set_rng_state(ckpt["rng"])
     again = (torch.rand(3), np.random.rand(3), __import__("random").random())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
     assert ckpt["epoch"] == 3 and _equal_state(ckpt["model"], model.state_dict())
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="junk.pt"):
-        train.load_checkpoint(tmp_path / "junk.pt")
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        train.load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"junk.pt is not a readable checkpoint \(UnpicklingError"):
+        ckpt_io.load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match="missing.pt not found"):
+        ckpt_io.load_checkpoint(tmp_path / "missing.pt")
     assert math.isfinite(ckpt["step"])
 
 
 def test_loaders_set_up_their_workers(dataset):
     from i3d.data import worker_init_fn
 
-    train_loader, val_loader, _ = train.build_loaders(tiny_cfg(dataset, "data.num_workers=1"))
+    train_loader, val_loader, _, _ = loaders.build_loaders(tiny_cfg(dataset, "data.num_workers=1"))
     assert train_loader.worker_init_fn is worker_init_fn and val_loader.worker_init_fn is worker_init_fn
 
 
@@ -261,7 +262,7 @@ def test_train_one_epoch_loss_fn_hook():
         ce = F.cross_entropy(out["rgb"], b["label"])
         return {"rgb": out["rgb"], "fused": out["fused"], "metrics": {"ce": ce.detach()}}, {"a": 2 * ce, "b": 0 * ce}
 
-    opt, sched = train.build_optimizer(cfg, model, 1)
+    opt, sched = build.build_optimizer(cfg, model, 1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     flow_before = {k: v.clone() for k, v in model.flow.state_dict().items()}
     stats = train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=0,

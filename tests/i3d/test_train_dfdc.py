@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from flow.store import write_store
-from i3d import train
+from i3d import build, loaders, train
+from i3d import checkpoint as ckpt_io
 from i3d.config import ConfigError, load_config
 from i3d.data.sampler import RebalancedSampler
 from i3d.models import TwoStreamI3D
@@ -91,21 +92,21 @@ def test_binary_head_trains_with_bce_and_keeps_the_lowest_log_loss(dfdc, tmp_pat
     losses = [h["val"]["fused"]["log_loss"] for h in history]
     assert losses[-1] < losses[0] < math.log(2) + 0.2
     assert history[-1]["train"]["loss_rgb"] < history[0]["train"]["loss_rgb"]
-    best = train.load_checkpoint(tmp_path / "run" / "best.pt")
+    best = ckpt_io.load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["epoch"] == 1 + int(np.argmin(losses)) and best["best_score"] == pytest.approx(-min(losses))
     assert "best_top1" not in best and best["classes"] == ["REAL", "FAKE"]
-    assert best["input_contract"] == {"crop_size": 32, "short_side": 36, "normalization": "i3d", "in_channels": 3,
-                                      "min_frames": 8}  # fmt: skip
+    spec = best["input_spec"]  # the stores' short side (write_store records none: min(H, W)), the run's clips
+    assert (spec["crop_size"], spec["short_side"], spec["normalization"], spec["num_frames"]) == (32, 36, "i3d", 8)
 
 
 def test_rebalanced_sampler_is_used(dfdc):
-    train_loader, _, classes = train.build_loaders(dfdc_cfg(dfdc, "data.sampler=rebalanced"))
+    train_loader, _, classes, _ = loaders.build_loaders(dfdc_cfg(dfdc, "data.sampler=rebalanced"))
     sampler = train_loader.sampler
     assert isinstance(sampler, RebalancedSampler) and classes == ["REAL", "FAKE"]
     assert len(train_loader) == 2  # 2 REAL + 2 of the 6 FAKE, batches of 2 (random: 8 videos -> 4 batches)
     labels = [train_loader.dataset.items[i][1] for i in sampler]
     assert sorted(labels) == [0, 0, 1, 1]
-    random_loader, _, _ = train.build_loaders(dfdc_cfg(dfdc))
+    random_loader, _, _, _ = loaders.build_loaders(dfdc_cfg(dfdc))
     assert len(random_loader) == 4 and not isinstance(random_loader.sampler, RebalancedSampler)
 
 
@@ -120,7 +121,7 @@ def test_cutmix_pastes_one_box_into_both_streams_with_soft_targets(monkeypatch):
     real_loss = train.classification_loss
     monkeypatch.setattr(train, "classification_loss", lambda logits, targets: seen.append(targets) or
                         real_loss(logits, targets))  # fmt: skip
-    opt, sched = train.build_optimizer(cfg, model, 1)
+    opt, sched = build.build_optimizer(cfg, model, 1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     batch = {"rgb": rgb, "flow": flow, "label": labels}
     train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=0, device=torch.device("cpu"))
@@ -143,12 +144,12 @@ def test_cutmix_pastes_one_box_into_both_streams_with_soft_targets(monkeypatch):
 def test_contract_check_and_zoo_weights(tmp_path, caplog):
     bad = load_config(TINY, ["model.rgb.name=mc3_112", "data.normalization=i3d"])
     with pytest.raises(ConfigError, match="set --set data.normalization=imagenet"):
-        train.check_input_contract(bad)
-    train.check_input_contract(load_config(TINY, ["model.rgb.name=mc3_112", "data.normalization=imagenet"]))
+        build.check_input_contract(bad)
+    build.check_input_contract(load_config(TINY, ["model.rgb.name=mc3_112", "data.normalization=imagenet"]))
     assert "differs from mc3_112's contract (112 px)" in caplog.text  # crop 32 is allowed, with a warning
-    train.check_input_contract(load_config(TINY, ["model.streams=flow", "model.flow.name=mc3_112"]))  # flow: no RGB
-    source = train.build_backbone("rgb", load_config().model.rgb.__class__(name="r3d_18"), 400, 0.0)
+    build.check_input_contract(load_config(TINY, ["model.streams=flow", "model.flow.name=mc3_112"]))  # flow: no RGB
+    source = build.build_backbone("rgb", load_config().model.rgb.__class__(name="r3d_18"), 400, 0.0)
     torch.save(source.state_dict(), tmp_path / "r3d_18_kinetics.pth")  # a torchvision-format state dict
     scfg = load_config(TINY, ["model.rgb.name=r3d_18", f"model.rgb.pretrained={tmp_path / 'r3d_18_kinetics.pth'}"])
-    net = train.build_backbone("rgb", scfg.model.rgb, 1, 0.0)
+    net = build.build_backbone("rgb", scfg.model.rgb, 1, 0.0)
     assert torch.equal(net.stem[0].weight, source.stem[0].weight) and net.fc.out_features == 1

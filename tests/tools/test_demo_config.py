@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from i3d.config import config_to_dict, load_config
-from i3d.data.toy import ToyConfig
+from i3d.synthetic.toy import ToyConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "toy_i3d_two_stream.yaml"

@@ -58,8 +58,9 @@ def test_trained_checkpoints_carry_their_contracts(runs):
     for run, normalization in (("mc3_112", "imagenet"), ("mc3_18", "kinetics")):
         ckpt = torch.load(runs / run / "best.pt", weights_only=True)
         assert ckpt["classes"] == ["REAL", "FAKE"] and ckpt["config"]["model"]["num_classes"] == 1
-        assert ckpt["input_contract"] == {"crop_size": 32, "short_side": 40, "normalization": normalization,
-                                          "in_channels": 3, "min_frames": 4}  # fmt: skip
+        spec = ckpt["input_spec"]  # the stores' extraction (short side 40, 25 fps, opencv) + the run's input
+        assert (spec["crop_size"], spec["short_side"], spec["normalization"], spec["num_frames"], spec["fps"],
+                spec["flow_engine"]) == (32, 40, normalization, 4, 25.0, "opencv")  # fmt: skip
         assert ckpt["step"] == 2  # rebalanced: 4 REAL + 4 of the 8 FAKE per epoch, batches of 4
 
 

@@ -17,9 +17,10 @@ from conftest import run_torchrun
 from torch import nn
 
 from flow.store import write_store
-from i3d import train
-from i3d.config import config_to_dict, load_config
-from i3d.distill import DistillConfig, DistillError
+from i3d import build
+from i3d import checkpoint as ckpt_io
+from i3d.config import ConfigError, DistillConfig, config_to_dict, load_config
+from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_teacher
 from i3d.models import TwoStreamI3D
 
@@ -71,10 +72,10 @@ def write_teacher(path: Path, index: Path, streams=("rgb", "flow")) -> dict:
     overrides = [f"data.index={index}", f"model.streams={','.join(streams)}"]
     cfg = load_config(REPO / "configs" / "test_tiny.yaml", overrides)
     torch.manual_seed(1)
-    model = train.build_model_from_config(cfg)
+    model = build.build_model_from_config(cfg)
     state = {"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
              "rng": {}, "config": config_to_dict(cfg)}  # fmt: skip
-    train.save_checkpoint(path, state)
+    ckpt_io.save_checkpoint(path, state)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
@@ -92,14 +93,14 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     out = tmp_path / "run"
     args = ["--config", str(config), "--teacher", str(root / "teacher.pt"), "--out", str(out)]
     assert run_tool(*args) == 0
-    ckpt = train.load_checkpoint(out / "last.pt")
+    ckpt = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 1  # 4 training videos / batch 4
     assert all(k.startswith("rgb.") for k in ckpt["model"]), "the checkpoint holds the student only"
     assert ckpt["distill"]["feature"] == 50.0 and ckpt["teacher"] == str(root / "teacher.pt")
     assert ckpt["history"][0]["val"]["rgb"]["num"] == 2  # evaluated on the RGB-only validation stores
     assert ckpt["history"][0]["train"]["feature"] > 0
     # an ordinary RGB-only checkpoint: the trainer's own config rebuilds it and the weights load strictly
-    student = train.build_model_from_config(train.config_of_checkpoint(ckpt))
+    student = build.build_model_from_config(ckpt_io.config_of_checkpoint(ckpt))
     student.load_state_dict(ckpt["model"])
     assert student.streams == ("rgb",)
     assert (out / "config.yaml").is_file() and yaml.safe_load((out / "distill.yaml").read_text())["feature"] == 50.0
@@ -112,14 +113,14 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
         assert "flow" not in results and results["rgb"]["num"] == 2
         assert results["rgb"]["top1"] == pytest.approx(ckpt["history"][0]["val"]["rgb"]["top1"])
     assert run_tool(*args, "--resume", "--set", "train.epochs=2") == 0
-    ckpt2 = train.load_checkpoint(out / "last.pt")
+    ckpt2 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt2["epoch"] == 2 and ckpt2["step"] == 2 and len(ckpt2["history"]) == 2
     assert any(not torch.equal(v, ckpt["model"][k]) for k, v in ckpt2["model"].items())
     assert run_tool("--resume", str(out), "--set", "train.epochs=3") == 0  # the settings and teacher saved in OUT
-    ckpt3 = train.load_checkpoint(out / "last.pt")
+    ckpt3 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt3["epoch"] == 3 and ckpt3["step"] == 3 and len(ckpt3["history"]) == 3
     assert ckpt3["teacher"] == str(root / "teacher.pt") and ckpt3["distill"] == ckpt["distill"]
-    assert train.config_of_checkpoint(ckpt3).train.epochs == 3
+    assert ckpt_io.config_of_checkpoint(ckpt3).train.epochs == 3
     saved = torch.load(root / "teacher.pt", weights_only=True)["model"]
     assert all(torch.equal(saved[k], v) for k, v in teacher_state.items())
 
@@ -134,7 +135,7 @@ def test_cli_errors_name_the_problem(data, tmp_path):
         run_tool(*args)
     with pytest.raises(SystemExit, match="last.pt not found"):
         run_tool(*args, "--resume")
-    with pytest.raises(DistillError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown config key 'distill.beta'"):
         run_tool(*args, "--set", "distill.beta=3")
     with pytest.raises(SystemExit, match="last.pt not found"):
         run_tool("--resume", str(tmp_path / "nothing"))
@@ -206,10 +207,10 @@ def test_fit_distill_resume_reproduces_uninterrupted_run(data, tmp_path, distill
 
 def test_load_teacher_picks_the_stream(data):
     root, _, teacher_state = data
-    flow = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="flow"), num_classes=2)
-    assert flow.in_channels == 2
+    flow, spec = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="flow"), num_classes=2)
+    assert flow.in_channels == 2 and spec is None  # written without an input spec: nothing to check stores against
     assert torch.equal(flow.Conv3d_1a_7x7.conv.weight, teacher_state["flow.Conv3d_1a_7x7.conv.weight"])
-    both = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="both"), num_classes=2)
+    both, _ = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="both"), num_classes=2)
     assert both.streams == ("rgb", "flow")
     with pytest.raises(ValueError, match="2 classes"):
         load_teacher(root / "teacher.pt", DistillConfig(), num_classes=5)
@@ -243,5 +244,5 @@ def test_ddp_two_processes_gloo(data, tmp_path):
     assert not all(torch.equal(v, TwoStreamI3D(_tiny(0), None).state_dict()[k]) for k, v in rank0.items())
     h0, h1 = (torch.load(tmp_path / f"history{r}.pt") for r in (0, 1))
     assert h0[-1]["step"] == 2 and h0[-1]["val"] == h1[-1]["val"] and h0[-1]["val"]["rgb"]["num"] == 2
-    ckpt = train.load_checkpoint(tmp_path / "last.pt")
+    ckpt = ckpt_io.load_checkpoint(tmp_path / "last.pt")
     assert ckpt["epoch"] == 2 and ckpt["adapters"]["pooled.proj.weight"].shape == (16, 8, 1, 1, 1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from flow.video import read_video
-from i3d.data import toy
 from i3d.data.index import ucf101_index
+from i3d.synthetic import toy
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_toy_dataset.py"
 SMALL = ["--size", "32x48", "--frames", "3", "--videos-per-class", "4", "--clips-per-group", "2", "--test-groups",

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from i3d import predict
+from i3d.build import build_model_from_config
 from i3d.config import config_to_dict, load_config
-from i3d.train import build_model_from_config
+from i3d.data.spec import InputSpec
+from i3d.inference import predict
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["MoveLeft", "MoveRight", "ZoomIn", "ZoomOut"]
@@ -52,7 +53,8 @@ def parse_output(text: str) -> dict[str, tuple[str, list[tuple[str, float]]]]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A two-stream checkpoint in the trainer's format: 4 classes, 8-frame 32 px clips (short side 37)."""
+    """A two-stream checkpoint in the trainer's format: 4 classes, 8-frame 32 px clips (short side 37), judged on
+    whole videos."""
     cfg = load_config(None, ["model.num_classes=4", "model.dropout=0", "data.crop_size=32", "data.num_frames=8"])
     torch.manual_seed(1)
     model = build_model_from_config(cfg)
@@ -61,7 +63,9 @@ def checkpoint(tmp_path_factory) -> Path:
             net.logits.weight.mul_(0.05)
     path = tmp_path_factory.mktemp("run") / "best.pt"
     torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 3, "step": 9,
-                "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}, path)  # fmt: skip
+                "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES,
+                "input_spec": InputSpec(short_side=37, crop_size=32, num_frames=8, eval_num_frames=0).to_dict()},
+               path)  # fmt: skip
     return path
 
 
@@ -73,7 +77,7 @@ def test_tool_on_generated_videos_with_a_trained_checkpoint(tool, checkpoint, tr
     out = parse_output(capsys.readouterr().out)
     assert list(out) == [str(right), str(short)]
     assert out[str(right)][0] == f"{right} (10 frames, 10-frame clip, rgb+flow)"
-    assert out[str(short)][0] == f"{short} (4 frames, 8-frame clip, rgb+flow)"  # looped up to data.num_frames
+    assert out[str(short)][0] == f"{short} (4 frames, 8-frame clip, rgb+flow)"  # looped up to spec.num_frames
     for video in (right, short):
         top = out[str(video)][1]
         assert len(top) == 3 and {name for name, _ in top} <= set(CLASSES)

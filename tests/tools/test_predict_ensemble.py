@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from i3d.config import apply_overrides, config_to_dict, load_config
-from i3d.data import fake_toy
+from i3d.synthetic import fake_toy
+from i3d.synthetic.video import write_video
 from i3d.train import build_model_from_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +53,9 @@ def videos(tmp_path_factory) -> Path:
     scene = fake_toy.make_scene(cfg, np.random.default_rng(0))
     donor = fake_toy.make_scene(cfg, np.random.default_rng(1))
     frames = fake_toy.render(cfg, scene)
-    fake_toy.write_video(folder / "real.avi", frames, 25.0, "FFV1")
-    fake_toy.write_video(folder / "fake.avi", fake_toy.render(cfg, scene, donor, np.random.default_rng(2)), 25.0,
-                         "FFV1")  # fmt: skip
-    fake_toy.write_video(folder / "short.avi", frames[:2], 25.0, "FFV1")  # 2 frames < the 4-frame clips: looped
+    write_video(folder / "real.avi", frames, 25.0)
+    write_video(folder / "fake.avi", fake_toy.render(cfg, scene, donor, np.random.default_rng(2)), 25.0)
+    write_video(folder / "short.avi", frames[:2], 25.0)  # 2 frames < the 4-frame clips: looped
     (folder / "broken.mp4").write_bytes(np.random.default_rng(3).bytes(3000))  # not a video
     return folder
 
@@ -88,7 +88,7 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     report = json.loads((tmp_path / "sub" / "submission_report.json").read_text())
     assert [f["filename"] for f in report["failed"]] == ["broken.mp4"]
     assert [m["weight"] for m in report["members"]] == [1.0, 3.0]
-    assert [m["contract"]["normalization"] for m in report["members"]] == ["kinetics", "imagenet"]
+    assert [m["input_spec"]["normalization"] for m in report["members"]] == ["kinetics", "imagenet"]
     assert "FAILED broken.mp4" in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from flow.store import write_store
+from i3d.checkpoint import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,7 +98,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     with pytest.raises(ConfigError, match="optim.momentun"):
         _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "r",
              "--set", "optim.momentun=0.5")  # fmt: skip
-    with pytest.raises(FileNotFoundError, match="none.pt"):
+    with pytest.raises(CheckpointError, match="none.pt not found"):
         _run("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
-    with pytest.raises(FileNotFoundError, match="last.pt"):
+    with pytest.raises(CheckpointError, match="last.pt not found"):
         _run("train_two_stream", "--resume", tmp_path / "r")

@@ -81,7 +81,7 @@ def test_normalize_rgb_channel_axis():
 
 def test_normalize_flow_clips_and_scales():
     flow = np.array([-30.0, -20.0, -5.0, 0.0, 10.0, 25.0], np.float32)
-    np.testing.assert_array_equal(T.normalize_flow(flow), [-1.0, -1.0, -0.25, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(T.normalize_flow(flow, 20), [-1.0, -1.0, -0.25, 0.0, 0.5, 1.0])
     np.testing.assert_array_equal(T.normalize_flow(flow, bound=10), [-1.0, -1.0, -0.5, 0.0, 1.0, 1.0])
 
 
@@ -89,7 +89,7 @@ def test_channels_first_then_normalize_is_contiguous():
     x = np.arange(2 * 3 * 4 * 5 * 2, dtype=np.float32).reshape(2, 3, 4, 5, 2) - 60  # (K, T, H, W, C)
     y = T.channels_first(x)
     assert y.shape == (2, 2, 3, 4, 5) and y[1, 1, 0, 3, 4] == x[1, 0, 3, 4, 1]
-    z = T.normalize_flow(y)
+    z = T.normalize_flow(y, 20)
     assert z.flags.c_contiguous and z[1, 1, 0, 3, 4] == np.clip(x[1, 0, 3, 4, 1], -20, 20) / 20
 
 
@@ -109,3 +109,25 @@ def test_expand_compact():
     assert out["rgb"][0, :, 0].eq(-1).all() and out["rgb"][0, :, 1].eq(1).all()
     assert out["flow"].tolist() == [0.5, -1.0] and out["label"] is batch["label"]
     assert batch["rgb"].dtype == torch.uint8  # the input dict is untouched
+
+
+def test_stream_input_crops_flips_and_normalises_like_the_parts():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (6, 10, 12, 3), dtype=np.uint8)  # two clips of 3 frames
+    flow = rng.normal(0, 6, (6, 10, 12, 2)).astype(np.float32)
+    x = T.stream_input("rgb", rgb, 1, 2, 8, clips=2, flip=True, normalization="i3d")
+    by_hand = rgb[:, 1:9, 2:10][:, :, ::-1].reshape(2, 3, 8, 8, 3).transpose(0, 4, 1, 2, 3) / 255 * 2 - 1
+    assert x.shape == (2, 3, 3, 8, 8) and x.flags.c_contiguous
+    np.testing.assert_allclose(x, by_hand, atol=1e-6)
+    f = T.stream_input("flow", flow, 1, 2, 8, clips=2, flip=True, flow_bound=8)
+    mirrored = flow[:, 1:9, 2:10][:, :, ::-1] * np.float32([-1, 1])
+    np.testing.assert_allclose(f, np.clip(mirrored, -8, 8).reshape(2, 3, 8, 8, 2).transpose(0, 4, 1, 2, 3) / 8,
+                               atol=1e-6)  # fmt: skip
+    with pytest.raises(ValueError, match="flow_bound"):
+        T.stream_input("flow", flow, 0, 0, 8)  # no bound: the stores' one must be passed
+
+
+def test_eval_clip_indices_loop_only_whole_short_videos_up_to_min_frames():
+    np.testing.assert_array_equal(T.eval_clip_indices(5, 0, 1, min_frames=8), [[0, 1, 2, 3, 4, 0, 1, 2]])
+    np.testing.assert_array_equal(T.eval_clip_indices(10, 0, 1, min_frames=8), [np.arange(10)])
+    np.testing.assert_array_equal(T.eval_clip_indices(10, 4, 2), [[1, 2, 3, 4], [4, 5, 6, 7]])

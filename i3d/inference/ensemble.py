@@ -1,20 +1,20 @@
-"""Ensemble prediction from raw videos: every model prepares its own input from its input contract.
+"""Ensemble prediction from raw videos: every model's input is made from its own checkpoint's input spec.
 
     members = [load_member("runs/mc3/best.pt", 1.0), load_member("runs/r3d/best.pt", 2.0)]
-    result = predict_videos(members, find_videos(["data/test_videos"]), fps=25.0, prior=0.5)
+    result = predict_videos(members, find_videos(["data/test_videos"]), prior=0.5)
     write_outputs(result, "submission.csv")
 
 For each video:
 
-    read_video(short side = the largest any member needs)          decoded once, shared by all members
-      -> per member: evenly spaced clips (eval_num_frames x eval_num_clips of its run; short videos loop)
-         -> contracts.prepare (resize short side, centre crop, normalise: the member's own contract)
-         -> RGB logits, averaged over clips -> probabilities (sigmoid for a 1-logit head, softmax otherwise)
+    read_video once per distinct (fps, short side) among the members   as each member's stores were decoded
+      -> per member: i3d.inference.predict.video_inputs (its eval clips, centre crop, normalisation; TV-L1 flow
+         with its own engine and bound when it has a flow stream, computed once per distinct flow setting)
+         -> fused logits averaged over clips -> probabilities (sigmoid for a 1-logit head, softmax otherwise)
       -> weighted mean of the members' probabilities
 
 A video that cannot be decoded gets the prior probability from every member and is listed in `failed`; the run
-goes on. Models must agree on their classes; a binary (1-logit) head counts as the classes ["REAL", "FAKE"]
-with P(FAKE) = sigmoid(logit), so it averages with a 2-way softmax head trained on the same classes.
+goes on. Models must agree on their classes; a binary (1-logit) head counts as two classes with P(second) =
+sigmoid(logit), so it averages with a 2-way softmax head trained on the same classes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,9 @@ import torch
 from torch import nn
 
 from flow.video import read_video
-from i3d.config import Config, config_from_dict
-from i3d.data.dfdc import CLASSES as BINARY_CLASSES
-from i3d.data.transforms import clip_indices, even_starts
-from i3d.models.contracts import InputContract, prepare
+from i3d.checkpoint import CheckpointError, model_from_checkpoint
+from i3d.data.spec import InputSpec
+from i3d.inference.predict import to_probabilities, video_flow, video_inputs
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,9 @@ class Member:
         name: a short label for output columns ("m0", "m1", ...).
         checkpoint: the file it was loaded from.
         weight: its weight in the ensemble mean (normalised over all members by `ensemble_mean`).
-        model: a TwoStreamI3D with an RGB stream, in eval mode.
-        contract: crop, short side, normalisation and minimum frames it was trained with.
-        clip_frames: frames per clip (0 = the whole video, looped up to `contract.min_frames`).
-        num_clips: evenly spaced clips per video; their logits are averaged.
-        classes: class names of its outputs (["REAL", "FAKE"] for a binary head).
+        model: a TwoStreamI3D in eval mode (every stream it has is used).
+        spec: its checkpoint's input spec.
+        classes: class names of its outputs (two for a binary head).
         binary: True for a 1-logit head (sigmoid), False for a softmax head.
     """
 
@@ -62,16 +59,14 @@ class Member:
     checkpoint: Path
     weight: float
     model: nn.Module
-    contract: InputContract
-    clip_frames: int
-    num_clips: int
+    spec: InputSpec
     classes: list[str]
     binary: bool
 
     def describe(self) -> dict:
         return {"name": self.name, "checkpoint": str(self.checkpoint), "weight": self.weight,
-                "contract": asdict(self.contract), "clip_frames": self.clip_frames, "num_clips": self.num_clips,
-                "classes": self.classes, "binary": self.binary}  # fmt: skip
+                "streams": list(self.model.streams), "input_spec": self.spec.to_dict(), "classes": self.classes,
+                "binary": self.binary}  # fmt: skip
 
 
 @dataclass
@@ -103,70 +98,15 @@ def parse_model_spec(spec: str) -> tuple[Path, float]:
     return Path(spec), 1.0
 
 
-def contract_of_run(cfg: Config, ckpt: dict) -> InputContract:
-    """The input contract a checkpoint's model was trained with.
-
-    The trainer saves it in every checkpoint ("input_contract", with the short side of the stores it validated
-    on); older checkpoints get `i3d.train.run_input_contract(cfg)`: the run's data.crop_size, data.normalization
-    and data.num_frames, with the short side scaled from the zoo contract (crop 112 / short side 128 -> crop 32 /
-    short side 37). The run's own values are what the weights saw, whatever the zoo contract says.
-    """
-    from i3d.train import run_input_contract
-
-    if isinstance(ckpt.get("input_contract"), dict):
-        return InputContract(**ckpt["input_contract"])
-    contract = run_input_contract(cfg)
-    if contract is None:
-        raise EnsembleError(f"model.rgb.name={cfg.model.rgb.name!r} has no input contract in "
-                            "i3d.models.contracts.CONTRACTS")  # fmt: skip
-    return contract
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint dict with "model" and "config"; a missing or foreign file is an EnsembleError naming it."""
-    if not path.is_file():
-        raise EnsembleError(f"checkpoint {path} not found (a run folder of tools/train_two_stream.py holds best.pt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise EnsembleError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ckpt, dict) or not {"model", "config"} <= set(ckpt):
-        raise EnsembleError(f"{path} has no 'model' and 'config': not a checkpoint of tools/train_two_stream.py")
-    return ckpt
-
-
 def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device: str | torch.device = "cpu"
                 ) -> Member:  # fmt: skip
-    """Rebuild a checkpoint's model from its saved config and load its weights (its RGB stream is used)."""
-    from i3d.train import build_model_from_config  # the trainer's builder: one way to turn a config into a model
-
-    path = Path(path)
-    ckpt = read_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"])
-    if "rgb" not in cfg.model.streams:
-        raise EnsembleError(f"{path} has no RGB stream (model.streams={list(cfg.model.streams)}); the ensemble "
-                            "predicts from decoded frames, so it needs RGB models")  # fmt: skip
-    cfg = _without_pretrained(cfg)
-    model = build_model_from_config(cfg)
+    """A checkpoint's model, input spec and classes (`i3d.checkpoint.model_from_checkpoint`)."""
     try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise EnsembleError(f"{path}: weights do not fit the model its config describes ({e})") from e
-    binary = cfg.model.num_classes == 1
-    classes = list(ckpt.get("classes") or (BINARY_CLASSES if binary else range(cfg.model.num_classes)))
-    classes = [str(c) for c in classes]
-    if binary and len(classes) != 2:  # a 1-logit head scores the second of two classes
-        classes = list(BINARY_CLASSES)
-    d = cfg.data
-    return Member(name, path, float(weight), model.to(device).eval(), contract_of_run(cfg, ckpt),
-                  d.eval_num_frames, d.eval_num_clips, classes, binary)  # fmt: skip
-
-
-def _without_pretrained(cfg: Config) -> Config:
-    """The run's config with pretrained paths cleared: the checkpoint holds the trained weights."""
-    from i3d.config import apply_overrides
-
-    return apply_overrides(cfg, ["model.rgb.pretrained=", "model.flow.pretrained="])
+        loaded = model_from_checkpoint(path, device)
+    except CheckpointError as e:
+        raise EnsembleError(str(e)) from e
+    binary = loaded.config.model.num_classes == 1
+    return Member(name, Path(path), float(weight), loaded.model, loaded.spec, loaded.classes, binary)
 
 
 def check_members(members: list[Member]) -> list[str]:
@@ -186,31 +126,30 @@ def check_members(members: list[Member]) -> list[str]:
 # ---------------------------------------------------------------- prediction
 
 
-def member_clips(frames: np.ndarray, member: Member) -> torch.Tensor:
-    """(num_clips, 3, T, S, S) inputs of `member` from decoded (N, H, W, 3) uint8 frames, by its contract."""
-    n = len(frames)
-    if member.clip_frames == 0:  # the whole video, looped up to min_frames by prepare
-        return prepare(frames, member.contract)[None]
-    starts = even_starts(n, member.clip_frames, member.num_clips)
-    return torch.stack([prepare(frames[clip_indices(n, member.clip_frames, s)], member.contract) for s in starts])
+def decode_key(spec: InputSpec) -> tuple:
+    """Members with equal keys share one decoding of a video."""
+    return spec.fps, spec.short_side
 
 
-def to_probabilities(logits: torch.Tensor, binary: bool) -> np.ndarray:
-    """(K,) class probabilities from one row of logits: [1 - p, p] with p = sigmoid for a binary head, else softmax."""
-    logits = logits.double()
-    if binary:
-        p = torch.sigmoid(logits.reshape(-1)[0]).item()
-        return np.asarray([1.0 - p, p])
-    return torch.softmax(logits.reshape(-1), 0).numpy()
+def flow_key(spec: InputSpec) -> tuple:
+    """Members with equal keys share one TV-L1 computation of a video."""
+    return (*decode_key(spec), spec.flow_engine, spec.tvl1, spec.flow_convention)
 
 
 @torch.no_grad()
-def predict_frames(members: list[Member], frames: np.ndarray) -> np.ndarray:
-    """(M, K) probabilities of every member for one decoded video; clip logits are averaged before the softmax."""
-    out = []
+def predict_decoded(members: list[Member], decoded: dict[tuple, np.ndarray]) -> np.ndarray:
+    """(M, K) probabilities of every member for one video, decoded once per `decode_key` in `decoded`."""
+    out, flows = [], {}
     for m in members:
+        frames = decoded[decode_key(m.spec)]
+        flow = None
+        if "flow" in m.model.streams:
+            if flow_key(m.spec) not in flows:
+                flows[flow_key(m.spec)] = video_flow(frames, m.spec)
+            flow = flows[flow_key(m.spec)]
+        inputs = video_inputs(frames, m.spec, m.model.streams, flow)
         device = next(m.model.parameters()).device
-        logits = m.model(rgb=member_clips(frames, m).to(device))["rgb"].float().cpu()  # (clips, classes)
+        logits = m.model(**{s: x.to(device) for s, x in inputs.items()})["fused"].float().cpu()  # (clips, classes)
         out.append(to_probabilities(logits.mean(0), m.binary))
     return np.stack(out)
 
@@ -234,37 +173,32 @@ def prior_vector(prior: float | None, classes: list[str]) -> np.ndarray:
     return np.full(k, 1.0 / k)
 
 
-def largest_short_side(members: list[Member]) -> int:
-    return max(m.contract.short_side for m in members)
-
-
-def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, fps: float = 25.0,
-                   prior: float | None = None) -> EnsembleResult:  # fmt: skip
-    """Run the ensemble on (video_id, path) pairs; each video is decoded once for all members.
+def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, prior: float | None = None
+                   ) -> EnsembleResult:  # fmt: skip
+    """Run the ensemble on (video_id, path) pairs; each video is decoded once per distinct (fps, short side).
 
     Args:
         members: from `load_member`.
         videos: e.g. `flow.extract.find_videos(specs)`; output rows are named by the file name (DFDC's
             submission format).
-        fps: decoding frame rate (the one the training stores were extracted at).
         prior: probability of the second class (FAKE) given to videos that fail to decode (None: 0.5, or uniform
             beyond two classes).
     """
     classes = check_members(members)
     fallback = prior_vector(prior, classes)
-    short_side = largest_short_side(members)
+    keys = list(dict.fromkeys(decode_key(m.spec) for m in members))
     weights = [m.weight for m in members]
     names, rows, errors = [], [], {}
     for _video_id, path in videos:
         name = Path(path).name
         try:
-            frames, _ = read_video(path, fps=fps, short_side=short_side)
+            decoded = {key: read_video(path, fps=key[0], short_side=key[1])[0] for key in keys}
         except Exception as e:  # any decoder failure (VideoError, cv2.error, ...) -> the prior, never a crash
             errors[name] = f"{type(e).__name__}: {e}"
             log.warning("%s could not be decoded (%s); it gets the prior %s", path, e, fallback.tolist())
             rows.append(np.tile(fallback, (len(members), 1)))
         else:
-            rows.append(predict_frames(members, frames))
+            rows.append(predict_decoded(members, decoded))
         names.append(name)
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))
     return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors)
@@ -284,7 +218,7 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
     submission.csv: filename,label (P(FAKE)) for two classes, else filename and one column per class.
     <stem>_per_model.csv: filename, status ("ok" or "failed"), then each member's columns ("m0", "m1", ... or
     "m0:<class>"), then the ensemble's.
-    <stem>_report.json: members (checkpoint, weight, contract), classes, failed videos with the reason.
+    <stem>_report.json: members (checkpoint, weight, streams, input spec), classes, failed videos with the reason.
     """
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)

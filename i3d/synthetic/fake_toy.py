@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from i3d.synthetic.video import write_video
+
 # numpy's SeedSequence ignores trailing zero words ([0, 0] seeds like [0, 0, 0, 0]), so every seed list ends in a tag
 _REAL_TAG, _FAKE_TAG = 0x5EA1, 0xFA4E
 CODECS = {"mp4v": ".mp4", "FFV1": ".avi"}  # mp4 as in DFDC (lossy); FFV1 keeps every pixel exactly as rendered
@@ -172,19 +174,6 @@ def video_name(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(string.ascii_lowercase), 10))
 
 
-def write_video(path: Path, frames_rgb: np.ndarray, fps: float, codec: str) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames with OpenCV; an encoder that will not open is an error naming it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t, h, w, _ = frames_rgb.shape
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
-    if not writer.isOpened():
-        raise FakeDatasetError(f"OpenCV cannot write {codec} video to {path}; try codec='FFV1' (lossless .avi)")
-    for frame in frames_rgb:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 def make_part(cfg: FakeToyConfig, folder: Path, part: int) -> dict:
     """Render one DFDC part into `folder` (videos + metadata.json) and return its metadata dict."""
     rng = np.random.default_rng([cfg.seed, part, _REAL_TAG])
@@ -192,13 +181,13 @@ def make_part(cfg: FakeToyConfig, folder: Path, part: int) -> dict:
     reals = [(video_name(rng) + ext, make_scene(cfg, rng)) for _ in range(cfg.reals_per_part)]
     metadata = {}
     for k, (name, scene) in enumerate(reals):
-        write_video(folder / name, render(cfg, scene), cfg.fps, cfg.codec)
+        write_video(folder / name, render(cfg, scene), cfg.fps, fourcc=cfg.codec)
         metadata[name] = {"label": "REAL", "split": "train", "original": None}
         for j in range(cfg.fakes_per_real):
             donor = reals[(k + 1 + j % (len(reals) - 1)) % len(reals)][1]  # another real video of the part
             fake_rng = np.random.default_rng([cfg.seed, part, k, j, _FAKE_TAG])
             fake = video_name(fake_rng) + ext
-            write_video(folder / fake, render(cfg, scene, donor, fake_rng), cfg.fps, cfg.codec)
+            write_video(folder / fake, render(cfg, scene, donor, fake_rng), cfg.fps, fourcc=cfg.codec)
             metadata[fake] = {"label": "FAKE", "split": "train", "original": name}
     if len(metadata) != cfg.reals_per_part * (1 + cfg.fakes_per_real):
         raise FakeDatasetError(f"{folder}: two videos drew the same name; change the seed ({cfg.seed})")

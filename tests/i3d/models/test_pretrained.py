@@ -11,7 +11,7 @@ import torchvision
 from PIL import Image, ImageSequence
 
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.weights import WeightsError, inflate_from_2d, load_numpy_pickle, load_pretrained, read_state_dict
+from i3d.models.pretrained import WeightsError, inflate_from_2d, load_numpy_pickle, load_pretrained, read_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_class_count_mismatch_loads_backbone_and_reinitialises_head(net, tmp_pat
     ucf = InceptionI3d(num_classes=101)
     with torch.no_grad():
         ucf.logits.weight.fill_(5.0)
-    with caplog.at_level(logging.WARNING, logger="i3d.weights"):
+    with caplog.at_level(logging.WARNING, logger="i3d.models.pretrained"):
         load_pretrained(ucf, path)
     assert "400 classes" in caplog.text and "re-initialised" in caplog.text
     assert ucf.logits.weight.shape == (101, 1024, 1, 1, 1) and not (ucf.logits.weight == 5.0).any()

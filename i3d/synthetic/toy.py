@@ -38,6 +38,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from i3d.synthetic.video import write_video
+
 GENERATOR_VERSION = "2"  # 2: scenes shared by all classes
 FOURCC = "FFV1"  # lossless: decoded frames equal the rendered ones, so flow sees exactly the motion we drew
 TEXTURES = ("noise", "stripes", "checker", "blobs")
@@ -405,25 +407,6 @@ def video_list(cfg: ToyConfig) -> list[tuple[str, int, int, bool]]:
     return out
 
 
-def write_video(path: Path, frames_rgb: np.ndarray, fps: float) -> None:
-    """Write (T, H, W, 3) uint8 RGB frames to an FFV1 .avi, atomically (a temp file, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.avi")  # OpenCV picks the container from the suffix
-    h, w = frames_rgb.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (w, h))
-    if not writer.isOpened():
-        raise ToyDatasetError(
-            f"OpenCV cannot write {FOURCC} video to {tmp}: install opencv-contrib-python-headless (it bundles FFmpeg)"
-        )
-    try:
-        for frame in frames_rgb:
-            writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
-    finally:
-        writer.release()
-    os.replace(tmp, path)
-
-
 def _write_text(path: Path, lines: list[str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -486,7 +469,7 @@ def make_dataset(
         if path.exists():  # written atomically, so an existing file is complete
             counts["skipped"] += 1
         else:
-            write_video(path, make_clip(cfg, name, group, clip).frames, cfg.fps)
+            write_video(path, make_clip(cfg, name, group, clip).frames, cfg.fps, fourcc=FOURCC)
             counts["written"] += 1
         if progress is not None:
             progress(str(path))

@@ -1,0 +1,211 @@
+"""Classify raw video files end to end with a trained checkpoint or DeepMind's Kinetics RGB I3D.
+
+Each video goes through the steps its training stores went through, as the checkpoint's `InputSpec` records them:
+
+    read_video(spec.fps, spec.short_side)               flow.video: the stores' decoder and bilinear resize
+      -> TV-L1 flow of consecutive frames                 spec.flow_engine, spec.tvl1, spec.flow_convention
+      -> the eval clips (spec.eval_num_frames x eval_num_clips, centred; short videos loop as in eval)
+      -> centre crop, normalise                           i3d.data.transforms.stream_input (flow / spec.flow_bound)
+      -> TwoStreamI3D -> per-stream logits averaged over clips -> fused -> softmax (sigmoid for a one-logit head)
+
+So `predict_video` on a raw video gives what `tools/eval.py --center-crop` gives on its store, up to the JPEG and
+8-bit flow storage of the store.
+
+    predictor = from_checkpoint("runs/demo/best.pt")
+    result = predict_video(predictor, "clip.mp4")
+    result.top(5)   # [("ZoomIn", 0.93), ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from flow.extract import get_engine
+from flow.tvl1 import align_flow
+from flow.video import read_video
+from i3d.checkpoint import model_from_checkpoint
+from i3d.data import transforms as T
+from i3d.data.spec import InputSpec
+from i3d.models import InceptionI3d, TwoStreamI3D
+from i3d.models.contracts import contract_for
+from i3d.models.pretrained import load_pretrained
+
+
+class PredictError(ValueError):
+    """A label file or weights that cannot be used; the message names it and the fix."""
+
+
+@dataclass
+class Predictor:
+    """A model in eval mode and the spec of its input.
+
+    Attributes:
+        model: a TwoStreamI3D; its streams decide whether flow is computed.
+        classes: one name per class (two for a one-logit head).
+        spec: how the video becomes input (decoding, flow, clips, crop, normalisation).
+        binary: True for a one-logit head (P(second class) = sigmoid).
+    """
+
+    model: TwoStreamI3D
+    classes: list[str]
+    spec: InputSpec
+    binary: bool = False
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return self.model.streams
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+@dataclass
+class Prediction:
+    """One video's class probabilities (from the fused logits) and each stream's logits."""
+
+    path: str
+    classes: list[str]
+    probs: np.ndarray  # (K,) float64, sums to 1
+    logits: dict[str, np.ndarray]  # stream or "fused" -> (K,) float32, the mean over clips
+    num_frames: int  # decoded frames
+    clip_frames: int  # frames per clip fed to the model
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable (class name, probability), most probable first."""
+        order = np.argsort(-self.probs, kind="stable")[:k]
+        return [(self.classes[i], float(self.probs[i])) for i in order]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names, one per non-empty line (e.g. kinetics400_label_map.txt)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictError(f"label file {path} not found; pass --labels with one class name per line")
+    labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not labels:
+        raise PredictError(f"label file {path} is empty; it needs one class name per line")
+    return labels
+
+
+def _check_labels(labels: list[str], num_outputs: int, source: str) -> list[str]:
+    if len(labels) != num_outputs:
+        raise PredictError(f"{source} has {len(labels)} class names but the model has {num_outputs} outputs; "
+                           "pass the label file the model was trained with")  # fmt: skip
+    return labels
+
+
+def from_checkpoint(path: str | Path, *, labels: str | Path | None = None,
+                    device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
+    """A checkpoint of tools/train_two_stream.py (or tools/distill.py) with the input spec it saved.
+
+    Args:
+        labels: a label file to use instead of the checkpoint's class names.
+    """
+    loaded = model_from_checkpoint(path, device)
+    binary = loaded.config.model.num_classes == 1
+    classes = loaded.classes
+    if labels is not None:
+        classes = _check_labels(read_labels(labels), len(classes), str(labels))
+    return Predictor(loaded.model, classes, loaded.spec, binary)
+
+
+def kinetics_spec() -> InputSpec:
+    """DeepMind's protocol: 25 fps, short side 256, centre crop 224, [-1, 1] RGB, the whole video (>= 64 frames)."""
+    return dataclasses.replace(contract_for("i3d"), eval_num_frames=0)
+
+
+def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
+                      device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
+    """DeepMind's Kinetics-400 RGB I3D (any format `i3d.models.pretrained.load_pretrained` reads), fed as DeepMind's
+    (`kinetics_spec`)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise PredictError(f"Kinetics weights {weights} not found (e.g. ../shared/weights/i3d-kinetics-400.ckpt)")
+    net = InceptionI3d(num_classes=400, in_channels=3)
+    load_pretrained(net, weights)
+    classes = _check_labels(read_labels(labels), 400, str(labels)) if labels else [f"class {i}" for i in range(400)]
+    return Predictor(TwoStreamI3D(net, None).to(device).eval(), classes, kinetics_spec())
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def decode(path: str | Path, spec: InputSpec, max_frames: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB of a video decoded as the stores were (`spec.fps`, `spec.short_side`, bilinear)."""
+    frames, _info = read_video(path, fps=spec.fps, short_side=spec.short_side, max_frames=max_frames)
+    return frames
+
+
+def video_flow(frames: np.ndarray, spec: InputSpec, batch: int = 16) -> np.ndarray:
+    """(N, H, W, 2) float32 TV-L1 flow in pixels of (N, H, W, 3) uint8 RGB frames, one slot per frame.
+
+    As `flow.extract` makes the stores: grayscale frames, consecutive pairs to `spec.flow_engine` with `spec.tvl1`,
+    `batch` pairs at a time, the N - 1 pair flows placed by `flow.tvl1.align_flow(spec.flow_convention)`.
+    """
+    eng = get_engine(spec.flow_engine, spec.tvl1)
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+    prev, nxt = gray[:-1], gray[1:]
+    pairs = [eng.calc_pairs(prev[i : i + batch], nxt[i : i + batch]) for i in range(0, len(prev), batch)]
+    pair_flow = np.concatenate(pairs) if pairs else np.zeros((0, *gray.shape[1:], 2), np.float32)
+    return align_flow(pair_flow, len(frames), spec.flow_convention)
+
+
+def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray | None = None
+                 ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Model inputs {stream: (K, C, T, S, S) float32} of a decoded video: the eval dataset's clips and centre crop.
+
+    Args:
+        frames: (N, H, W, 3) uint8 RGB from `decode`.
+        streams: which inputs to make ("rgb", "flow").
+        flow: (N, H, W, 2) pixels from `video_flow`; computed here when "flow" is wanted and it is None.
+    """
+    n, h, w = frames.shape[:3]
+    indices = T.eval_clip_indices(n, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames)  # (K, T)
+    y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
+    inputs = {}
+    for stream in streams:
+        if stream == "flow" and flow is None:
+            flow = video_flow(frames, spec)
+        source = frames if stream == "rgb" else flow
+        x = T.stream_input(stream, source[indices.reshape(-1)], y0, x0, spec.crop_size, clips=len(indices),
+                           normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
+        inputs[stream] = torch.from_numpy(x)
+    return inputs
+
+
+def to_probabilities(logits: torch.Tensor, binary: bool) -> np.ndarray:
+    """(K,) class probabilities from one row of logits: [1 - p, p] with p = sigmoid for a binary head, else softmax."""
+    logits = logits.double()
+    if binary:
+        p = torch.sigmoid(logits.reshape(-1)[0]).item()
+        return np.asarray([1.0 - p, p])
+    return torch.softmax(logits.reshape(-1), 0).numpy()
+
+
+# ---------------------------------------------------------------- prediction
+
+
+@torch.no_grad()
+def predict_frames(predictor: Predictor, frames: np.ndarray, path: str = "") -> Prediction:
+    """Classify decoded frames (from `decode`): clip logits averaged per stream, then fused as the model fuses."""
+    inputs = video_inputs(frames, predictor.spec, predictor.streams)
+    out = predictor.model(**{s: x.to(predictor.device) for s, x in inputs.items()})  # {name: (K, classes)}
+    logits = {s: x.float().mean(0).cpu().numpy() for s, x in out.items()}
+    probs = to_probabilities(torch.from_numpy(logits["fused"]), predictor.binary)
+    clip_frames = next(iter(inputs.values())).shape[2]
+    return Prediction(str(path), predictor.classes, probs, logits, len(frames), clip_frames)
+
+
+def predict_video(predictor: Predictor, path: str | Path, max_frames: int | None = None) -> Prediction:
+    """Decode `path` (any format OpenCV reads, GIF included) and classify it; a bad file raises VideoError."""
+    return predict_frames(predictor, decode(path, predictor.spec, max_frames), str(path))

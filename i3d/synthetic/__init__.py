@@ -1,0 +1,5 @@
+"""Generators of synthetic video datasets for demos and tests (not data loaders: `i3d.data` reads what they write).
+
+`toy`: the motion dataset in UCF101's layout (classes differ only by how a shape moves).
+`fake_toy`: a real/fake dataset in DFDC's layout. Both write their videos with `video.write_video`.
+"""
