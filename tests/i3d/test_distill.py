@@ -144,6 +144,24 @@ def _distiller(cfg, student_width=4):
     return Distiller(student, teacher, cfg, adapters)
 
 
+def test_a_one_logit_student_distils_from_a_one_logit_teacher():
+    """DFDC's heads: BCE on the label and the sigmoid KD both give a signal (softmax KD over one logit is always 0)."""
+    torch.manual_seed(0)
+    student, teacher = TinyBackbone(width=4, num_classes=1), TinyBackbone(in_channels=2, width=8, num_classes=1)
+    with torch.no_grad():
+        teacher.fc.bias.fill_(2.0)  # a confident teacher
+    d = Distiller(student, teacher, DistillConfig(task=1.0, kd=1.0, feature=0.0, temperature=2.0))
+    batch = {**_batch(k=2), "label": torch.tensor([1, 0])}
+    d.train()
+    out = d(batch)
+    assert out["logits"].shape == (2, 1) and out["task"].item() > 0.1 and out["kd"].item() > 0.01
+    out["kd"].backward()
+    assert student.fc.bias.grad.item() < 0  # KD alone pulls the student's logit up, towards the teacher's
+    student.zero_grad()
+    d(batch)["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in student.parameters())
+
+
 def test_teacher_frozen_and_kept_in_eval_mode():
     d = _distiller(DistillConfig())
     d.train()
