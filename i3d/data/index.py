@@ -253,6 +253,7 @@ def resolve_stores(
         first = ", ".join(str(path) for path in missing[:5])
         message = f"{len(missing)} of {len(pairs)} stores missing under {store_root} (first: {first})"
         if not skip_missing:
-            raise FileNotFoundError(f"{message}; run tools/extract_flow.py on them, or pass --skip-missing to go on")
+            raise FileNotFoundError(f"{message}; run tools/extract_flow.py on them, or go on without them: "
+                                    "--set data.skip_missing=true")
         log.warning("%s; skipping them", message)
     return items

@@ -213,7 +213,7 @@ def test_build_model_from_config_streams_and_pretrained(kinetics_rgb_ckpt):
 def test_missing_store_and_class_count_are_named(dataset, tmp_path):
     (dataset.parent / "h5" / "dark" / "val1.h5").rename(tmp_path / "moved.h5")
     try:
-        with pytest.raises(FileNotFoundError, match=r"1 of 6 stores missing.*dark/val1\.h5.*--skip-missing"):
+        with pytest.raises(FileNotFoundError, match=r"1 of 6 stores.*dark/val1\.h5.*--set data\.skip_missing=true"):
             loaders.build_loaders(tiny_cfg(dataset))
         _, val, _, _ = loaders.build_loaders(tiny_cfg(dataset, "data.skip_missing=true"))
         assert len(val.dataset) == 5

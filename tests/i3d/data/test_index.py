@@ -138,7 +138,7 @@ def test_resolve_stores(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         index.resolve_stores(root, pairs)
     message = str(info.value)
-    assert "7 of 8 stores missing" in message and "--skip-missing" in message
+    assert "7 of 8 stores missing" in message and "--set data.skip_missing=true" in message
     assert str(root / "b" / "v0.h5") in message and str(root / "b" / "v4.h5") in message
     assert "v5.h5" not in message  # names only the first few
     assert index.resolve_stores(root, pairs, skip_missing=True) == [(root / "a" / "v1.h5", 0)]
