@@ -8,18 +8,22 @@ One checkpoint is one dict (STYLE point 12), written by `i3d.train.fit` and `i3d
 
     read_checkpoint(path)                 the one reader (pretrained.torch_load); CheckpointError names the file
     model_from_checkpoint(path)           -> (model in eval mode, InputSpec, class names, Config, the dict)
-    load_checkpoint(path)                 a resumable checkpoint (optimiser, RNG, ... present)
+    load_checkpoint(path)                 a resumable checkpoint (optimiser, RNG, ... present); for a damaged last.pt
+                                          the error says whether best.pt beside it is whole and how to go on from it
+    remove_stale_temporaries(run_dir)     temp files of saves that were killed (a run's start and resume)
 
 Eval, predict, the ensemble and the distillation teacher all come through `model_from_checkpoint`; none of them
 imports the training loop.
 
 Every value is a tensor or a plain Python object, so `torch.load(weights_only=True)` reads it. Writes are atomic
-(temporary name in the same folder + `os.replace`): a checkpoint on disk is always whole, even after a crash.
+(temporary name `.last.pt.tmp-PID` in the same folder + `os.replace`): a checkpoint on disk is always whole, even
+after a crash; a save killed outright (SIGKILL, OOM) leaves its temporary file, which the run's next start removes.
 """
 
 import logging
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -84,7 +88,8 @@ def copy_atomic(src: str | Path, dst: str | Path) -> None:
 
 
 def _write_atomic(path: Path, write) -> None:
-    """`write(tmp)` beside `path`, then os.replace; a failed or interrupted write leaves no partial file behind."""
+    """`write(tmp)` beside `path`, then os.replace; a failed or interrupted write leaves no partial file behind
+    (a killed process leaves its `.NAME.tmp-PID`: `remove_stale_temporaries`)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -92,6 +97,43 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # _write_atomic's name: .last.pt.tmp-12345
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary checkpoints that killed saves left in `run_dir`; returns those removed.
+
+    Called by the one process that writes the run's checkpoints (rank 0) when a run starts or resumes. A file whose
+    process is still alive is kept (another run writing into the same folder, or a PID reused by an unrelated
+    process; then it is named in a warning), except our own PID's: this process has not saved yet.
+    """
+    removed = []
+    for path in sorted(Path(run_dir).glob(".*.pt.tmp-*")):
+        match = TEMPORARY.fullmatch(path.name)
+        if not match or not path.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _process_alive(pid):
+            log.warning("kept %s: process %d is alive (another run writing %s?); delete it if not", path, pid,
+                        run_dir)  # fmt: skip
+            continue
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        log.warning("removed %s (%.1f MB), left by a save that was killed", path, size / 1e6)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class CheckpointError(ValueError):
@@ -112,8 +154,8 @@ def read_checkpoint(path: str | Path, required=("model", "config")) -> dict:
         ckpt = torch_load(path, "checkpoint")
     except WeightsError as e:
         reason = short_reason(e.__cause__) if e.__cause__ else str(e)  # torch's message runs to paragraphs
-        raise CheckpointError(f"{path} is not a readable checkpoint ({reason}); if it is a run's last.pt cut short "
-                              "(a killed save), its best.pt may be whole") from e  # fmt: skip
+        advice = best_checkpoint_advice(path) if path.name == "last.pt" else "copy it again (cut short?)"
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason}); {advice}") from e
     missing = sorted(set(required) - set(ckpt)) if isinstance(ckpt, dict) else sorted(required)
     if missing:
         raise CheckpointError(f"{path} lacks {missing}: not a checkpoint of tools/train_two_stream.py")
@@ -123,6 +165,20 @@ def read_checkpoint(path: str | Path, required=("model", "config")) -> dict:
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint a run can resume from (`read_checkpoint` requiring the optimiser, schedule and step)."""
     return read_checkpoint(path, REQUIRED_KEYS)
+
+
+def best_checkpoint_advice(last: Path) -> str:
+    """What to do about a run's unreadable last.pt, after trying to read the best.pt beside it."""
+    best = last.with_name("best.pt")
+    if not best.is_file():
+        return f"there is no {best.name} beside it: start afresh (--config ... --out)"
+    try:
+        ckpt = read_checkpoint(best, REQUIRED_KEYS)
+    except CheckpointError:
+        return f"{best} cannot be resumed from either: start afresh (--config ... --out)"
+    epoch = ckpt["epoch"]
+    return (f"{best} is whole (epoch {epoch}, step {ckpt['step']}): to continue from it, cp {best} {last} and "
+            f"--resume again (the epochs after {epoch} are trained again)")
 
 
 def config_of_checkpoint(ckpt: dict) -> Config:

@@ -38,7 +38,15 @@ from tqdm import tqdm
 
 from i3d import evaluate as ev
 from i3d.build import build_model_from_config, build_optimizer, check_input_contract
-from i3d.checkpoint import copy_atomic, load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from i3d.checkpoint import (
+    copy_atomic,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from i3d.config import Config, config_to_dict, save_config
 from i3d.data.cutmix import cutmix
 from i3d.distributed import all_reduce, broadcast_buffers, setup_device, world_size, wrap_ddp
@@ -275,7 +283,8 @@ class Run:
 
 
 def train_epochs(cfg: Config, out_dir: Path, run: Run, *, resume: bool = False) -> list[dict]:
-    """The epoch loop of `fit`: optimiser, [resume], DDP, then train / validate / checkpoint each epoch.
+    """The epoch loop of `fit`: optimiser, stale temporary files removed, [resume], DDP, then train / validate /
+    checkpoint each epoch.
 
     Returns the history: one {"epoch", "step", "train": {...}, "val": {...}} per epoch, resumed ones included.
     """
@@ -284,6 +293,8 @@ def train_epochs(cfg: Config, out_dir: Path, run: Run, *, resume: bool = False) 
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and run.device.type == "cuda")
     opt = (optimizer, scheduler, scaler)
     start_epoch, step, best, history = 0, 0, -math.inf, []
+    if run.rank == 0:  # the one writer of out_dir: what its killed predecessors left half-written
+        remove_stale_temporaries(out_dir)
     if resume:
         start_epoch, step, best, history = _resume(out_dir / "last.pt", run, *opt)
     model = wrap_ddp(run.model, run.device, cfg.train.seed + run.rank, resume) if run.world > 1 else run.model
