@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from i3d.checkpoint import CheckpointError, load_checkpoint
+from i3d.cli import run_tool
 from i3d.config import ConfigError, config_to_dict, load_config
 
 
@@ -55,8 +56,7 @@ def format_table(results: dict) -> str:
 def main(args: argparse.Namespace) -> int:
     if args.command == "table":
         if not args.results.is_file():
-            print(f"error: {args.results} not found; run tools/eval.py --out {args.results} first", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"{args.results} not found; run tools/eval.py --out {args.results} first")
         print(format_table(json.loads(args.results.read_text())))
         return 0
     if not args.checkpoint.is_file():
@@ -77,4 +77,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

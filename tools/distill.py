@@ -21,6 +21,9 @@ import logging
 import sys
 from pathlib import Path
 
+from i3d.checkpoint import CheckpointError
+from i3d.cli import run_tool
+from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_distill_run, load_teacher
 
 
@@ -46,14 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.resume and not (args.out / "last.pt").is_file():
-        raise SystemExit(f"--resume: {args.out / 'last.pt'} not found; run once without --resume first")
+        raise CheckpointError(f"--resume: {args.out / 'last.pt'} not found; run once without --resume first")
     if args.config:
         run_cfg, cfg = load_distill_config(args.config, args.set)
         teacher_path = args.teacher
     else:  # --resume RUN_DIR: the settings the run was started with
         run_cfg, cfg, saved_teacher = load_distill_run(args.out, args.set)
         if not (args.teacher or saved_teacher):
-            raise SystemExit(f"{args.out / 'last.pt'} records no teacher path; pass --teacher CKPT")
+            raise DistillError(f"{args.out / 'last.pt'} records no teacher path; pass --teacher CKPT")
         teacher_path = args.teacher or Path(saved_teacher)
     teacher, teacher_spec = load_teacher(teacher_path, cfg, run_cfg.model.num_classes)
     _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume), teacher_path=str(teacher_path),
@@ -64,4 +67,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

@@ -12,8 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from i3d.synthetic.fake_toy import CODECS, FakeDatasetError, FakeToyConfig, make_fake_dataset
-from i3d.synthetic.video import VideoWriteError
+from i3d.cli import run_tool
+from i3d.synthetic.fake_toy import CODECS, FakeToyConfig, make_fake_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,16 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = FakeToyConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FakeToyConfig)})
-        summary = make_fake_dataset(args.out, cfg, overwrite=args.overwrite)
-    except (FakeDatasetError, VideoWriteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = FakeToyConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FakeToyConfig)})
+    summary = make_fake_dataset(args.out, cfg, overwrite=args.overwrite)
     print(f"{summary['num_real']} REAL and {summary['num_fake']} FAKE videos; train parts {summary['train']}, "
           f"val parts {summary['val']}")  # fmt: skip
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from i3d.synthetic.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, ToyDatasetError, make_dataset, video_list
-from i3d.synthetic.video import VideoWriteError
+from i3d.cli import run_tool
+from i3d.synthetic.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, make_dataset, video_list
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -48,21 +48,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = ToyConfig(height=args.size[0], width=args.size[1], num_frames=args.frames, fps=args.fps,
-                        classes=tuple(args.classes), videos_per_class=args.videos_per_class,
-                        clips_per_group=args.clips_per_group, test_groups=args.test_groups, seed=args.seed)  # fmt: skip
-        bar = tqdm(total=len(video_list(cfg)), unit="video", disable=args.no_progress)
-        start = time.perf_counter()
-        counts = make_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
-        bar.close()
-    except (ToyDatasetError, VideoWriteError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = ToyConfig(height=args.size[0], width=args.size[1], num_frames=args.frames, fps=args.fps,
+                    classes=tuple(args.classes), videos_per_class=args.videos_per_class,
+                    clips_per_group=args.clips_per_group, test_groups=args.test_groups, seed=args.seed)  # fmt: skip
+    bar = tqdm(total=len(video_list(cfg)), unit="video", disable=args.no_progress)
+    start = time.perf_counter()
+    counts = make_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
+    bar.close()
     print(f"{args.out}: wrote {counts['written']}, kept {counts['skipped']} videos ({counts['train']} train, "
           f"{counts['test']} test, {len(cfg.classes)} classes) in {time.perf_counter() - start:.1f} s")  # fmt: skip
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

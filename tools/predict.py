@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from flow.video import VideoError
-from i3d.checkpoint import CheckpointError
+from i3d.cli import run_tool
 from i3d.inference import predict
-from i3d.models.pretrained import WeightsError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,14 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     options = dict(labels=args.labels, device=device)
-    try:
-        if args.checkpoint:
-            predictor = predict.from_checkpoint(args.checkpoint, **options)
-        else:
-            predictor = predict.from_kinetics_rgb(args.kinetics_rgb, **options)
-    except (predict.PredictError, CheckpointError, WeightsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.checkpoint:
+        predictor = predict.from_checkpoint(args.checkpoint, **options)
+    else:
+        predictor = predict.from_kinetics_rgb(args.kinetics_rgb, **options)
     failed = 0
     for path in args.videos:
         try:
@@ -61,4 +56,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from flow.extract import find_videos
+from i3d.cli import run_tool
 from i3d.inference import ensemble
 
 
@@ -36,13 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    try:
-        specs = [ensemble.parse_model_spec(s) for s in args.models]
-        members = [ensemble.load_member(path, weight, f"m{i}", device) for i, (path, weight) in enumerate(specs)]
-        result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior)
-    except (ensemble.EnsembleError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    specs = [ensemble.parse_model_spec(s) for s in args.models]
+    members = [ensemble.load_member(path, weight, f"m{i}", device) for i, (path, weight) in enumerate(specs)]
+    result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior)
     paths = ensemble.write_outputs(result, args.out)
     for name, error in result.errors.items():
         print(f"FAILED {name}: {error} (given the prior)", file=sys.stderr)
@@ -52,4 +49,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from i3d.checkpoint import config_of_checkpoint, load_checkpoint
+from i3d.cli import run_tool
 from i3d.config import apply_overrides, load_config, validate
 from i3d.train import NonFiniteLossError, fit
 
@@ -62,4 +63,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

@@ -133,11 +133,11 @@ def test_cli_errors_name_the_problem(data, tmp_path):
     args = ["--config", str(config), "--teacher", str(rgb_teacher), "--out", str(tmp_path)]
     with pytest.raises(DistillError, match=r"has no \['flow'\] stream for distill.teacher_stream=flow"):
         run_tool(*args)
-    with pytest.raises(SystemExit, match="last.pt not found"):
+    with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
         run_tool(*args, "--resume")
     with pytest.raises(ConfigError, match="unknown config key 'distill.beta'"):
         run_tool(*args, "--set", "distill.beta=3")
-    with pytest.raises(SystemExit, match="last.pt not found"):
+    with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
         run_tool("--resume", str(tmp_path / "nothing"))
     write_teacher(tmp_path / "trained" / "last.pt", index)  # a run of the trainer, not of tools/distill.py
     with pytest.raises(DistillError, match="not a distillation checkpoint"):

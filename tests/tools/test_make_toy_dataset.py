@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from flow.video import read_video
+from i3d.cli import run_tool
 from i3d.data.index import ucf101_index
 from i3d.synthetic import toy
 
@@ -59,9 +60,8 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
     # a rerun keeps everything; other arguments are refused without --overwrite
     assert tool.main(tool.parse_args(argv)) == 0
     assert "wrote 0, kept 12" in capsys.readouterr().out
-    assert tool.main(tool.parse_args([*argv, "--frames", "4"])) == 2
-    err = capsys.readouterr().err
-    assert "'num_frames': (3, 4)" in err and "--overwrite" in err
+    with pytest.raises(toy.ToyDatasetError, match=r"'num_frames': \(3, 4\).*--overwrite"):
+        tool.main(tool.parse_args([*argv, "--frames", "4"]))
     assert tool.main(tool.parse_args([*argv, "--frames", "4", "--overwrite"])) == 0
     assert len(_decode(out / "videos" / f"{train[0][0]}.avi")) == 4
 
@@ -74,8 +74,9 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(tool, tmp_path, capsys, argv, message):
-    assert tool.main(tool.parse_args(["--out", str(tmp_path / "x"), *SMALL, *argv])) == 2
-    assert message in capsys.readouterr().err
+    assert run_tool(tool.main, tool.parse_args, ["--out", str(tmp_path / "x"), *SMALL, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
 
 

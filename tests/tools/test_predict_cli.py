@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from i3d.build import build_model_from_config
+from i3d.checkpoint import CheckpointError
 from i3d.config import config_to_dict, load_config
 from i3d.data.spec import InputSpec
 from i3d.inference import predict
@@ -99,9 +100,9 @@ def test_tool_keeps_going_past_a_broken_video(tool, checkpoint, translating_vide
     assert list(out) == [str(good)] and len(out[str(good)][1]) == 1
 
 
-def test_tool_errors(tool, tmp_path, capsys):
-    assert run(tool, tmp_path / "v.mp4", "--checkpoint", tmp_path / "missing.pt") == 2
-    assert "missing.pt not found" in capsys.readouterr().err
+def test_tool_errors(tool, tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt not found"):  # one line and status 2 from i3d.cli.run_tool
+        run(tool, tmp_path / "v.mp4", "--checkpoint", tmp_path / "missing.pt")
     with pytest.raises(SystemExit) as info:
         tool.parse_args(["v.mp4", "--checkpoint", "a.pt", "--kinetics-rgb", "w.ckpt"])
     assert info.value.code == 2

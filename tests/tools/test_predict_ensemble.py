@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from i3d.config import apply_overrides, config_to_dict, load_config
+from i3d.inference import ensemble
 from i3d.synthetic import fake_toy
 from i3d.synthetic.video import write_video
 from i3d.train import build_model_from_config
@@ -92,7 +93,7 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     assert "FAILED broken.mp4" in capsys.readouterr().err
 
 
-def test_ensemble_tool_reports_bad_model(videos, tmp_path, capsys):
-    code = _run("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
-    assert code == 2 and "nope.pt not found" in capsys.readouterr().err
+def test_ensemble_tool_reports_bad_model(videos, tmp_path):
+    with pytest.raises(ensemble.EnsembleError, match="nope.pt not found"):  # one line and status 2 from run_tool
+        _run("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()

@@ -1,0 +1,85 @@
+"""The command-line tools' error convention: a known mistake is one line on stderr and exit status 2.
+
+Every tool in `tools/` ends with
+
+    if __name__ == "__main__":
+        sys.exit(run_tool(main, parse_args))
+
+and keeps `main(args)` raising, so tests and notebooks that call `main(parse_args([...]))` see the exception.
+`run_tool` runs the tool; when it stops on a known error it prints
+
+    error: runs/ucf101/last.pt is not a readable checkpoint (...); runs/ucf101/best.pt is whole (epoch 3): ...
+
+on stderr and returns 2 instead of a traceback, whose last line would have said the same. `--debug` anywhere on the
+command line (every tool takes it; it is removed before `parse_args` sees it) shows the traceback instead. Known:
+
+- an error class of this project (`i3d.*`, `flow.*`: ConfigError, CheckpointError, InputSpecError, WeightsError,
+  DistillError, PredictError, EnsembleError, FlowStoreError, VideoError, ...): their messages name the file and
+  the fix;
+- a missing, unreadable or misplaced file (FileNotFoundError, PermissionError, IsADirectoryError, ...), which
+  names the path;
+- a ValueError raised by the project's own code (flow/, i3d/, tools/): a bad option or input, e.g.
+  "data.store_root is empty; set it to tools/extract_flow.py's --out folder".
+
+Anything else (a ValueError inside numpy or torch, a KeyError, a RuntimeError) is a bug or an unforeseen fault and
+keeps Python's traceback and exit status 1. argparse's own mistakes keep argparse's usage line and status 2.
+"""
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_DIRS = tuple(str(ROOT / name) + os.sep for name in ("flow", "i3d", "tools"))
+FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+DEBUG_HELP = "\n--debug (every tool): on an error, print the traceback instead of the one-line message"
+
+
+def run_tool(main: Callable, parse_args: Callable, argv: Sequence[str] | None = None) -> int:
+    """`main(parse_args(argv))` under the convention: a known error prints one line and returns 2.
+
+    Args:
+        main: the tool's `main(args) -> int | None`.
+        parse_args: the tool's `parse_args(argv) -> argparse.Namespace`.
+        argv: the command line without the program name (default `sys.argv[1:]`); `--debug` is taken out of it.
+
+    Returns:
+        main's exit status (None counts as 0), or 2 after a known error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return main(parse_args(argv)) or 0
+    except SystemExit as e:
+        if e.code == 0 and ("-h" in argv or "--help" in argv):
+            print(DEBUG_HELP)
+        raise
+    except Exception as e:
+        if debug or not is_known_error(e):
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def is_known_error(e: BaseException) -> bool:
+    """True for the errors `run_tool` reports in one line (see the module docstring)."""
+    if type(e).__module__.partition(".")[0] in ("flow", "i3d"):
+        return True
+    if isinstance(e, FILE_ERRORS):
+        return True
+    return isinstance(e, ValueError) and raised_by_project(e)
+
+
+def raised_by_project(e: BaseException) -> bool:
+    """Whether the innermost frame of `e`'s traceback is in flow/, i3d/ or tools/ (not in a library)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return bool(frames) and str(Path(frames[-1].filename).resolve()).startswith(PROJECT_DIRS)
+
+
+def one_line(e: BaseException) -> str:
+    """The exception's message with its line breaks folded into spaces (its class name when it has none)."""
+    text = " ".join(str(e).split())
+    return text or type(e).__name__

@@ -1,0 +1,77 @@
+"""i3d.cli.run_tool: a known error is one line and exit status 2, --debug and unknown errors keep the traceback."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from flow.quantize import quantize_flow
+from flow.store import FlowStoreError
+from i3d.cli import is_known_error, run_tool
+from i3d.config import ConfigError
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--fail", choices=["config", "store", "missing", "ours", "numpy", "key"])
+    return p.parse_args(argv)
+
+
+def main(args) -> int:
+    if args.fail == "config":
+        raise ConfigError("unknown config key 'optim.momentun'\n  (did you mean optim.momentum?)")
+    if args.fail == "store":
+        raise FlowStoreError("h5/v_X.h5 has no 'flow' dataset; re-run extract_flow.py with --overwrite v_X")
+    if args.fail == "missing":
+        open("/nonexistent/index.csv")
+    if args.fail == "ours":  # a ValueError of the project's own code: a bad option
+        quantize_flow(np.zeros(2), bound=0)
+    if args.fail == "numpy":
+        np.zeros(2) + np.zeros(3)  # a bug: numpy's ValueError keeps its traceback
+    if args.fail == "key":
+        return {}["epoch"]
+    return 0
+
+
+@pytest.mark.parametrize(
+    "kind, line",
+    [
+        ("config", "error: unknown config key 'optim.momentun' (did you mean optim.momentum?)\n"),
+        ("store", "error: h5/v_X.h5 has no 'flow' dataset; re-run extract_flow.py with --overwrite v_X\n"),
+        ("missing", "error: [Errno 2] No such file or directory: '/nonexistent/index.csv'\n"),
+        ("ours", "error: flow bound must be > 0 pixels, got 0\n"),
+    ],
+)
+def test_known_errors_are_one_line_and_status_2(kind, line, capsys):
+    assert run_tool(main, parse_args, ["--fail", kind]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == line and captured.out == ""
+
+
+def test_debug_shows_the_traceback_and_is_taken_out_of_argv(capsys):
+    with pytest.raises(ConfigError, match="optim.momentun"):
+        run_tool(main, parse_args, ["--debug", "--fail", "config"])
+    assert run_tool(main, parse_args, ["--debug"]) == 0  # parse_args never sees --debug
+    assert capsys.readouterr().err == ""
+
+
+def test_bugs_keep_their_traceback():
+    with pytest.raises(ValueError, match="broadcast"):
+        run_tool(main, parse_args, ["--fail", "numpy"])
+    with pytest.raises(KeyError):
+        run_tool(main, parse_args, ["--fail", "key"])
+
+
+def test_argparse_keeps_its_usage_error_and_help_names_debug(capsys):
+    with pytest.raises(SystemExit) as info:
+        run_tool(main, parse_args, ["--fail", "nothing"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        run_tool(main, parse_args, ["--help"])
+    assert info.value.code == 0 and "--debug (every tool)" in capsys.readouterr().out
+
+
+def test_what_counts_as_known():
+    assert is_known_error(PermissionError(13, "Permission denied", "runs/x"))
+    assert not is_known_error(RuntimeError("CUDA out of memory"))
+    assert not is_known_error(ValueError("raised nowhere"))  # no traceback: not from the project's code
