@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["flow", "flow.*", "i3d", "i3d.*"]),
+    package_data={"i3d.inference": ["kinetics400_labels.txt"]},  # DeepMind's label map: predict's default names
     install_requires=[
         "torch>=2.4,<3",
         "torchvision>=0.19",

@@ -2,7 +2,7 @@
 
     python tools/predict.py clip.mp4 other.avi --checkpoint runs/demo/best.pt
     python tools/predict.py ../shared/data/v_CricketShot_g04_c01_rgb.gif \
-        --kinetics-rgb ../shared/weights/i3d-kinetics-400.ckpt --labels ../shared/data/kinetics400_label_map.txt
+        --kinetics-rgb ../shared/weights/i3d-kinetics-400.ckpt       # Kinetics-400 names ship with the package
 
 Each video is prepared as the checkpoint's input spec says (the frame rate, short side, TV-L1 engine, parameters and
 bound of its training stores; its eval clips, crop and normalisation: i3d/inference/predict.py), so a checkpoint
@@ -27,7 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="last.pt / best.pt of tools/train_two_stream.py")
     model.add_argument("--kinetics-rgb", type=Path, metavar="WEIGHTS", help="DeepMind's Kinetics-400 RGB I3D")
-    p.add_argument("--labels", type=Path, help="class names, one per line (default: the checkpoint's)")
+    p.add_argument("--labels", type=Path,
+                   help="class names, one per line (default: the checkpoint's; Kinetics-400's with --kinetics-rgb)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print per video")
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each video")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -37,6 +37,10 @@ from i3d.models.contracts import contract_for
 from i3d.models.pretrained import load_pretrained
 
 
+# DeepMind's kinetics-i3d label_map.txt: the 400 Kinetics classes in the order of the released weights' outputs
+KINETICS400_LABELS = Path(__file__).with_name("kinetics400_labels.txt")
+
+
 class PredictError(ValueError):
     """A label file or weights that cannot be used; the message names it and the fix."""
 
@@ -127,13 +131,14 @@ def kinetics_spec() -> InputSpec:
 def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
                       device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
     """DeepMind's Kinetics-400 RGB I3D (any format `i3d.models.pretrained.load_pretrained` reads), fed as DeepMind's
-    (`kinetics_spec`)."""
+    (`kinetics_spec`); its class names are `KINETICS400_LABELS` unless `labels` names another file."""
     weights = Path(weights)
     if not weights.is_file():
         raise PredictError(f"Kinetics weights {weights} not found (e.g. ../shared/weights/i3d-kinetics-400.ckpt)")
     net = InceptionI3d(num_classes=400, in_channels=3)
     load_pretrained(net, weights)
-    classes = _check_labels(read_labels(labels), 400, str(labels)) if labels else [f"class {i}" for i in range(400)]
+    labels = labels or KINETICS400_LABELS
+    classes = _check_labels(read_labels(labels), 400, str(labels))
     return Predictor(TwoStreamI3D(net, None).to(device).eval(), classes, kinetics_spec())
 
 
