@@ -2,17 +2,24 @@
 
 Layout of `<video_id>.h5` (format version 1):
 
-    /rgb    (N,) variable-length uint8: one JPEG per frame (RGB decoded; JPEG keeps RGB ~10x smaller than raw)
-    /flow   (N, 2, H, W) uint8, chunk = one frame, gzip: codes of `flow.quantize` (absent in an RGB-only store);
-            planes x then y, because gzip packs separate planes ~12% smaller than interleaved (x, y) pairs
-    attrs   format_version, num_frames, height, width, flow_bound, rgb_codec, jpeg_quality, ... plus the extractor's
-            (source path and size, fps, source frame indices, TV-L1 parameters, convention, OpenCV/engine version)
+    /rgb        (N,) variable-length uint8: one JPEG per frame (RGB decoded; JPEG keeps RGB ~10x smaller than raw)
+    /rgb_crc32  (N,) uint32: zlib.crc32 of each JPEG (HDF5 cannot put a checksum filter on variable-length data)
+    /flow       (N, 2, H, W) uint8, chunk = one frame, gzip + fletcher32: codes of `flow.quantize` (absent in an
+                RGB-only store); planes x then y, because gzip packs separate planes ~12% smaller than interleaved
+    attrs       format_version, num_frames, height, width, flow_bound, rgb_codec, jpeg_quality, checksums, ... plus
+                the extractor's (video_id, source path and size, fps, source frame indices, TV-L1 parameters,
+                convention, OpenCV/engine version)
 
-Stores are written under a temporary name and renamed when complete, so a file at the final path is whole.
+Stores are written under a temporary name and renamed when complete, so a file at the final path is whole. Every
+read checks what it reads: HDF5 verifies each flow chunk's fletcher32 checksum, `read_rgb` each JPEG's CRC-32, and a
+mismatch is a `FlowStoreError` that names the store and the command that redoes it; `verify_store` reads it all.
+The checksums came in without a new format version: stores written before them (no `rgb_crc32`, no fletcher32)
+read as before, and a reader that predates them reads the new stores (fletcher32 is built into HDF5).
 """
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import cv2
@@ -28,8 +35,19 @@ class FlowStoreError(Exception):
     """A store is missing, incomplete or corrupt; the message names the file and the fix."""
 
 
-def _fix_hint(path: Path) -> str:
-    return f"re-run tools/extract_flow.py with --overwrite for {path.stem}"
+def _fix_hint(path: Path, video_id: str | None = None) -> str:
+    """The command that redoes the store at `path` (OUT/<video_id>.h5; video_id is recorded in stores since 2026-12)."""
+    if not video_id or not path.as_posix().endswith(f"/{video_id}.h5"):
+        video_id = path.stem
+    out = path.parents[video_id.count("/")]
+    return f"redo it with tools/extract_flow.py --videos ... --out {out} --overwrite {video_id}"
+
+
+def _corrupt(path: Path, what: str, error: Exception, video_id: str | None) -> FlowStoreError:
+    return FlowStoreError(
+        f"{path}: {what} cannot be read ({type(error).__name__}: {error}): the store is corrupt; "
+        f"{_fix_hint(path, video_id)} (or with --verify, which reads every store and redoes the bad ones)"
+    )
 
 
 class VideoStore:
@@ -111,12 +129,17 @@ class VideoStore:
         """
         unique, inverse = self._unique(indices)
         y, x = self._box_slices(box)
-        blobs = _read_rows(self._h5()["rgb"], unique)
+        blobs = self._rows("rgb", unique)
+        crcs = self._rows("rgb_crc32", unique) if "rgb_crc32" in self._h5() else None
         frames = None
         for i, blob in enumerate(blobs):
-            bgr = cv2.imdecode(np.asarray(blob, np.uint8), cv2.IMREAD_COLOR)
+            blob = np.asarray(blob, np.uint8)
+            if crcs is not None and zlib.crc32(blob) != crcs[i]:
+                raise _corrupt(self.path, f"RGB frame {unique[i]}", ValueError("CRC-32 mismatch"), self._video_id())
+            bgr = cv2.imdecode(blob, cv2.IMREAD_COLOR)
             if bgr is None or bgr.shape[:2] != (self.height, self.width):
-                raise FlowStoreError(f"{self.path}: RGB frame {unique[i]} is not a valid JPEG; {_fix_hint(self.path)}")
+                raise FlowStoreError(f"{self.path}: RGB frame {unique[i]} is not a valid JPEG; "
+                                     f"{_fix_hint(self.path, self._video_id())}")  # fmt: skip
             crop = bgr[y, x]
             if frames is None:
                 frames = np.empty((len(unique),) + crop.shape, np.uint8)
@@ -138,7 +161,7 @@ class VideoStore:
                 f"{_fix_hint(self.path)}"
             )
         unique, inverse = self._unique(indices)
-        codes = _read_rows(f["flow"], unique, self._box_slices(box))  # (n, 2, h, w) uint8
+        codes = self._rows("flow", unique, self._box_slices(box))  # (n, 2, h, w) uint8
         if inverse is not None:
             codes = codes[inverse]  # repeat the 1-byte codes, not the float32 result
         n, _, h, w = codes.shape
@@ -146,6 +169,21 @@ class VideoStore:
         np.subtract(codes.transpose(0, 2, 3, 1), np.float32(ZERO_CODE), out=out, dtype=np.float32)
         out *= np.float32(float(self.attrs.get("flow_bound", DEFAULT_BOUND)) / LEVELS)
         return out
+
+    def _rows(self, name: str, rows: np.ndarray, box: tuple[slice, slice] | None = None):
+        """`_read_rows` of dataset `name`, with HDF5's read errors (a checksum or decompression failure: bytes
+        changed on disk) turned into a FlowStoreError that names the store and the fix."""
+        try:
+            return _read_rows(self._h5()[name], rows, box)
+        except OSError as e:
+            what = f"{name} frames {rows[0]}-{rows[-1]}" if len(rows) else name
+            raise _corrupt(self.path, what, e, self._video_id()) from e
+
+    def _video_id(self) -> str | None:
+        try:
+            return self.attrs.get("video_id")
+        except (OSError, FlowStoreError):
+            return None
 
     def _unique(self, indices) -> tuple[np.ndarray, np.ndarray | None]:
         """Sorted unique frame indices and how to expand them back (None when `indices` are already so)."""
@@ -223,12 +261,14 @@ class StoreWriter:
         self.tmp = temp_path(self.path)
         self._f = h5py.File(self.tmp, "w")
         self._rgb = self._f.create_dataset("rgb", (0,), maxshape=(None,), chunks=(64,), dtype=h5py.vlen_dtype(np.uint8))
+        self._crc = self._f.create_dataset("rgb_crc32", (0,), np.uint32, maxshape=(None,), chunks=(1024,),
+                                           fletcher32=True)  # fmt: skip
         self._flow = None
         if has_flow:
             self._flow = self._f.create_dataset(
                 "flow", (0, 2, height, width), np.uint8, maxshape=(None, 2, height, width),
                 chunks=(1, 2, height, width), compression=compression,
-                compression_opts=6 if compression == "gzip" else None,
+                compression_opts=6 if compression == "gzip" else None, fletcher32=True,
             )  # fmt: skip
 
     def add_rgb(self, frames: np.ndarray) -> None:
@@ -240,8 +280,11 @@ class StoreWriter:
                              f"got {frames.shape} {frames.dtype}")  # fmt: skip
         start = self._rgb.shape[0]
         self._rgb.resize((start + len(frames),))
+        self._crc.resize((start + len(frames),))
         for i, frame in enumerate(frames):
-            self._rgb[start + i] = encode_jpeg(frame, self.jpeg_quality)
+            jpeg = encode_jpeg(frame, self.jpeg_quality)
+            self._rgb[start + i] = jpeg
+            self._crc[start + i] = zlib.crc32(jpeg)
 
     def add_flow(self, flow: np.ndarray) -> None:
         """Append (n, H, W, 2) float32 flow in pixels (or one (H, W, 2) field)."""
@@ -270,6 +313,7 @@ class StoreWriter:
             "has_flow": self._flow is not None, "rgb_codec": "jpeg", "jpeg_quality": self.jpeg_quality,
             "flow_bound": self.bound, "flow_dtype": "uint8", "flow_layout": "(N, 2, H, W): x plane, y plane",
             "flow_quantization": f"px = (code - 128) * {self.bound} / 127; code 128 is exactly 0",
+            "checksums": "flow: HDF5 fletcher32 per chunk; rgb: zlib.crc32 of each JPEG in rgb_crc32",
         }  # fmt: skip
         for key, value in {**attrs, **own}.items():
             if value is not None:
@@ -341,7 +385,30 @@ def is_complete(path: str | os.PathLike) -> bool:
                 int(f.attrs.get("format_version", -1)) == FORMAT_VERSION
                 and "rgb" in f
                 and f["rgb"].shape[0] == int(f.attrs["num_frames"])
+                and ("rgb_crc32" not in f or f["rgb_crc32"].shape[0] == int(f.attrs["num_frames"]))
                 and (not bool(f.attrs.get("has_flow", False)) or "flow" in f)
             )
     except (OSError, KeyError, ValueError):
         return False
+
+
+def verify_store(path: str | os.PathLike) -> str | None:
+    """Read every RGB frame and flow chunk of a store. Returns None if all of it reads back whole, else what is wrong.
+
+    Checks the checksums where the store has them (see the module's docstring), gzip's own check of every flow
+    chunk, and that every JPEG decodes to the store's frame size.
+    """
+    path = Path(path)
+    if not is_complete(path):
+        return f"{path} is not a complete store (an interrupted copy, or not a flow store of format {FORMAT_VERSION})"
+    try:
+        with VideoStore(path) as store:
+            n, step = store.num_frames, 64
+            for start in range(0, n, step):
+                rows = np.arange(start, min(n, start + step))
+                store.read_rgb(rows)
+                if store.has_flow:
+                    store._rows("flow", rows)
+    except (FlowStoreError, OSError, KeyError, ValueError) as e:
+        return str(e)
+    return None
