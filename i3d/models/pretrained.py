@@ -188,6 +188,16 @@ def piergiaj_to_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+def state_dict_to_piergiaj(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Ours -> piergiaj/pytorch-i3d names (the inverse of `piergiaj_to_state_dict`), for their code and tools."""
+    out = {}
+    for name, value in state.items():
+        if name.startswith("logits."):
+            name = "logits.conv3d." + name[len("logits.") :]
+        out[name.replace(".conv.", ".conv3d.")] = value
+    return out
+
+
 # kenshohara's BasicBlock names its layers conv1/bn1/conv2/bn2; torchvision nests each conv with its BN.
 _KENSHOHARA_RULES = (
     (re.compile(r"^conv1\.weight$"), "stem.0.weight"),

@@ -1,0 +1,156 @@
+"""A feature-extraction run over many videos: where frames come from, how results are written, resume and records.
+
+    frames: a store of tools/extract_flow.py when there is one for the video (its extraction must match the spec),
+            else the video decoded as the spec says (`predict.decode`) with TV-L1 flow computed on the fly
+    output: OUT/<video_id>_<stream>.npy (K, 1024) float32 per stream (+ _<stream>_logits.npy with logits=True) and
+            OUT/<video_id>.json (start/end frame of every row, fps, mode, the input spec), written last, so a
+            video counts as done only when its .json exists; or with fmt="h5" one OUT/<video_id>.h5 holding it all.
+            Every file is written to a temporary name and renamed.
+    records: OUT/index.csv (finished videos) and OUT/report.json (every video's status and error), rewritten
+            atomically after each video, so a killed run keeps its record; a rerun skips finished videos.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from flow.store import VideoStore
+from i3d.data.spec import check_matches, read_extraction
+from i3d.inference.features import FeatureExtractor, Features
+from i3d.inference.predict import decode, video_flow
+
+FORMATS = ("npy", "h5")
+
+
+def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None) -> dict[str, np.ndarray]:
+    """{stream: frames} of one video for `extractor`: from `store` when given (all of its frames), else decoded."""
+    spec, streams = extractor.spec, extractor.streams
+    if store is not None:
+        check_matches(spec, read_extraction(store), str(store))
+        with VideoStore(store) as s:
+            if "flow" in streams and not s.has_flow:
+                raise ValueError(f"{store} holds no flow; extract it without --rgb-only or drop the flow stream")
+            everything = np.arange(s.num_frames)
+            return {st: s.read_rgb(everything) if st == "rgb" else s.read_flow(everything) for st in streams}
+    frames = decode(video, spec)
+    out = {"rgb": frames} if "rgb" in streams else {}
+    if "flow" in streams:
+        out["flow"] = video_flow(frames, spec)
+    return out
+
+
+def metadata(video_id: str, source: Path, result: Features, extractor: FeatureExtractor) -> dict:
+    o = extractor.options
+    return {"video_id": video_id, "source": str(source), "streams": list(result.features), "fps": extractor.spec.fps,
+            "mode": o.mode, "snippet": o.snippet, "stride": o.stride, "last": o.last,
+            "num_features": len(result.start_frame), "start_frame": result.start_frame.tolist(),
+            "end_frame": result.end_frame.tolist(), "input_spec": extractor.spec.to_dict()}  # fmt: skip
+
+
+def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: str = "npy") -> list[Path]:
+    """Write one video's features (see the module docstring); returns the files, the completion marker last."""
+    if fmt == "h5":
+        path = out / f"{video_id}.h5"
+        _atomic(path, lambda tmp: _write_h5(tmp, result, meta))
+        return [path]
+    arrays = {f"{s}": x for s, x in result.features.items()}
+    arrays.update({f"{s}_logits": x for s, x in result.logits.items()})
+    files = []
+    for name, x in arrays.items():
+        path = out / f"{video_id}_{name}.npy"
+        _atomic(path, lambda tmp, x=x: np.save(tmp, x))
+        files.append(path)
+    marker = out / f"{video_id}.json"
+    _atomic(marker, lambda tmp: tmp.write_text(json.dumps(meta, indent=1) + "\n"))
+    return [*files, marker]
+
+
+def is_done(out: Path, video_id: str, fmt: str) -> bool:
+    """A finished video: its .json marker (npy) or a readable .h5 with its metadata."""
+    if fmt == "npy":
+        return (out / f"{video_id}.json").is_file()
+    try:
+        with h5py.File(out / f"{video_id}.h5", "r") as f:
+            return "meta" in f.attrs
+    except OSError:
+        return False
+
+
+def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extractor: FeatureExtractor, *,
+        fmt: str = "npy", overwrite: bool = False, progress: Callable[[str, dict], None] | None = None
+        ) -> list[dict]:  # fmt: skip
+    """Extract features of (video_id, video path or None, store path or None) jobs into `out`.
+
+    A failing video is recorded with its error and the others go on. Returns one record per job: video_id, source,
+    status ("done", "skipped", "failed"), num_features, seconds, error.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for video_id, video, store in jobs:
+        source = store if store is not None else video
+        record = {"video_id": video_id, "source": str(source), "status": "skipped", "num_features": None,
+                  "seconds": 0.0, "error": None}  # fmt: skip
+        if overwrite or not is_done(out, video_id, fmt):
+            record.update(_one(out, video_id, video, store, extractor, fmt))
+        records.append(record)
+        write_records(out, records)
+        if progress is not None:
+            progress(video_id, record)
+    return records
+
+
+def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fmt: str) -> dict:
+    start = time.perf_counter()
+    try:
+        result = extractor.extract(load_frames(extractor, video, store))
+        (out / video_id).parent.mkdir(parents=True, exist_ok=True)
+        write_result(out, video_id, result, metadata(video_id, store or video, result, extractor), fmt)
+    except Exception as e:  # any bad video (decoder, store, too small for the crop) is recorded; the run goes on
+        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - start}
+    return {"status": "done", "num_features": len(result.start_frame), "seconds": time.perf_counter() - start}
+
+
+def write_records(out: Path, records: list[dict]) -> None:
+    """OUT/report.json (every job) and OUT/index.csv (finished videos: video_id, num_features), both atomic."""
+    ok = [r for r in records if r["status"] != "failed"]
+    report = {"done": sum(r["status"] == "done" for r in records), "skipped": sum(r["status"] == "skipped" for r in
+              records), "failed": sum(r["status"] == "failed" for r in records), "videos": records}  # fmt: skip
+    _atomic(out / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["video_id", "num_features"])
+    writer.writerows([r["video_id"], r["num_features"] if r["num_features"] is not None else ""] for r in ok)
+    _atomic(out / "index.csv", lambda tmp: tmp.write_text(text.getvalue()))
+
+
+def _write_h5(path: Path, result: Features, meta: dict) -> None:
+    with h5py.File(path, "w") as f:
+        for s, x in result.features.items():
+            f.create_dataset(s, data=x)
+        for s, x in result.logits.items():
+            f.create_dataset(f"{s}_logits", data=x)
+        f.create_dataset("start_frame", data=result.start_frame)
+        f.create_dataset("end_frame", data=result.end_frame)
+        f.attrs["meta"] = json.dumps(meta)  # last: its presence marks a finished file
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

