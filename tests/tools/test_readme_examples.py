@@ -1,0 +1,51 @@
+"""The README's command lines stay runnable as written: the environment's Python, existing tools and options.
+
+Each command of a ```bash block that runs `tools/NAME.py` must start with `.venv/bin/` (the system Python has no
+torch), and every `--option` it passes must be one that the tool's `--help` lists (a renamed or removed option, such
+as the `--skip-missing` an error message once recommended, fails here).
+"""
+
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def readme_commands() -> list[tuple[str, list[str]]]:
+    """(tool name, the words after tools/NAME.py) of every README command that runs a tool."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
+        text = re.sub(r"#[^\n]*", "", block.replace("\\\n", " "))  # join continued lines, drop comments
+        for part in re.split(r"[;\n]|&&", text):
+            words = shlex.split(part.strip().removeprefix("do ").strip())
+            scripts = [i for i, w in enumerate(words) if re.fullmatch(r"tools/\w+\.py", w)]
+            if scripts:
+                assert words[0].startswith(".venv/bin/"), f"README: {part.strip()!r} does not use .venv"
+                commands.append((Path(words[scripts[0]]).stem, words[scripts[0] + 1 :]))
+    return commands
+
+
+def tool_help(name: str) -> str:
+    spec = importlib.util.spec_from_file_location(f"readme_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    return out.getvalue()
+
+
+def test_readme_runs_the_tools_with_options_they_have():
+    commands = readme_commands()
+    assert {"extract_flow", "train_two_stream", "eval", "predict", "distill"} <= {name for name, _ in commands}
+    helps = {}
+    for name, words in commands:
+        helps.setdefault(name, tool_help(name))
+        for option in (w.split("=")[0] for w in words if w.startswith("--")):
+            assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", helps[name]), f"README: {name}.py {option}"
