@@ -112,10 +112,12 @@ def main(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     jobs = list_jobs(args)
     extractor = build_extractor(args, [s for _, _, s in jobs if s is not None], device)
-    bar = tqdm(total=len(jobs), unit="video", disable=args.no_progress)
+    videos = tqdm(total=len(jobs), unit="video", disable=args.no_progress, position=0)
+    clips = tqdm(unit="clip", disable=args.no_progress, position=1, leave=False)  # within long videos
     records = feature_run.run(jobs, args.out, extractor, fmt=args.format, overwrite=args.overwrite,
-                              progress=lambda vid, rec: bar.update(1))  # fmt: skip
-    bar.close()
+                              progress=lambda vid, rec: videos.update(1), on_batch=clips.update)  # fmt: skip
+    clips.close()
+    videos.close()
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['video_id']} ({r['source']}): {r['error']}", file=sys.stderr)

@@ -86,12 +86,13 @@ def is_done(out: Path, video_id: str, fmt: str) -> bool:
 
 
 def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extractor: FeatureExtractor, *,
-        fmt: str = "npy", overwrite: bool = False, progress: Callable[[str, dict], None] | None = None
-        ) -> list[dict]:  # fmt: skip
+        fmt: str = "npy", overwrite: bool = False, progress: Callable[[str, dict], None] | None = None,
+        on_batch: Callable[[int], None] | None = None) -> list[dict]:  # fmt: skip
     """Extract features of (video_id, video path or None, store path or None) jobs into `out`.
 
-    A failing video is recorded with its error and the others go on. Returns one record per job: video_id, source,
-    status ("done", "skipped", "failed"), num_features, seconds, error.
+    A failing video is recorded with its error and the others go on. `progress(video_id, record)` is called after
+    each video, `on_batch(clips)` after each forward pass. Returns one record per job: video_id, source, status
+    ("done", "skipped", "failed"), num_features, seconds, error.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
@@ -103,7 +104,7 @@ def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extra
         record = {"video_id": video_id, "source": str(source), "status": "skipped", "num_features": None,
                   "seconds": 0.0, "error": None}  # fmt: skip
         if overwrite or not is_done(out, video_id, fmt):
-            record.update(_one(out, video_id, video, store, extractor, fmt))
+            record.update(_one(out, video_id, video, store, extractor, fmt, on_batch))
         records.append(record)
         write_records(out, records)
         if progress is not None:
@@ -111,10 +112,10 @@ def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extra
     return records
 
 
-def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fmt: str) -> dict:
+def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fmt: str, on_batch=None) -> dict:
     start = time.perf_counter()
     try:
-        result = extractor.extract(load_frames(extractor, video, store))
+        result = extractor.extract(load_frames(extractor, video, store), on_batch)
         (out / video_id).parent.mkdir(parents=True, exist_ok=True)
         write_result(out, video_id, result, metadata(video_id, store or video, result, extractor), fmt)
     except Exception as e:  # any bad video (decoder, store, too small for the crop) is recorded; the run goes on

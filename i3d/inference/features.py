@@ -20,6 +20,7 @@ Every feature row records its first and last-plus-one real frame (`start_frame`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,8 +100,12 @@ class FeatureExtractor:
     def device(self) -> torch.device:
         return next(next(iter(self.nets.values())).parameters()).device
 
-    def extract(self, frames: dict[str, np.ndarray]) -> Features:
-        """Features of one video from its frames: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}."""
+    def extract(self, frames: dict[str, np.ndarray], on_batch: Callable[[int], None] | None = None) -> Features:
+        """Features of one video from its frames: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}.
+
+        Args:
+            on_batch: called with the number of clips after each forward pass (progress within long videos).
+        """
         n, h, w = next(iter(frames.values())).shape[:3]
         y0, x0 = T.center_crop_origin(h, w, self.spec.crop_size)
         o = self.options
@@ -110,7 +115,7 @@ class FeatureExtractor:
             indices = np.arange(n, dtype=np.int64)[None]
         feats, logits = {}, {}
         for s in self.streams:
-            feats[s], logits[s] = self._run(s, frames[s], indices, y0, x0)
+            feats[s], logits[s] = self._run(s, frames[s], indices, y0, x0, on_batch)
         if o.mode == "snippets":
             starts = indices[:, 0]
         else:  # row t: Mixed_5c steps t and t + 1, each TEMPORAL_STRIDE input frames
@@ -119,7 +124,7 @@ class FeatureExtractor:
         return Features(feats, starts, ends, logits if o.logits else {})
 
     @torch.no_grad()
-    def _run(self, stream: str, frames: np.ndarray, indices: np.ndarray, y0: int, x0: int):
+    def _run(self, stream: str, frames: np.ndarray, indices: np.ndarray, y0: int, x0: int, on_batch=None):
         """(K, 1024) features (and logits) of `stream` for clips `indices` (K, T), batch_size clips per pass."""
         net, spec, feats, logits = self.nets[stream], self.spec, [], []
         size = self.options.batch_size if self.options.mode == "snippets" else 1
@@ -131,6 +136,8 @@ class FeatureExtractor:
             f, lg = pool(net, fmap, self.options.mode)
             feats.append(f.float().cpu().numpy())
             logits.append(lg.float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(len(part))
         dim = getattr(net, "num_features", 0)
         if not feats:  # no snippet fits (a video shorter than one snippet, last="drop")
             return np.zeros((0, dim), np.float32), np.zeros((0, net.num_classes), np.float32)
