@@ -78,16 +78,16 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """torch.save to a temporary name in the same folder, then os.replace: a checkpoint on disk is always whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, lambda tmp: torch.save(state, tmp))
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
 def copy_atomic(src: str | Path, dst: str | Path) -> None:
     """Copy `src` to `dst` through a temporary file and os.replace (last.pt -> best.pt)."""
-    _write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+    write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
     """`write(tmp)` beside `path`, then os.replace; a failed or interrupted write leaves no partial file behind
     (a killed process leaves its `.NAME.tmp-PID`: `remove_stale_temporaries`)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -99,7 +99,7 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # _write_atomic's name: .last.pt.tmp-12345
+TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # write_atomic's name: .last.pt.tmp-12345
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:

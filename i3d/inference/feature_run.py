@@ -5,7 +5,7 @@
     output: OUT/<video_id>_<stream>.npy (K, 1024) float32 per stream (+ _<stream>_logits.npy with logits=True) and
             OUT/<video_id>.json (start/end frame of every row, fps, mode, the input spec), written last, so a
             video counts as done only when its .json exists; or with fmt="h5" one OUT/<video_id>.h5 holding it all.
-            Every file is written to a temporary name and renamed.
+            Every file is written to a temporary name and renamed (`i3d.checkpoint.write_atomic`).
     records: OUT/index.csv (finished videos) and OUT/report.json (every video's status and error), rewritten
             atomically after each video, so a killed run keeps its record; a rerun skips finished videos.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ import h5py
 import numpy as np
 
 from flow.store import VideoStore
+from i3d.checkpoint import write_atomic
 from i3d.data.spec import check_matches, read_extraction
 from i3d.inference.features import FeatureExtractor, Features
 from i3d.inference.predict import decode, video_flow
@@ -60,17 +60,17 @@ def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: st
     """Write one video's features (see the module docstring); returns the files, the completion marker last."""
     if fmt == "h5":
         path = out / f"{video_id}.h5"
-        _atomic(path, lambda tmp: _write_h5(tmp, result, meta))
+        write_atomic(path, lambda tmp: _write_h5(tmp, result, meta))
         return [path]
     arrays = {f"{s}": x for s, x in result.features.items()}
     arrays.update({f"{s}_logits": x for s, x in result.logits.items()})
     files = []
     for name, x in arrays.items():
         path = out / f"{video_id}_{name}.npy"
-        _atomic(path, lambda tmp, x=x: np.save(tmp, x))
+        write_atomic(path, lambda tmp, x=x: _save_npy(tmp, x))
         files.append(path)
     marker = out / f"{video_id}.json"
-    _atomic(marker, lambda tmp: tmp.write_text(json.dumps(meta, indent=1) + "\n"))
+    write_atomic(marker, lambda tmp: tmp.write_text(json.dumps(meta, indent=1) + "\n"))
     return [*files, marker]
 
 
@@ -128,12 +128,12 @@ def write_records(out: Path, records: list[dict]) -> None:
     ok = [r for r in records if r["status"] != "failed"]
     report = {"done": sum(r["status"] == "done" for r in records), "skipped": sum(r["status"] == "skipped" for r in
               records), "failed": sum(r["status"] == "failed" for r in records), "videos": records}  # fmt: skip
-    _atomic(out / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
+    write_atomic(out / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["video_id", "num_features"])
     writer.writerows([r["video_id"], r["num_features"] if r["num_features"] is not None else ""] for r in ok)
-    _atomic(out / "index.csv", lambda tmp: tmp.write_text(text.getvalue()))
+    write_atomic(out / "index.csv", lambda tmp: tmp.write_text(text.getvalue()))
 
 
 def _write_h5(path: Path, result: Features, meta: dict) -> None:
@@ -147,11 +147,6 @@ def _write_h5(path: Path, result: Features, meta: dict) -> None:
         f.attrs["meta"] = json.dumps(meta)  # last: its presence marks a finished file
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _save_npy(path: Path, x: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to the temporary name
+        np.save(f, x)
