@@ -21,11 +21,14 @@ command line (every tool takes it; it is removed before `parse_args` sees it) sh
 - a ValueError raised by the project's own code (flow/, i3d/, tools/): a bad option or input, e.g.
   "data.store_root is empty; set it to tools/extract_flow.py's --out folder".
 
+An error raised in a DataLoader worker (a damaged store read during training) reaches the tool re-raised by torch,
+its type kept and the worker's traceback in its message: it is judged, and printed, by the worker's own traceback.
 Anything else (a ValueError inside numpy or torch, a KeyError, a RuntimeError) is a bug or an unforeseen fault and
 keeps Python's traceback and exit status 1. argparse's own mistakes keep argparse's usage line and status 2.
 """
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -34,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIRS = tuple(str(ROOT / name) + os.sep for name in ("flow", "i3d", "tools"))
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+WORKER_TRACEBACK = "\nOriginal Traceback (most recent call last):\n"  # torch's ExceptionWrapper.reraise
 DEBUG_HELP = "\n--debug (every tool): on an error, print the traceback instead of the one-line message"
 
 
@@ -74,12 +78,22 @@ def is_known_error(e: BaseException) -> bool:
 
 
 def raised_by_project(e: BaseException) -> bool:
-    """Whether the innermost frame of `e`'s traceback is in flow/, i3d/ or tools/ (not in a library)."""
-    frames = traceback.extract_tb(e.__traceback__)
-    return bool(frames) and str(Path(frames[-1].filename).resolve()).startswith(PROJECT_DIRS)
+    """Whether the innermost frame of `e`'s traceback (a DataLoader worker's, for an error re-raised from one) is in
+    flow/, i3d/ or tools/, not in a library."""
+    worker = str(e).partition(WORKER_TRACEBACK)[2]
+    if worker:
+        files = re.findall(r'^  File "(.*?)", line', worker, flags=re.M)
+    else:
+        files = [frame.filename for frame in traceback.extract_tb(e.__traceback__)]
+    return bool(files) and str(Path(files[-1]).resolve()).startswith(PROJECT_DIRS)
 
 
 def one_line(e: BaseException) -> str:
-    """The exception's message with its line breaks folded into spaces (its class name when it has none)."""
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
+    """The exception's message with its line breaks folded into spaces (its class name when it has none); for an
+    error re-raised from a DataLoader worker, the worker's message alone."""
+    text = str(e)
+    worker = text.partition(WORKER_TRACEBACK)[2]
+    heads = list(re.finditer(rf"^(?:[\w.]+\.)?{re.escape(type(e).__name__)}: ", worker, flags=re.M))
+    if heads:
+        text = worker[heads[-1].end() :]
+    return " ".join(text.split()) or type(e).__name__

@@ -4,6 +4,7 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 
 from flow.quantize import quantize_flow
 from flow.store import FlowStoreError
@@ -75,3 +76,40 @@ def test_what_counts_as_known():
     assert is_known_error(PermissionError(13, "Permission denied", "runs/x"))
     assert not is_known_error(RuntimeError("CUDA out of memory"))
     assert not is_known_error(ValueError("raised nowhere"))  # no traceback: not from the project's code
+
+
+class Failing(torch.utils.data.Dataset):
+    """A dataset whose first item fails as `main` does for `kind`, inside a DataLoader worker process."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i):
+        if self.kind == "store":
+            raise FlowStoreError("h5/v_X.h5: flow unreadable\n(checksum); re-run extract_flow.py --overwrite v_X")
+        return main(argparse.Namespace(fail=self.kind))
+
+
+def read_in_a_worker(args) -> int:
+    next(iter(torch.utils.data.DataLoader(Failing(args.fail), num_workers=1)))
+    return 0
+
+
+@pytest.mark.parametrize(
+    "kind, line",
+    [
+        ("store", "error: h5/v_X.h5: flow unreadable (checksum); re-run extract_flow.py --overwrite v_X\n"),
+        ("ours", "error: flow bound must be > 0 pixels, got 0\n"),
+        ("numpy", None),
+    ],
+)
+def test_errors_of_a_dataloader_worker_are_judged_by_its_traceback(kind, line, capsys):
+    if line is None:
+        with pytest.raises(ValueError, match="broadcast"):
+            run_tool(read_in_a_worker, parse_args, ["--fail", kind])
+    else:
+        assert run_tool(read_in_a_worker, parse_args, ["--fail", kind]) == 2
+        assert capsys.readouterr().err == line
