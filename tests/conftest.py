@@ -107,3 +107,12 @@ def run_torchrun(script: Path, nproc: int = 2) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), str(script)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def run_tool(name: str, *argv) -> int:
+    """tools/<name>.py's `main(parse_args(argv))` in this process (no second torch start-up); errors propagate."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", Path(__file__).resolve().parents[1] / "tools" /
+                                                  f"{name}.py")  # fmt: skip
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.main(tool.parse_args([str(a) for a in argv]))

@@ -1,24 +1,14 @@
 """tools/extract_features.py on generated videos with weight files: outputs, frames of every row, resume, failures."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import run_tool
 
 from i3d.models import InceptionI3d
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(*argv) -> int:
-    spec = importlib.util.spec_from_file_location("tool_extract_features", REPO / "tools" / "extract_features.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool.main(tool.parse_args([str(a) for a in argv]))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +28,7 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--flow-weights",
             weights / "flow.pt", "--short-side", "40", "--crop", "32", "--snippet", "8", "--stride", "8", "--last",
             "pad", "--logits", "--no-progress"]  # fmt: skip
-    assert _run(*args) == 1  # one bad video: reported, the others finished
+    assert run_tool("extract_features", *args) == 1  # one bad video: reported, the others finished
     err = capsys.readouterr().err
     assert "FAILED broken" in err and "broken.mp4" in err
     assert np.load(out / "a_rgb.npy").shape == (3, 1024) and np.load(out / "a_flow.npy").shape == (3, 1024)
@@ -51,7 +41,7 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     assert (report["done"], report["failed"]) == (2, 1)
     assert (out / "index.csv").read_text().splitlines() == ["video_id,num_features", "a,3", "sub/b,2"]
     before = (out / "a_rgb.npy").stat().st_mtime_ns
-    assert _run(*args) == 1  # the rerun skips the finished videos and tries the bad one again
+    assert run_tool("extract_features", *args) == 1  # the rerun skips the finished videos and tries the bad one again
     assert (out / "a_rgb.npy").stat().st_mtime_ns == before
     assert json.loads((out / "report.json").read_text())["skipped"] == 2
     assert not list(out.rglob(".*tmp*"))  # no temporary file left
@@ -63,7 +53,7 @@ def test_h5_format_shard_and_video_mode(weights, translating_video, tmp_path):
     out = tmp_path / "feats"
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--streams", "rgb",
             "--short-side", "40", "--crop", "32", "--mode", "video", "--format", "h5", "--no-progress"]  # fmt: skip
-    assert _run(*args, "--shard", "1/2") == 0
+    assert run_tool("extract_features", *args, "--shard", "1/2") == 0
     assert sorted(p.name for p in out.glob("*.h5")) == ["v1.h5"]  # the second of two parts of [v0, v1, v2]
     with h5py.File(out / "v1.h5") as f:
         assert f["rgb"].shape == (2, 1024) and "flow" not in f  # ceil(17 / 8) = 3 Mixed_5c steps -> 2 rows
@@ -72,6 +62,6 @@ def test_h5_format_shard_and_video_mode(weights, translating_video, tmp_path):
 
 def test_bad_arguments_stop_before_any_work(tmp_path):
     with pytest.raises(SystemExit):
-        _run("--out", tmp_path, "--rgb-weights", "w.pt")  # neither --videos nor --stores
+        run_tool("extract_features", "--out", tmp_path, "--rgb-weights", "w.pt")  # neither --videos nor --stores
     with pytest.raises(SystemExit):
-        _run("--videos", tmp_path, "--out", tmp_path)  # no weights
+        run_tool("extract_features", "--videos", tmp_path, "--out", tmp_path)  # no weights

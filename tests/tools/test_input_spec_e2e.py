@@ -8,13 +8,12 @@ convention, clip, crop, normalisation, flow scaling by the stores' bound) comes 
 """
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import textured_frames, write_ffv1
+from conftest import run_tool, textured_frames, write_ffv1
 
 from flow.store import VideoStore
 from i3d.checkpoint import read_checkpoint
@@ -25,13 +24,6 @@ from i3d.inference import predict
 REPO = Path(__file__).resolve().parents[2]
 EXTRACT = ["--engine", "numba", "--bound", "8", "--fps", "15", "--short-side", "40", "--workers", "1",
            "--no-progress"]  # fmt: skip
-
-
-def _run(name: str, *argv) -> int:
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool.main(tool.parse_args([str(a) for a in argv]))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +41,8 @@ def run(tmp_path_factory):
             rows.append(f"{name}/{split}{k},{name},{split}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     torch.manual_seed(0)
-    assert _run("extract_flow", "--videos", root / "videos", "--out", root / "h5", *EXTRACT) == 0
-    assert _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
+    assert run_tool("extract_flow", "--videos", root / "videos", "--out", root / "h5", *EXTRACT) == 0
+    assert run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                 "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
                 "--set", "train.epochs=3", "--set", "optim.lr=0.01", "--set", "model.bn_momentum=0.1",
                 "--set", "train.device=cpu") == 0  # fmt: skip
@@ -64,7 +56,7 @@ def test_the_checkpoint_carries_the_stores_settings(run):
 
 
 def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
-    assert _run("eval", "--checkpoint", run / "run" / "best.pt", "--out", run / "eval" / "results.json") == 0
+    assert run_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", run / "eval" / "results.json") == 0
     stored, _classes = load_predictions(run / "eval" / "results_predictions.npz")
     stored = video_level(stored)
     predictor = predict.from_checkpoint(run / "run" / "best.pt")
@@ -100,10 +92,10 @@ def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
 
 def test_stores_of_other_settings_are_refused(run, tmp_path):
     """The same videos at the default bound: eval of the bound-8 model on them is refused, naming the field."""
-    assert _run("extract_flow", "--videos", run / "videos", "--out", tmp_path / "h5", *EXTRACT[:2], "--bound", "20",
+    assert run_tool("extract_flow", "--videos", run / "videos", "--out", tmp_path / "h5", *EXTRACT[:2], "--bound", "20",
                 *EXTRACT[4:]) == 0  # fmt: skip
     with pytest.raises(InputSpecError, match=r"flow_bound 8.0 \(model\) vs 20.0 \(stores\)"):
-        _run("eval", "--checkpoint", run / "run" / "best.pt", "--out", tmp_path / "r.json", "--store-root",
+        run_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", tmp_path / "r.json", "--store-root",
              tmp_path / "h5")  # fmt: skip
 
 
@@ -111,9 +103,10 @@ def test_training_on_mixed_stores_fails_at_start(run, tmp_path):
     import shutil
 
     shutil.copytree(run / "h5", tmp_path / "h5")
-    assert _run("extract_flow", "--videos", run / "videos" / "right" / "val4.avi", "--out", tmp_path / "h5" / "right",
-                "--overwrite", *EXTRACT[:4], "--fps", "25", *EXTRACT[6:]) == 0  # fmt: skip
+    video = run / "videos" / "right" / "val4.avi"
+    assert run_tool("extract_flow", "--videos", video, "--out", tmp_path / "h5" / "right", "--overwrite",
+                    *EXTRACT[:4], "--fps", "25", *EXTRACT[6:]) == 0  # fmt: skip
     with pytest.raises(InputSpecError, match=r"differ in fps 15.0 vs 25.0"):
-        _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "run",
+        run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "run",
              "--set", f"data.index={run / 'index.csv'}", "--set", f"data.store_root={tmp_path / 'h5'}")  # fmt: skip
     assert not (tmp_path / "run" / "last.pt").exists()
