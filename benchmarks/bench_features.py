@@ -63,7 +63,8 @@ def main(args: argparse.Namespace) -> None:
         for batch in args.batches:
             extractor = FeatureExtractor({stream: net}, spec, FeatureOptions(batch_size=batch))
             extractor.extract({stream: inputs[stream][:16]})  # warm-up
-            result, seconds = timed(lambda e=extractor: e.extract({stream: inputs[stream]}))
+            clips = {stream: inputs[stream]}
+            result, seconds = timed(lambda e=extractor, c=clips: e.extract(c))
             k = len(result.start_frame)
             print(f"{stream:4s} batch {batch}: {k} snippets in {seconds:.2f} s = {k / seconds:.2f} snippets/s "
                   f"(network incl. crop and normalisation; {args.device}, {torch.get_num_threads()} threads)")
