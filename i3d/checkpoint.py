@@ -204,7 +204,7 @@ def checkpoint_spec(ckpt: dict, cfg: Config, path: str | Path = "checkpoint") ->
     base = CONTRACTS.get(cfg.model.rgb.name, CONTRACTS["i3d"])
     short_side = legacy.get("short_side") or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
     spec = InputSpec(short_side=short_side, crop_size=d.crop_size, num_frames=d.num_frames,
-                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips,
+                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips, eval_start=d.eval_start,
                      normalization=d.normalization)  # fmt: skip
     log.warning("%s was written before checkpoints saved their input spec: assuming %s; if its stores were "
                 "extracted otherwise, retrain on them to record it", path, spec)  # fmt: skip

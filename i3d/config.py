@@ -64,6 +64,7 @@ class DataConfig:
     crop_size: int = 224
     eval_num_frames: int = 64  # frames per validation clip; 0 = the whole video (I3D's full-length testing)
     eval_num_clips: int = 1  # evenly spaced clips per video at validation
+    eval_start: str = "centre"  # centre (clips centred in equal segments) | first (one clip from frame 0, DFDC's)
     flip: bool = False  # random horizontal flip at training (negates flow x)
     normalization: str = "i3d"  # RGB normalisation of i3d.data.transforms.normalize_rgb
     num_workers: int = 4
@@ -264,6 +265,8 @@ def validate(cfg: Config) -> Config:
         (d.sampler in SAMPLERS, f"data.sampler={d.sampler!r} must be one of {SAMPLERS}"),
         (d.num_frames > 0 and d.crop_size > 0, "data.num_frames and data.crop_size must be positive"),
         (d.eval_num_frames >= 0 and d.eval_num_clips >= 1, "data.eval_num_frames >= 0 and data.eval_num_clips >= 1"),
+        (d.eval_start in ("centre", "first") and (d.eval_start == "centre" or d.eval_num_clips == 1),
+         f"data.eval_start={d.eval_start!r} must be centre or first (first: data.eval_num_clips=1)"),
         (o.schedule in ("step", "cosine", "constant"), f"optim.schedule={o.schedule!r} must be step|cosine|constant"),
         (o.lr > 0, f"optim.lr={o.lr} must be positive"),
         (m.rgb.lr_scale > 0 and m.flow.lr_scale > 0,

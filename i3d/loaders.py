@@ -86,14 +86,14 @@ def make_dataset(cfg: Config, items: list, train: bool, spec: InputSpec) -> TwoS
     if train:
         return TwoStreamClipDataset(items, num_frames=spec.num_frames, train=True, flip=cfg.data.flip, **common)
     return TwoStreamClipDataset(items, num_frames=spec.eval_num_frames, train=False, num_clips=spec.eval_num_clips,
-                                min_frames=spec.num_frames, **common)  # fmt: skip
+                                min_frames=spec.num_frames, eval_start=spec.eval_start, **common)  # fmt: skip
 
 
 def spec_for_run(cfg: Config, extraction: dict | None) -> InputSpec:
     """The input spec of a run: the stores' extraction settings plus the data: section's crop, clips, normalisation."""
     d = cfg.data
     return InputSpec(**(extraction or {}), crop_size=d.crop_size, num_frames=d.num_frames,
-                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips,
+                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips, eval_start=d.eval_start,
                      normalization=d.normalization)  # fmt: skip
 
 

@@ -2,8 +2,13 @@
 
     python tools/predict_ensemble.py --model runs/dfdc_mc3_112/best.pt:1 --model runs/dfdc_i3d/best.pt:2 \
         --videos data/dfdc/test_videos --out runs/dfdc/submission.csv
+    python tools/predict_ensemble.py --model i3d:j3d_e12.model --model r2p1_112:r2p1_18_8.model:2 \
+        --class-order FAKE,REAL --videos face_crops/ --out submission.csv
 
-Each model is rebuilt from its checkpoint and fed input made by its own input spec (frame rate, short side, flow
+A model is one of our checkpoints, or TYPE:FILE for a weight file of another codebase (the DFDC authors' J3D,
+ResNet3D-34, MC3, R(2+1)D: a two-class head becomes the exact one-logit head z_FAKE - z_REAL, --class-order says
+which output is which; the input is the type's own, every frame, the first clip: i3d/inference/foreign.py).
+Each model is fed input made by its own input spec (frame rate, short side, flow
 settings, clips, crop, normalisation; i3d/inference/ensemble.py); its probabilities (sigmoid for a 1-logit head,
 softmax otherwise) are averaged with the weights. Each video is decoded once per distinct frame rate and short
 side. A video that fails to decode gets --prior and is listed on stderr and in the report; the run goes on.
@@ -25,8 +30,14 @@ from i3d.inference import ensemble
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", dest="models", action="append", required=True, metavar="CKPT[:WEIGHT]",
-                   help="a checkpoint of tools/train_two_stream.py, optionally with its weight (default 1); repeat")
+    p.add_argument("--model", dest="models", action="append", required=True, metavar="[TYPE:]PATH[:WEIGHT]",
+                   help="a checkpoint of tools/train_two_stream.py, or TYPE:FILE for another codebase's weights "
+                        "(TYPE: i3d, res34, mc3_112, mc3_224, r2p1_112, ...), optionally with its weight; repeat")
+    p.add_argument("--class-order", default="REAL,FAKE", help="the classes of a TYPE file's two outputs, in order "
+                   "(the DFDC authors' folder listing: FAKE,REAL)")
+    p.add_argument("--sampling", choices=("first", "centre"), default="first",
+                   help="clips of TYPE files: the first frames (their inference) or centred (I3D's protocol)")
+    p.add_argument("--clips", type=int, default=1, help="with --sampling centre: clips per video, logits averaged")
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="submission CSV; the per-model CSV and report go beside it")
     p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode (default 0.5)")
@@ -37,8 +48,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    specs = [ensemble.parse_model_spec(s) for s in args.models]
-    members = [ensemble.load_member(path, weight, f"m{i}", device) for i, (path, weight) in enumerate(specs)]
+    order = tuple(c.strip().upper() for c in args.class_order.split(","))
+    members = []
+    for i, spec in enumerate(args.models):
+        model_type, path, weight = ensemble.parse_model_spec(spec)
+        if model_type is None:
+            members.append(ensemble.load_member(path, weight, f"m{i}", device))
+        else:
+            members.append(ensemble.load_foreign_member(model_type, path, weight, f"m{i}", class_order=order,
+                                                        sampling=args.sampling, clips=args.clips, device=device))
     result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior)
     paths = ensemble.write_outputs(result, args.out)
     for name, error in result.errors.items():

@@ -68,6 +68,7 @@ class TwoStreamClipDataset(Dataset):
             without `.h5` is used. `index.resolve_stores` builds them.
         flow_bound: the stores' bound (`InputSpec.flow_bound`, from the store attributes via `spec.stores_extraction`).
         min_frames: the shortest whole-video eval clip (`num_frames=0`): the training clip length.
+        eval_start: "centre" (clips centred in equal segments) or "first" (one clip from frame 0).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class TwoStreamClipDataset(Dataset):
         compact: bool = False,
         flow_bound: float = DEFAULT_BOUND,
         min_frames: int = 1,
+        eval_start: str = "centre",
     ):
         streams = tuple(streams)
         if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
@@ -105,6 +107,9 @@ class TwoStreamClipDataset(Dataset):
         self.num_frames, self.crop_size, self.train, self.seed = num_frames, crop_size, train, seed
         self.streams, self.flip, self.num_clips, self.normalization = streams, flip, num_clips, normalization
         self.compact, self.flow_bound, self.min_frames = compact, float(flow_bound), min_frames
+        if eval_start not in T.EVAL_STARTS or (eval_start == "first" and num_clips != 1):
+            raise ValueError(f"eval_start={eval_start!r} must be one of {T.EVAL_STARTS} ('first' with one clip)")
+        self.eval_start = eval_start
         # In shared memory so DataLoader workers see set_epoch even with persistent_workers=True (a plain int
         # would stay frozen at the value each worker was started with).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -124,7 +129,8 @@ class TwoStreamClipDataset(Dataset):
         """The indices, crop and flip of sample `index` for a video of that size (pure; no file is read)."""
         size = self.crop_size
         if not self.train:
-            indices = T.eval_clip_indices(num_video_frames, self.num_frames, self.num_clips, self.min_frames)
+            indices = T.eval_clip_indices(num_video_frames, self.num_frames, self.num_clips, self.min_frames,
+                                          self.eval_start)  # fmt: skip
             return ClipPlan(indices, *T.center_crop_origin(height, width, size), flip=False)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         start = T.random_start(num_video_frames, self.num_frames, rng)

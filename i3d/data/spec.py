@@ -12,7 +12,8 @@ the whole spec in every checkpoint ("input_spec"); eval, predict, the ensemble a
         flow_bound       flow clipped to +-bound px before 8-bit storage    attrs "flow_bound"
         flow_convention  "backward": flow[t] = t-1 -> t, flow[0] = 0        attrs "flow_convention"
     input (the run's data: section)
-        crop_size, num_frames (training clip), eval_num_frames (0 = whole video), eval_num_clips, normalization
+        crop_size, num_frames (training clip), eval_num_frames (0 = whole video), eval_num_clips, eval_start,
+        normalization
 
 Flow scaling, decided once: the network sees clip(flow_px, -flow_bound, flow_bound) / flow_bound in [-1, 1], with
 the bound the stores were written with. A store at bound 8 and a model trained on it therefore see the same numbers
@@ -29,7 +30,7 @@ from pathlib import Path
 from flow.quantize import DEFAULT_BOUND
 from flow.store import FlowStoreError, VideoStore
 from flow.tvl1 import CONVENTIONS, TVL1Params
-from i3d.data.transforms import NORMALIZATIONS
+from i3d.data.transforms import EVAL_STARTS, NORMALIZATIONS
 
 EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention")
 
@@ -54,6 +55,8 @@ class InputSpec:
         eval_num_frames: frames per test clip around the temporal centre; 0 = the whole video (looped up to
             num_frames when shorter).
         eval_num_clips: evenly spaced test clips per video; their logits are averaged.
+        eval_start: "centre" (clips centred in equal segments: I3D's protocol) or "first" (one clip from the first
+            frame: how the DFDC authors scored their models).
         normalization: RGB normalisation (`i3d.data.transforms.normalize_rgb`).
     """
 
@@ -67,6 +70,7 @@ class InputSpec:
     num_frames: int = 64
     eval_num_frames: int = 64
     eval_num_clips: int = 1
+    eval_start: str = "centre"
     normalization: str = "i3d"
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class InputSpec:
             (not self.short_side or self.crop_size <= self.short_side,
              f"crop_size={self.crop_size} is larger than short_side={self.short_side}"),
             (self.eval_num_frames >= 0 and self.eval_num_clips >= 1, "need eval_num_frames >= 0, eval_num_clips >= 1"),
+            (self.eval_start in EVAL_STARTS, f"eval_start={self.eval_start!r} not in {EVAL_STARTS}"),
+            (self.eval_start == "centre" or self.eval_num_clips == 1, "eval_start='first' takes one clip"),
             (self.normalization in NORMALIZATIONS, f"normalization={self.normalization!r} not in {NORMALIZATIONS}"),
         ]  # fmt: skip
         for ok, message in checks:

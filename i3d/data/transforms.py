@@ -18,6 +18,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 NORMALIZATIONS = ("i3d", "imagenet", "kinetics", "none")
+EVAL_STARTS = ("centre", "first")  # where test clips start: centred in equal segments, or at frame 0
 
 
 # ---------------------------------------------------------------- time
@@ -54,8 +55,10 @@ def even_starts(num_video_frames: int, num_frames: int, num_clips: int = 1) -> n
     return (slack * (2 * np.arange(num_clips, dtype=np.int64) + 1)) // (2 * num_clips)
 
 
-def eval_clip_indices(num_video_frames: int, num_frames: int, num_clips: int = 1, min_frames: int = 1) -> np.ndarray:
-    """Frame indices of the test clips: `num_clips` clips of `num_frames` centred in equal segments of the video.
+def eval_clip_indices(num_video_frames: int, num_frames: int, num_clips: int = 1, min_frames: int = 1,
+                      start: str = "centre") -> np.ndarray:  # fmt: skip
+    """Frame indices of the test clips: `num_clips` clips of `num_frames` centred in equal segments of the video, or
+    with start="first" one clip from frame 0.
 
     `num_frames=0` takes the whole video as one clip, looped from frame 0 up to `min_frames` when it is shorter
     (the training clip length: a network trained on 64 frames is not fed 5). A video shorter than a clip loops.
@@ -63,8 +66,10 @@ def eval_clip_indices(num_video_frames: int, num_frames: int, num_clips: int = 1
     Returns:
         (num_clips, T) int64.
     """
+    if start not in EVAL_STARTS:
+        raise ValueError(f"start={start!r}: use one of {EVAL_STARTS}")
     length = num_frames or max(num_video_frames, min_frames)
-    starts = even_starts(num_video_frames, length, num_clips)
+    starts = even_starts(num_video_frames, length, num_clips) if start == "centre" else np.zeros(1, np.int64)
     return np.stack([clip_indices(num_video_frames, length, s) for s in starts])
 
 

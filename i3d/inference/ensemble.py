@@ -1,6 +1,6 @@
 """Ensemble prediction from raw videos: every model's input is made from its own checkpoint's input spec.
 
-    members = [load_member("runs/mc3/best.pt", 1.0), load_member("runs/r3d/best.pt", 2.0)]
+    members = [load_member("runs/mc3/best.pt", 1.0), load_foreign_member("r2p1_112", "their_r2p1.model", 2.0)]
     result = predict_videos(members, find_videos(["data/test_videos"]), prior=0.5)
     write_outputs(result, "submission.csv")
 
@@ -32,7 +32,10 @@ from torch import nn
 from flow.video import read_video
 from i3d.checkpoint import CheckpointError, model_from_checkpoint
 from i3d.data.spec import InputSpec
+from i3d.inference.foreign import BINARY_CLASSES, load_foreign
 from i3d.inference.predict import to_probabilities, video_flow, video_inputs
+from i3d.models.contracts import CONTRACTS
+from i3d.models.pretrained import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +87,26 @@ class EnsembleResult:
 # ---------------------------------------------------------------- loading
 
 
-def parse_model_spec(spec: str) -> tuple[Path, float]:
-    """Split "CKPT[:WEIGHT]" into (path, weight); a suffix that is not a number stays part of the path."""
-    path, sep, tail = spec.rpartition(":")
+def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
+    """Split "[TYPE:]PATH[:WEIGHT]" into (type or None, path, weight).
+
+    TYPE is a zoo model name (`i3d.models.contracts.CONTRACTS`: i3d, res34, mc3_112, ...) for a weight file of
+    another codebase (`i3d.inference.foreign`); without it PATH is one of our checkpoints. A suffix that is not a
+    number stays part of the path.
+    """
+    model_type, sep, rest = spec.partition(":")
+    if not (sep and model_type in CONTRACTS):
+        model_type, rest = None, spec
+    path, sep, tail = rest.rpartition(":")
     if sep and path:
         try:
             weight = float(tail)
         except ValueError:
-            return Path(spec), 1.0
+            return model_type, Path(rest), 1.0
         if not weight >= 0:
             raise EnsembleError(f"--model {spec}: weight {tail} must be >= 0")
-        return Path(path), weight
-    return Path(spec), 1.0
+        return model_type, Path(path), weight
+    return model_type, Path(rest), 1.0
 
 
 def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device: str | torch.device = "cpu"
@@ -107,6 +118,18 @@ def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device:
         raise EnsembleError(str(e)) from e
     binary = loaded.config.model.num_classes == 1
     return Member(name, Path(path), float(weight), loaded.model, loaded.spec, loaded.classes, binary)
+
+
+def load_foreign_member(model_type: str, path: str | Path, weight: float = 1.0, name: str = "m0", *,
+                        class_order: tuple[str, str] = BINARY_CLASSES, sampling: str = "first", clips: int = 1,
+                        device: str | torch.device = "cpu") -> Member:  # fmt: skip
+    """A weight file of another codebase by its type (`i3d.inference.foreign.load_foreign`), as a binary member."""
+    try:
+        model, spec = load_foreign(model_type, path, class_order=class_order, sampling=sampling, clips=clips,
+                                   device=device)  # fmt: skip
+    except (WeightsError, ValueError) as e:
+        raise EnsembleError(f"--model {model_type}:{path}: {e}") from e
+    return Member(name, Path(path), float(weight), model, spec, list(BINARY_CLASSES), True)
 
 
 def check_members(members: list[Member]) -> list[str]:

@@ -36,7 +36,6 @@ from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.contracts import contract_for
 from i3d.models.pretrained import load_pretrained
 
-
 # DeepMind's kinetics-i3d label_map.txt: the 400 Kinetics classes in the order of the released weights' outputs
 KINETICS400_LABELS = Path(__file__).with_name("kinetics400_labels.txt")
 
@@ -175,7 +174,8 @@ def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray 
         flow: (N, H, W, 2) pixels from `video_flow`; computed here when "flow" is wanted and it is None.
     """
     n, h, w = frames.shape[:3]
-    indices = T.eval_clip_indices(n, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames)  # (K, T)
+    indices = T.eval_clip_indices(n, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames,  # (K, T)
+                                  spec.eval_start)  # fmt: skip
     y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
     inputs = {}
     for stream in streams:

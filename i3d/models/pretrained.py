@@ -268,7 +268,8 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
     return _select_prefix(state, prefix, path), "ours"
 
 
-def _read_zoo_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+def read_zoo_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A video-ResNet file's state dict as stored (torchvision or kenshohara names), unwrapped, `prefix` selected."""
     path = Path(path)
     return _select_prefix(_state_dict_of(torch_load(path), path), prefix, path)
 
@@ -369,17 +370,21 @@ def _load_video_resnet(model: nn.Module, state: dict[str, torch.Tensor], path: s
     _average_input_channels(state, target, path)
     heads = _check_fit(state, target, f"{path} does not fit {type(model).__name__}")
     model.load_state_dict({k: v for k, v in state.items() if k not in heads}, strict=False)
+    if heads:  # said as the I3D loader says it: a silently dropped two-class head loses the file's P(FAKE)
+        n_file = state["fc.weight"].shape[0] if "fc.weight" in state else "?"
+        logger.warning("%s: the file's classifier has %s classes, the model %d; loaded the backbone and "
+                       "re-initialised the classifier", path, n_file, target["fc.weight"].shape[0])  # fmt: skip
     return heads
 
 
 def load_torchvision_video(model: nn.Module, path: str | Path) -> list[str]:
     """Load a torchvision Kinetics-400 video-ResNet state dict (r3d_18 / mc3_18 / r2plus1d_18) from `path`."""
-    return _load_video_resnet(model, _read_zoo_state_dict(path), path)
+    return _load_video_resnet(model, read_zoo_state_dict(path), path)
 
 
 def load_kenshohara(model: nn.Module, path: str | Path) -> list[str]:
     """Load a kenshohara/3D-ResNets-PyTorch ResNet checkpoint (e.g. resnet-34-kinetics.pth) into `resnet3d_34`."""
-    return _load_video_resnet(model, kenshohara_to_torchvision(_read_zoo_state_dict(path)), path)
+    return _load_video_resnet(model, kenshohara_to_torchvision(read_zoo_state_dict(path)), path)
 
 
 def load_zoo_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "") -> list[str]:
@@ -391,7 +396,7 @@ def load_zoo_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "")
     Returns:
         The classifier keys left at the model's own initialisation.
     """
-    state = _read_zoo_state_dict(path, prefix)
+    state = read_zoo_state_dict(path, prefix)
     if "conv1.weight" in state:
         state = kenshohara_to_torchvision(state)
     return _load_video_resnet(model, state, path)

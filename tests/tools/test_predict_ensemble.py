@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
 from i3d.inference import ensemble
 from i3d.synthetic import fake_toy
 from i3d.synthetic.video import write_video
-from i3d.train import build_model_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,3 +97,29 @@ def test_ensemble_tool_reports_bad_model(videos, tmp_path):
     with pytest.raises(ensemble.EnsembleError, match="nope.pt not found"):  # one line and status 2 from run_tool
         _run("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_foreign_file_by_type_scores_p_fake_as_its_authors(tmp_path):
+    """--model mc3_112:FILE with --class-order FAKE,REAL: P(FAKE) is the softmax of the file's two logits on the
+    first 32 frames at 112 px (ImageNet statistics), the way the DFDC authors scored it."""
+    from i3d.inference.foreign import foreign_spec
+    from i3d.inference.predict import decode, video_inputs
+    from i3d.models.zoo import build_model
+
+    torch.manual_seed(0)
+    theirs = build_model("mc3_112", 2).eval()  # torchvision's MC3-18 with fc -> 2, as they saved it
+    torch.save(theirs.state_dict(), tmp_path / "mc3_18_112.model")
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        write_video(tmp_path / "faces" / f"face{k}.avi", rng.integers(0, 256, (36, 128, 128, 3), dtype=np.uint8), 30.0)
+    out = tmp_path / "sub.csv"
+    assert _run("predict_ensemble", "--model", f"mc3_112:{tmp_path / 'mc3_18_112.model'}", "--class-order",
+                "FAKE,REAL", "--videos", tmp_path / "faces", "--out", out) == 0  # fmt: skip
+    rows = {r["filename"]: float(r["label"]) for r in csv.DictReader(out.open())}
+    spec = foreign_spec("mc3_112")
+    for k in range(2):
+        frames = decode(tmp_path / "faces" / f"face{k}.avi", spec)
+        assert len(frames) == 36  # every frame (fps 0), the first 32 used
+        with torch.no_grad():
+            two = theirs(video_inputs(frames, spec, ("rgb",))["rgb"])[0].double()
+        assert rows[f"face{k}.avi"] == pytest.approx(torch.softmax(two, 0)[0].item(), abs=2e-6)  # FAKE is output 0

@@ -39,9 +39,9 @@ def save_constant_checkpoint(path, bias, cfg=None, classes=("REAL", "FAKE"), spe
 
 
 def test_parse_model_spec():
-    assert en.parse_model_spec("runs/a/best.pt:2.5") == (en.Path("runs/a/best.pt"), 2.5)
-    assert en.parse_model_spec("runs/a/best.pt") == (en.Path("runs/a/best.pt"), 1.0)
-    assert en.parse_model_spec("C:/runs/best.pt") == (en.Path("C:/runs/best.pt"), 1.0)  # not a weight
+    assert en.parse_model_spec("runs/a/best.pt:2.5") == (None, en.Path("runs/a/best.pt"), 2.5)
+    assert en.parse_model_spec("runs/a/best.pt") == (None, en.Path("runs/a/best.pt"), 1.0)
+    assert en.parse_model_spec("C:/runs/best.pt") == (None, en.Path("C:/runs/best.pt"), 1.0)  # not a weight
     with pytest.raises(en.EnsembleError, match="weight -1 must be >= 0"):
         en.parse_model_spec("best.pt:-1")
 

@@ -155,3 +155,12 @@ def test_auto_loader_tells_formats_apart_and_picks_a_stream(tmp_path):
     hara = tmp_path / "hara.pth"
     torch.save({"state_dict": HaraResNet34().state_dict()}, hara)
     assert load_zoo_pretrained(resnet3d_34(num_classes=400), hara) == []
+
+
+def test_a_dropped_head_is_said(tmp_path, caplog):
+    """A DFDC two-class file loaded into a one-logit model keeps only the backbone, and a warning says so."""
+    from i3d.models.zoo import build_model
+
+    torch.save(build_model("mc3_112", 2).state_dict(), tmp_path / "two.model")
+    assert load_zoo_pretrained(build_model("mc3_112", 1), tmp_path / "two.model") == ["fc.weight", "fc.bias"]
+    assert "classifier has 2 classes, the model 1" in caplog.text
