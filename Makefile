@@ -11,6 +11,8 @@ $(STAMP): setup.py Makefile
 	# Pinned here, ranges in setup.py: this machine's disk has exactly these two builds that work together.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e ".[dev]"
+	# MTCNN face detector (faces/): its metadata pins torch<2.3, so never let pip resolve its dependencies
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	$(PY) -c "import cv2; assert hasattr(cv2, 'optflow'), 'cv2.optflow missing: pip uninstall -y opencv-python opencv-python-headless; pip install --force-reinstall opencv-contrib-python-headless'"
 	touch $(STAMP)
 

@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["flow", "flow.*", "i3d", "i3d.*"]),
+    packages=find_packages(include=["faces", "faces.*", "flow", "flow.*", "i3d", "i3d.*"]),
     package_data={"i3d.inference": ["kinetics400_labels.txt"]},  # DeepMind's label map: predict's default names
     install_requires=[
         "torch>=2.4,<3",
@@ -23,6 +23,10 @@ setup(
         "pillow>=9",
         "tqdm>=4.60",
         "pyyaml>=6",
+        # face detection (faces.detect): facenet-pytorch's MTCNN, whose weights ship in its wheel. Its metadata pins
+        # torch<2.3, numpy<2 and Pillow<10.3, so it cannot be listed here without downgrading torch: the Makefile
+        # installs it with --no-deps (pip install --no-deps facenet-pytorch==2.6.0). Its __init__ imports requests.
+        "requests>=2",
     ],
     extras_require={
         "fast": ["numba>=0.59"],
@@ -37,6 +41,7 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6",
             "matplotlib>=3.7",
+            "scikit-image>=0.21",  # ships real photographs with faces (astronaut, camera): the face-crop tests
         ],
     },
 )
