@@ -1,31 +1,36 @@
 """Extraction of many videos into `OUT/<video_id>.h5`: the per-video job, local (joblib) and Dask runs, shards,
-resume, and the run's report (`report.json`) and index (`index.csv`).
+resume, and the run's report (`report.json`) and index (`index.csv`, see `flow.report`).
 
-Each video is one job that never raises: a bad video becomes a "failed" record with its path and reason, and the
-run goes on. A store that is already complete is "skipped" without being opened for writing, so a rerun (or a
-SLURM array job restarted after a timeout) redoes only what is missing.
+Every option is checked once, before any video is touched (`ExtractOptions`, `check_run`). Each video is then one
+job that never raises: a bad video becomes a "failed" record with its path and reason, and the run goes on. A store
+that is already complete is "skipped" without being opened for writing (with `verify`, after reading all of it),
+so a rerun (or a SLURM array job restarted after a timeout) redoes only what is missing or damaged. Workers die
+with the run that started them (`flow.workers`).
 """
 
 import contextlib
-import csv
 import glob
-import json
+import importlib.util
+import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from flow.engines import make_engine
+from flow.engines import ENGINES, make_engine
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
-from flow.store import StoreWriter, VideoStore, is_complete
-from flow.tvl1 import CONVENTIONS, TVL1Params
+from flow.report import RunReport
+from flow.store import StoreWriter, VideoStore, is_complete, verify_store
+from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
+from flow.workers import FrameChannel, RunBar, die_with_parent, send_frames
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,35 @@ class ExtractOptions:
     compression: str = "gzip"
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
     prefetch: int = 2  # batches of frames decoded ahead in a thread while the engine works; 0: off (same output)
-    overwrite: bool = False
+    overwrite: bool | tuple[str, ...] = False  # True: redo every finished store; video ids: redo those
+    verify: bool = False  # read every finished store fully before skipping it; redo the ones that do not read back
 
     def __post_init__(self):
+        """Each bad option is a ValueError of one line naming it by its command-line flag."""
+        if not (math.isfinite(self.fps) and self.fps >= 0):
+            raise ValueError(f"--fps {self.fps}: must be >= 0 frames per second (0 keeps each video's own rate)")
+        if self.short_side < 0:
+            raise ValueError(f"--short-side {self.short_side}: must be >= 0 pixels (0 keeps the native size)")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"--max-frames {self.max_frames}: must be >= 1")
         if self.convention not in CONVENTIONS:
-            raise ValueError(f"unknown flow convention {self.convention!r}; use one of {CONVENTIONS}")
+            raise ValueError(f"--convention {self.convention!r}: unknown flow convention; use one of {CONVENTIONS}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine {self.engine!r}: unknown TV-L1 engine; use one of {', '.join(ENGINES)}")
+        check_params(self.tvl1, self.engine)
+        if not (math.isfinite(self.bound) and self.bound > 0):
+            raise ValueError(f"--bound {self.bound}: must be > 0 pixels (flow is clipped to +-bound)")
+        if not 0 <= self.jpeg_quality <= 100:
+            raise ValueError(f"--jpeg-quality {self.jpeg_quality}: must be 0-100")
+        if self.compression not in ("gzip", "lzf"):
+            raise ValueError(f"compression {self.compression!r}: use 'gzip' or 'lzf'")
+        if self.batch < 1:
+            raise ValueError(f"--batch {self.batch}: must be >= 1 frame pairs per engine call")
         if self.prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0 batches (0 decodes in the main thread), got {self.prefetch}")
+            raise ValueError(f"--prefetch {self.prefetch}: must be >= 0 batches (0 decodes in the main thread)")
+
+    def overwrites(self, video_id: str) -> bool:
+        return self.overwrite is True or (isinstance(self.overwrite, tuple) and video_id in self.overwrite)
 
 
 # -- one video ---------------------------------------------------------------------------------------------------
@@ -64,8 +91,12 @@ def get_engine(name: str, params: TVL1Params):
     return _ENGINES[key]
 
 
-def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions) -> dict:
+def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions,
+                  on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     """Extract one video into the store `dst`. Never raises for a bad video: the record says what happened.
+
+    Args:
+        on_frames: called with the number of frames just written, a few times per video (progress).
 
     Returns:
         A record: video_id, source, store, status ("done", "skipped" or "failed"), frames, fps, height, width,
@@ -75,16 +106,19 @@ def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: Extract
     record = _record(video_id, src, dst)
     dst = Path(dst)
     try:
-        if dst.exists() and not opts.overwrite:
-            if is_complete(dst):
+        if dst.exists() and not opts.overwrites(video_id):
+            problem = None if is_complete(dst) else f"{dst} was incomplete or corrupt"
+            if problem is None and opts.verify:
+                problem = verify_store(dst)
+            if problem is None:
                 summary, attrs = store_summary(dst)
                 record.update(status="skipped", **summary)
                 record["warnings"] += option_mismatches(attrs, opts)
                 return record
-            record["warnings"].append(f"{dst} was incomplete or corrupt; extracted again")
+            record["warnings"].append(f"{problem}; extracted again")
         for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a killed run; shards never share a video
             stale.unlink(missing_ok=True)
-        info, calc_seconds = _extract(src, dst, opts)
+        info, calc_seconds = _extract(src, dst, opts, video_id=video_id, on_frames=on_frames)
         record.update(status="done", frames=info["num_frames"], fps=info["sampled_fps"], height=info["height"],
                       width=info["width"], calc_seconds=calc_seconds, truncated=info["truncated"])  # fmt: skip
         record["warnings"] += info["warnings"]
@@ -100,7 +134,9 @@ def _record(video_id: str, src, dst, error: str | None = None) -> dict:
             "warnings": [], "error": error}  # fmt: skip
 
 
-def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
+def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = None,
+             on_frames: Callable[[int], None] | None = None) -> tuple[dict, float]:  # fmt: skip
+    on_frames = on_frames or (lambda frames: None)
     cv2.setNumThreads(1)  # parallelism comes from processes; OpenCV's own threads would oversubscribe the cores
     engine = get_engine(opts.engine, opts.tvl1)
     reader = VideoReader(src, fps=opts.fps, short_side=opts.short_side, max_frames=opts.max_frames)
@@ -122,12 +158,15 @@ def _extract(src, dst: Path, opts: ExtractOptions) -> tuple[dict, float]:
                 next_batch.append(gray)
             if len(prev_batch) >= opts.batch:
                 calc_seconds += _calc(engine, prev_batch, next_batch, writer)
+                on_frames(opts.batch)  # each pair completes one frame
             prev_gray = gray
+        tail = len(prev_batch) + 1  # the last pairs' frames, and frame 0, which has no pair
         calc_seconds += _calc(engine, prev_batch, next_batch, writer)
         if opts.convention == "forward":
             writer.add_flow(np.zeros((h, w, 2), np.float32))  # the last frame has no successor
         info = dict(reader.info, num_frames=writer.num_frames)
-        writer.close(_store_attrs(info, engine, opts))
+        writer.close(_store_attrs(video_id, info, engine, opts))
+        on_frames(tail)
     return info, calc_seconds
 
 
@@ -148,10 +187,11 @@ def _calc(engine, prev_batch: list, next_batch: list, writer: StoreWriter) -> fl
     return seconds
 
 
-def _store_attrs(info: dict, engine, opts: ExtractOptions) -> dict:
+def _store_attrs(video_id: str | None, info: dict, engine, opts: ExtractOptions) -> dict:
     keys = ("source_path", "source_size", "native_fps", "sampled_fps", "source_frame_indices", "header_frames",
             "decoded_frames", "truncated", "source_height", "source_width")  # fmt: skip
     return {
+        "video_id": video_id,  # OUT/<video_id>.h5: lets a read error name the command that redoes this store
         **{k: info[k] for k in keys},
         "fps": opts.fps,  # as asked (0 = native); sampled_fps is what this video got
         "short_side": opts.short_side,
@@ -253,44 +293,78 @@ def select_shard(items: list, index: int, count: int) -> list:
 
 
 # -- many videos -------------------------------------------------------------------------------------------------
+def check_run(out: str | Path, *, workers: int = 1, backend: str = "local", scheduler: str | None = None,
+              engine: str = "opencv") -> None:  # fmt: skip
+    """Check a run's own options (a one-line ValueError for the first bad one); creates nothing."""
+    if workers < 1:
+        raise ValueError(f"--workers {workers}: must be >= 1 (processes for the local backend)")
+    _check_backend(backend, scheduler)
+    module = {"numba": "numba", "torch": "torch"}.get(engine)
+    if backend == "local" and module and importlib.util.find_spec(module) is None:
+        raise ValueError(f"--engine {engine} needs {module}, which is not installed here: pip install {module}")
+    out = Path(out)
+    nearest = next(folder for folder in (out, *out.parents) if folder.exists())  # parents end with "." or "/"
+    if not nearest.is_dir():
+        raise ValueError(f"--out {out}: {nearest} is a file, not a folder; choose another --out")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: no permission to write in {nearest}")
+
+
+def _check_backend(backend: str, scheduler: str | None) -> None:
+    if backend not in ("local", "dask"):
+        raise ValueError(f"--backend {backend!r}: use 'local' or 'dask'")
+    if backend == "dask" and not scheduler:
+        raise ValueError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.1:8786)")
+
+
 def run_jobs(jobs: list[tuple[str, Path, Path]], opts: ExtractOptions, *, workers: int = 1, backend: str = "local",
-             scheduler: str | None = None, progress: bool = True) -> list[dict]:  # fmt: skip
+             scheduler: str | None = None, progress: bool = True,
+             on_record: Callable[[dict], None] | None = None) -> list[dict]:  # fmt: skip
     """Run extract_video over (video_id, src, dst) jobs with joblib processes or on a Dask cluster.
 
     Args:
         workers: processes for the local backend (1 runs in this process).
         backend: "local" (joblib) or "dask" (needs `scheduler`, the address of a running Dask scheduler whose
             workers can import `flow` and see the same paths).
+        progress: one bar for the run: frames as they are written (Dask: as each video finishes), videos done.
+        on_record: called with each video's record as soon as it finishes (e.g. `RunReport.add`).
     """
-    if backend == "local":
-        records = _run_local(jobs, opts, workers)
-    elif backend == "dask":
-        if not scheduler:
-            raise ValueError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.1:8786)")
-        records = _run_dask(jobs, opts, scheduler)
-    else:
-        raise ValueError(f"unknown backend {backend!r}; use 'local' or 'dask'")
-    results, frames, start = [], 0, time.perf_counter()
-    with tqdm(total=len(jobs), unit="video", disable=not progress) as bar:
+    _check_backend(backend, scheduler)
+    bar, results = RunBar(len(jobs), enabled=progress), []
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        channel = None
+        if backend == "local" and workers > 1:
+            with contextlib.suppress(OSError):  # no loopback socket: frames are counted per video instead
+                channel = stack.enter_context(FrameChannel(bar.add_frames))
+        if backend == "dask":
+            records = _run_dask(jobs, opts, scheduler)
+        elif workers <= 1:
+            records = (extract_video(*job, opts, on_frames=bar.add_frames) for job in jobs)
+        else:
+            records = _run_local(jobs, opts, workers, channel.address if channel else None)
         for record in records:
             results.append(record)
-            frames += record["frames"] if record["status"] == "done" else 0
-            bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
-            bar.update()
+            if backend == "dask" or (workers > 1 and channel is None):
+                bar.add_frames(record["frames"] if record["status"] == "done" else 0)
+            bar.add_video(failed=record["status"] == "failed")
+            if on_record is not None:
+                on_record(record)
     return sorted(results, key=lambda r: r["video_id"])
 
 
-def _run_local(jobs, opts: ExtractOptions, workers: int):
-    if workers <= 1:
-        yield from (extract_video(*job, opts) for job in jobs)
-        return
+def _run_local(jobs, opts: ExtractOptions, workers: int, progress_address):
     from joblib import Parallel, delayed
 
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    # prctl's "parent" is the thread that starts the workers: arm it only when that is the main thread
+    lifeline = (os.getpid(), threading.current_thread() is threading.main_thread())
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", initializer=die_with_parent,
+                        initargs=lifeline)  # fmt: skip
     threads = max(1, (os.cpu_count() or 1) // workers)
     seen = set()
     try:
-        for record in parallel(delayed(_extract_in_worker)(*job, opts, threads) for job in jobs):
+        tasks = (delayed(_extract_in_worker)(*job, opts, threads, progress_address) for job in jobs)
+        for record in parallel(tasks):
             seen.add(record["video_id"])
             yield record
     except Exception as e:  # a worker process died (a codec crash, the OOM killer): keep the report, allow resume
@@ -298,16 +372,19 @@ def _run_local(jobs, opts: ExtractOptions, workers: int):
         yield from (_record(*job, error=error) for job in jobs if job[0] not in seen)
 
 
-def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: int) -> dict:
-    """extract_video in a pool process whose engine may use `threads` threads (cores // workers)."""
+def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: int, progress_address=None) -> dict:
+    """extract_video in a pool process whose engine may use `threads` threads (cores // workers), telling the
+    parent's progress bar at `progress_address` (see `flow.workers`) how many frames it has written."""
     if opts.engine == "numba":  # numba's pool defaults to every core: N workers would run N x cores threads
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return extract_video(video_id, src, dst, opts)
+    on_frames = partial(send_frames, progress_address) if progress_address else None
+    return extract_video(video_id, src, dst, opts, on_frames=on_frames)
 
 
 def _run_dask(jobs, opts: ExtractOptions, scheduler: str):
+    """Dask workers belong to their nanny, not to this process: see `flow.workers` for what a killed client leaves."""
     try:
         from distributed import Client, as_completed
     except ImportError as e:
@@ -321,55 +398,37 @@ def _run_dask(jobs, opts: ExtractOptions, scheduler: str):
                 yield _record(*futures[future], error=f"dask worker failed: {type(e).__name__}: {e}")
 
 
-def summarize(records: list[dict], seconds: float) -> dict:
-    """Counts (done / skipped / failed / flagged), frames extracted and frames per second over the run."""
-    count = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
-    frames = sum(r["frames"] for r in records if r["status"] == "done")
-    flagged = [r["video_id"] for r in records if r.get("truncated")]
-    return {**count, "flagged": len(flagged), "flagged_videos": flagged, "frames": frames, "seconds": seconds,
-            "frames_per_second": frames / seconds if seconds > 0 else 0.0}  # fmt: skip
-
-
-def write_report(out: Path, records: list[dict], summary: dict, opts: ExtractOptions, suffix: str = "") -> Path:
-    """OUT/report{suffix}.json: the options, the summary and one record per video."""
-    path = Path(out) / f"report{suffix}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"summary": summary, "options": asdict(opts), "videos": records}, indent=1))
-    return path
-
-
-def write_index(out: Path, records: list[dict], suffix: str = "") -> Path:
-    """OUT/index{suffix}.csv: video_id, store (relative to OUT), frames, fps, height, width of every good store."""
-    out = Path(out)
-    path = out / f"index{suffix}.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["video_id", "store", "frames", "fps", "height", "width"])
-        for r in records:
-            if r["status"] in ("done", "skipped"):
-                store = Path(r["store"]).resolve().relative_to(out.resolve()).as_posix()
-                writer.writerow([r["video_id"], store, r["frames"], r["fps"], r["height"], r["width"]])
-    return path
-
-
 def extract_all(specs: list[str], out: str | Path, opts: ExtractOptions, *, root=None, shard=None, workers=1,
                 backend="local", scheduler=None, progress=True) -> tuple[list[dict], dict]:  # fmt: skip
-    """Find the videos, keep this shard's, extract them into OUT, write OUT/report.json and OUT/index.csv.
+    """Check the options, find the videos, keep this shard's, extract them into OUT, and keep OUT/report.json and
+    OUT/index.csv up to date as each video finishes (`flow.report.RunReport`: merged with an earlier run's).
 
     With `shard=(I, N)` the report and index are named report-shardIofN.json / index-shardIofN.csv so that array
     jobs do not overwrite each other; a final unsharded run (everything skipped) writes the complete index.
+    Raises ValueError (a bad option) or FileNotFoundError (no videos) before any video is touched.
     """
-    out = Path(out)
+    check_run(out, workers=workers, backend=backend, scheduler=scheduler, engine=opts.engine)
     videos = find_videos(specs, root)
     if not videos:
         raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    if isinstance(opts.overwrite, tuple):
+        unknown = sorted(set(opts.overwrite) - {video_id for video_id, _ in videos})
+        if unknown:
+            raise ValueError(f"--overwrite {' '.join(unknown)}: no such video id among the {len(videos)} videos "
+                             f"found (ids are paths under the folder given, without extension, e.g. {videos[0][0]})")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     if shard:
         videos = select_shard(videos, *shard)
     jobs = [(video_id, src, out / f"{video_id}.h5") for video_id, src in videos]
-    start = time.perf_counter()
-    records = run_jobs(jobs, opts, workers=workers, backend=backend, scheduler=scheduler, progress=progress)
-    summary = summarize(records, time.perf_counter() - start)
-    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
-    summary["report"] = str(write_report(out, records, summary, opts, suffix))
-    summary["index"] = str(write_index(out, records, suffix))
-    return records, summary
+    report = RunReport(out, opts, suffix=f"-shard{shard[0]}of{shard[1]}" if shard else "")
+    try:
+        records = run_jobs(jobs, opts, workers=workers, backend=backend, scheduler=scheduler, progress=progress,
+                           on_record=report.add)  # fmt: skip
+    except BaseException:  # Ctrl-C: record what finished (a SIGKILL leaves the last write made by report.add)
+        report.write(complete=False)
+        raise
+    return records, report.write(complete=True)

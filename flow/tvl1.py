@@ -78,6 +78,27 @@ def check_pairs(prev: np.ndarray, nxt: np.ndarray, engine: str) -> tuple[np.ndar
     return np.ascontiguousarray(prev), np.ascontiguousarray(nxt)
 
 
+def check_params(params: TVL1Params, engine: str) -> None:
+    """Parameters that `engine` ("opencv", "numba" or "torch") can run and that mean something; a ValueError naming
+    the first bad one by its command-line flag otherwise (checked once, before any video)."""
+    p = params
+    flag = {f.name: "--" + f.name.rstrip("_").replace("_", "-") for f in dataclasses.fields(TVL1Params)}
+    for name in ("tau", "lambda_", "theta", "epsilon"):
+        if not getattr(p, name) > 0:  # theta = 0 gives NaN flow; the others make TV-L1 meaningless
+            raise ValueError(f"{flag[name]} {getattr(p, name)}: must be > 0")
+    for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):
+        if getattr(p, name) < 1:
+            raise ValueError(f"{flag[name]} {getattr(p, name)}: must be >= 1")
+    if not p.gamma >= 0:
+        raise ValueError(f"--gamma {p.gamma}: must be >= 0 (0: no illumination term)")
+    if not 0 < p.scale_step <= 1:  # OpenCV's pyramid fails outside (0, 1]
+        raise ValueError(f"--scale-step {p.scale_step}: must be in (0, 1]")
+    if p.median_filtering not in (0, 1, 3, 5):  # what cv2.medianBlur does on float32 flow
+        raise ValueError(f"--median-filtering {p.median_filtering}: must be 3 or 5, or 0/1 (off)")
+    if engine != "opencv":
+        check_reimplementable(p, engine)
+
+
 def check_reimplementable(params: TVL1Params, engine: str) -> None:
     """The parameters our re-implementations of OpenCV's TV-L1 (numba, torch) support; a ValueError otherwise."""
     p = params

@@ -4,7 +4,9 @@
     python tools/extract_flow.py --videos list.txt --out OUT --shard $SLURM_ARRAY_TASK_ID/50   # SLURM array
     python tools/extract_flow.py --videos 'clips/**/*.mp4' --out OUT --backend dask --scheduler tcp://HOST:8786
 
-Reruns skip finished stores. The exit status is 1 if any video failed; see OUT/report.json for why.
+Reruns skip finished stores (--verify reads them all first and redoes the damaged ones). OUT/report.json and
+OUT/index.csv are updated as each video finishes. The exit status is 1 if any video failed (see OUT/report.json for
+why) and 2, with one line on stderr and before any video is touched, for a bad option or no videos.
 """
 
 import argparse
@@ -16,16 +18,23 @@ from flow.extract import ExtractOptions, extract_all, parse_shard
 from flow.tvl1 import TVL1Params
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, like every other bad option (argparse's own adds the usage)
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="output folder for <video_id>.h5, report.json, index.csv")
     p.add_argument("--root", help="video ids are paths relative to this folder (default: the folder given)")
     p.add_argument("--workers", type=int, default=1, help="processes (local backend)")
     p.add_argument("--backend", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask")
-    p.add_argument("--shard", type=parse_shard, help="I/N: process the I-th (from 0) of N parts of the sorted list")
-    p.add_argument("--overwrite", action="store_true", help="redo stores that are already complete")
+    p.add_argument("--shard", help="I/N: process the I-th (from 0) of N parts of the sorted list")
+    p.add_argument("--overwrite", nargs="*", metavar="VIDEO_ID",
+                   help="redo finished stores: all of them, or only these video ids")
+    p.add_argument("--verify", action="store_true", help="read every finished store fully; redo those that fail")
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate; 0 keeps the native rate")
     p.add_argument("--short-side", type=int, default=256, help="resize the short side to this (0: native size)")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each video (quick looks)")
@@ -35,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bound", type=float, default=ExtractOptions.bound,
                    help="flow is clipped to +-bound pixels before 8-bit storage (and divided by it as model input)")
     p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--batch", type=int, default=ExtractOptions.batch, help="frame pairs per engine call")
+    p.add_argument("--prefetch", type=int, default=ExtractOptions.prefetch,
+                   help="batches decoded ahead while the engine works (0: off)")
     p.add_argument("--no-progress", action="store_true")
     tvl1 = p.add_argument_group("TV-L1 parameters (OpenCV's defaults)")
     for f in dataclasses.fields(TVL1Params):
@@ -47,16 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    params = TVL1Params(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TVL1Params)})
-    opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
-                          convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
-                          jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)  # fmt: skip
-    try:
-        records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=args.shard,
-                                 workers=args.workers, backend=args.backend, scheduler=args.scheduler,
-                                 progress=not args.no_progress)  # fmt: skip
+    overwrite = tuple(args.overwrite) if args.overwrite else args.overwrite == []  # bare --overwrite: every store
+    try:  # every option is checked here, before any video: a mistake is one line and exit status 2
+        params = TVL1Params(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TVL1Params)})
+        opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
+                              convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
+                              jpeg_quality=args.jpeg_quality, batch=args.batch, prefetch=args.prefetch,
+                              overwrite=overwrite, verify=args.verify)  # fmt: skip
+        shard = parse_shard(args.shard) if args.shard else None
+        records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
+                                 backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as e:  # nothing to run: no videos, two videos with one id, bad options
-        print(f"extract_flow.py: error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for r in records:
         if r["status"] == "failed" or r["warnings"]:

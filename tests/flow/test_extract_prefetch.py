@@ -40,7 +40,7 @@ def test_same_store_with_and_without_prefetch(translating_video, tmp_path, max_f
 
 
 def test_prefetch_must_not_be_negative():
-    with pytest.raises(ValueError, match="prefetch must be >= 0"):
+    with pytest.raises(ValueError, match="--prefetch -1: must be >= 0"):
         ExtractOptions(prefetch=-1)
 
 

@@ -3,9 +3,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pytest
 
-from flow.store import VideoStore
+from flow.store import FlowStoreError, VideoStore
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 
@@ -56,3 +58,71 @@ def test_cli_nothing_to_do(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert tool.main(tool.parse_args(["--videos", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])) == 2
     assert "no videos found" in capsys.readouterr().err
+
+
+BAD_OPTIONS = [
+    (["--short-side", "-5"], "--short-side -5: must be >= 0"),
+    (["--jpeg-quality", "500"], "--jpeg-quality 500: must be 0-100"),
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+    (["--bound", "0"], "--bound 0.0: must be > 0"),
+    (["--fps", "-1"], "--fps -1.0: must be >= 0"),
+    (["--batch", "0"], "--batch 0: must be >= 1"),
+    (["--prefetch", "-1"], "--prefetch -1: must be >= 0"),
+    (["--max-frames", "0"], "--max-frames 0: must be >= 1"),
+    (["--shard", "3/2"], "--shard 3/2: need 0 <= I < N"),
+    (["--shard", "x"], "--shard wants I/N"),
+    (["--nscales", "0"], "--nscales 0: must be >= 1"),
+    (["--median-filtering", "4"], "--median-filtering 4: must be 3 or 5"),
+    (["--engine", "numba", "--use-initial-flow"], "numba does not support use_initial_flow"),
+    (["--backend", "dask"], "--backend dask needs --scheduler"),
+    (["--overwrite", "nope"], "--overwrite nope: no such video id"),
+    (["--out", "{file}/sub"], "is a file, not a folder"),
+    (["--workers", "two"], "argument --workers: invalid int value: 'two'"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])
+def test_bad_option_is_one_line_before_any_work(extra, message, translating_video, tmp_path, capsys):
+    tool = _tool()
+    video, _ = translating_video(name="in/v.avi", num_frames=3, height=24, width=32)
+    (tmp_path / "file").write_text("a regular file")
+    extra = [e.format(file=tmp_path / "file") for e in extra]
+    argv = ["--videos", str(video.parent), "--out", str(tmp_path / "out"), "--no-progress", *extra]
+    try:
+        status = tool.main(tool.parse_args(argv))
+    except SystemExit as e:  # argparse's own checks (types, choices)
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()  # nothing was touched
+
+
+def test_verify_redoes_a_store_corrupted_inside(translating_video, tmp_path, capsys):
+    tool = _tool()
+    for i, name in enumerate(("a.avi", "b.avi")):
+        translating_video(name=f"in/{name}", num_frames=4, height=24, width=32, seed=i)
+    out = tmp_path / "out"
+    argv = ["--videos", str(tmp_path / "in"), "--out", str(out), "--short-side", "0", "--nscales", "2", "--no-progress"]
+    assert tool.main(tool.parse_args(argv)) == 0
+    good = VideoStore(out / "b.h5").read_flow(range(4))
+    with h5py.File(out / "b.h5") as f:
+        chunk = f["flow"].id.get_chunk_info(2)
+    data = bytearray((out / "b.h5").read_bytes())
+    data[chunk.byte_offset + 4 : chunk.byte_offset + 12] = bytes(8)  # same size, HDF5 structure intact
+    (out / "b.h5").write_bytes(bytes(data))
+
+    capsys.readouterr()
+    assert tool.main(tool.parse_args(argv)) == 0  # a plain rerun trusts finished stores (attributes, shapes)
+    assert "done 0, skipped 2" in capsys.readouterr().out
+    with pytest.raises(FlowStoreError, match=rf"b\.h5: flow frames 0-3 cannot be read.*--out {out} --overwrite b"):
+        VideoStore(out / "b.h5").read_flow(range(4))
+
+    assert tool.main(tool.parse_args([*argv, "--verify"])) == 0
+    captured = capsys.readouterr()
+    assert "done 1, skipped 1" in captured.out and "b.h5: flow frames 0-3 cannot be read" in captured.err
+    np.testing.assert_array_equal(VideoStore(out / "b.h5").read_flow(range(4)), good)
+    assert [r["video_id"] for r in csv.DictReader(open(out / "index.csv"))] == ["a", "b"]
+
+    inode = (out / "a.h5").stat().st_ino
+    assert tool.main(tool.parse_args([*argv, "--overwrite", "a"])) == 0  # redo one store by its id
+    assert "done 1, skipped 1" in capsys.readouterr().out and (out / "a.h5").stat().st_ino != inode
