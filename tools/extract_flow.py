@@ -6,7 +6,8 @@
 
 Reruns skip finished stores (--verify reads them all first and redoes the damaged ones). OUT/report.json and
 OUT/index.csv are updated as each video finishes. The exit status is 1 if any video failed (see OUT/report.json for
-why) and 2, with one line on stderr and before any video is touched, for a bad option or no videos.
+why) and 2, with one line `error: ...` on stderr and before any video is touched, for a bad option or no videos
+(`--debug` shows the traceback instead).
 """
 
 import argparse
@@ -16,15 +17,11 @@ from pathlib import Path
 
 from flow.extract import ExtractOptions, extract_all, parse_shard
 from flow.tvl1 import TVL1Params
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, like every other bad option (argparse's own adds the usage)
-        self.exit(2, f"error: {message} (see --help)\n")
+from i3d.cli import run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="output folder for <video_id>.h5, report.json, index.csv")
     p.add_argument("--root", help="video ids are paths relative to this folder (default: the folder given)")
@@ -59,19 +56,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Every option is checked before any video (ExtractOptions, parse_shard, extract_all's check_run): a ValueError
+    # of one line, which run_tool prints as `error: ...` with exit status 2.
     overwrite = tuple(args.overwrite) if args.overwrite else args.overwrite == []  # bare --overwrite: every store
-    try:  # every option is checked here, before any video: a mistake is one line and exit status 2
-        params = TVL1Params(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TVL1Params)})
-        opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
-                              convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
-                              jpeg_quality=args.jpeg_quality, batch=args.batch, prefetch=args.prefetch,
-                              overwrite=overwrite, verify=args.verify)  # fmt: skip
-        shard = parse_shard(args.shard) if args.shard else None
-        records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
-                                 backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as e:  # nothing to run: no videos, two videos with one id, bad options
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    params = TVL1Params(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TVL1Params)})
+    opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
+                          convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
+                          jpeg_quality=args.jpeg_quality, batch=args.batch, prefetch=args.prefetch,
+                          overwrite=overwrite, verify=args.verify)  # fmt: skip
+    shard = parse_shard(args.shard) if args.shard else None
+    records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
+                             backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
     for r in records:
         if r["status"] == "failed" or r["warnings"]:
             print(f"{r['status'].upper()} {r['source']}: {r['error'] or '; '.join(r['warnings'])}", file=sys.stderr)
@@ -82,4 +77,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_tool(main, parse_args))
