@@ -27,7 +27,7 @@ from flow.engines import ENGINES, make_engine
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
 from flow.report import RunReport
-from flow.store import StoreWriter, VideoStore, is_complete, verify_store
+from flow.store import FlowStoreError, StoreWriter, VideoStore, is_complete, verify_store
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
 from flow.workers import FrameChannel, RunBar, die_with_parent, send_frames
@@ -107,15 +107,13 @@ def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: Extract
     dst = Path(dst)
     try:
         if dst.exists() and not opts.overwrites(video_id):
-            problem = None if is_complete(dst) else f"{dst} was incomplete or corrupt"
-            if problem is None and opts.verify:
-                problem = verify_store(dst)
-            if problem is None:
-                summary, attrs = store_summary(dst)
+            finished = _finished_store(dst, opts.verify)
+            if isinstance(finished, tuple):
+                summary, attrs = finished
                 record.update(status="skipped", **summary)
                 record["warnings"] += option_mismatches(attrs, opts)
                 return record
-            record["warnings"].append(f"{problem}; extracted again")
+            record["warnings"].append(f"{finished}; extracted again")
         for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a killed run; shards never share a video
             stale.unlink(missing_ok=True)
         info, calc_seconds = _extract(src, dst, opts, video_id=video_id, on_frames=on_frames)
@@ -126,6 +124,19 @@ def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: Extract
         record["error"] = f"{type(e).__name__}: {e}"
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def _finished_store(dst: Path, verify: bool) -> tuple[dict, dict] | str:
+    """(summary, attrs) of a finished store that reads back (all of it, with `verify`), or what is wrong with it."""
+    if not is_complete(dst):
+        return f"{dst} was incomplete or corrupt"
+    problem = verify_store(dst) if verify else None
+    if problem:
+        return problem
+    try:
+        return store_summary(dst)
+    except (OSError, KeyError, ValueError, FlowStoreError) as e:
+        return f"{dst} cannot be read ({type(e).__name__}: {e})"
 
 
 def _record(video_id: str, src, dst, error: str | None = None) -> dict:

@@ -186,3 +186,17 @@ def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_p
         assert numba.get_num_threads() == 1  # 2 workers x all cores each would oversubscribe the machine
     finally:
         numba.set_num_threads(before)
+
+
+def test_store_that_cannot_be_summarised_is_redone_not_dropped(translating_video, tmp_path):
+    """A store that passes the resume check (attributes, shapes) but cannot be read for the index is extracted
+    again with a warning, rather than becoming a failure that drops out of index.csv."""
+    src, _ = translating_video(num_frames=3, height=24, width=32)
+    dst = tmp_path / "out" / "clip.h5"
+    assert extract_video("clip", src, dst, NATIVE)["status"] == "done"
+    with h5py.File(dst, "a") as f:
+        del f.attrs["height"]
+    record = extract_video("clip", src, dst, NATIVE)
+    assert record["status"] == "done"
+    assert record["warnings"][0].endswith("cannot be read (KeyError: 'height'); extracted again")
+    assert VideoStore(dst).height == 24
