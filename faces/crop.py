@@ -51,9 +51,9 @@ def crop_box(boxes: np.ndarray, margin: float, square: bool = True) -> tuple[int
     w, h = (x1 - x0) * (1 + 2 * margin), (y1 - y0) * (1 + 2 * margin)
     if square:
         w = h = max(w, h)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = int(np.floor(cx - w / 2)), int(np.floor(cy - h / 2))
-    return left, top, max(left + 1, int(np.ceil(cx + w / 2))), max(top + 1, int(np.ceil(cy + h / 2)))
+    w, h = max(1, int(np.ceil(w - 1e-6))), max(1, int(np.ceil(h - 1e-6)))  # whole pixels: a square stays square
+    left, top = int(np.floor((x0 + x1 - w) / 2 + 0.5)), int(np.floor((y0 + y1 - h) / 2 + 0.5))
+    return left, top, left + w, top + h
 
 
 def plan_crops(tracks: list[Track], num_frames: int, *, stride: int, split_frames: int, margin: float,

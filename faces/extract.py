@@ -1,0 +1,397 @@
+"""Face-crop videos from raw videos: one video (`extract_video`) and many (`extract_faces`).
+
+For each video, OUT gets one clip per person and segment and a record of how they were made:
+
+    OUT/<video_id>_<track>_<segment>.avi   a face-crop clip: FFV1 (lossless: a fake's traces are not re-encoded
+                                           away), size x size, the source's frame rate
+    OUT/<video_id>.faces.json              detections, tracks, clips, clips set aside, options; written last, so
+                                           its presence means the video is finished (a rerun skips it)
+    OUT/report.json                        every video's outcome (done / skipped / no_face / failed)
+    OUT/<folder>/metadata.json             DFDC labels for the crops (`faces.labels`)
+
+One video: decode and detect faces in every `stride`-th frame (`faces.detect`), link the detections into tracks
+(`faces.track`), plan the clips (`faces.crop`), then decode again and cut each clip's box from its frames; a clip is
+written (atomically, `i3d.synthetic.video.write_video`) as soon as its last frame is cut. Decoding twice costs a few
+ms per frame; holding the frames instead would take 1.8 GB per worker for a 300-frame 1080p DFDC video. A FAKE
+whose original has been done takes the original's tracks from its `.faces.json` and skips detection (`reuse`): the
+DFDC authors' choice, which halves the detection cost (DFDC has ~5 fakes per real video, so more than halves) and
+cuts a fake's clips through exactly the boxes of its original's clips. A video with no face gets no clip; its
+`.faces.json` says so, and a rerun does not detect again. A video that cannot be read is a "failed" record.
+
+Many videos: the files, folders, globs and lists of `flow.extract.find_videos`, shards (`--shard I/N`, by family:
+a real video with its fakes, so that reuse works inside a shard), joblib processes, real videos before fakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from faces.crop import CropPlan, cut, plan_crops
+from faces.detect import MTCNNDetector
+from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
+from faces.track import Track, link_tracks
+from flow.extract import find_videos, select_shard
+from flow.video import VIDEO_EXTENSIONS, VideoReader
+from i3d.synthetic.video import write_video
+
+SIDECAR = ".faces.json"
+STATUSES = ("done", "skipped", "no_face", "failed")
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """How faces are found and cut (the DFDC authors' recipe by default; recorded in each `.faces.json`)."""
+
+    stride: int = 10  # detect in every stride-th frame
+    detect_size: int = 960  # frames are shrunk to this longer side for detection (0: full size)
+    min_score: float = 0.9  # MTCNN's face probability
+    min_face: int = 20  # MTCNN's smallest face, pixels at the detection size
+    min_iou: float = 0.3  # a detection joins a track if it overlaps its latest box this much
+    max_missed: int = 1  # sampled frames in a row a track may go without a detection
+    margin: float = 0.2  # the clip's box: the union of the face boxes grown by this fraction per side
+    square: bool = True  # square boxes: resizing to size x size keeps the face's proportions
+    size: int = 224  # clips are size x size pixels (0: the box's own size)
+    split_frames: int = 150  # segments of this many frames, one clip each per track (0: whole videos)
+    min_frames: int = 64  # shorter clips are set aside (reported, not written)
+    reuse: bool = True  # a DFDC FAKE takes its original's tracks instead of detecting
+    device: str = "cpu"  # where MTCNN runs (not recorded: it does not change the boxes beyond rounding)
+    overwrite: bool | tuple[str, ...] = False  # True: redo every video; video ids: redo those
+
+    def __post_init__(self):
+        """Each bad option is a ValueError of one line naming it by its command-line flag."""
+        for flag, value, least in (("--stride", self.stride, 1), ("--detect-size", self.detect_size, 0),
+                                   ("--min-face", self.min_face, 1), ("--max-missed", self.max_missed, 0),
+                                   ("--size", self.size, 0), ("--split-frames", self.split_frames, 0),
+                                   ("--min-frames", self.min_frames, 1)):  # fmt: skip
+            if value < least:
+                raise ValueError(f"{flag} {value}: must be >= {least}")
+        for flag, value in (("--min-score", self.min_score), ("--min-iou", self.min_iou)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{flag} {value}: must be between 0 and 1")
+        if not (math.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"--margin {self.margin}: must be >= 0 (a fraction of the face boxes' size per side)")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device {self.device!r}: use cpu, cuda or cuda:N")
+
+    def overwrites(self, video_id: str) -> bool:
+        return self.overwrite is True or (isinstance(self.overwrite, tuple) and video_id in self.overwrite)
+
+    def recorded(self) -> dict:
+        """The options that shape the clips (saved in `.faces.json`, compared on resume)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "overwrite")}
+
+
+def sidecar_path(out: Path, video_id: str) -> Path:
+    return Path(out) / f"{video_id}{SIDECAR}"
+
+
+def crop_file(video_id: str, plan: CropPlan) -> str:
+    """The clip's path relative to OUT: <video_id>_<track>_<segment>.avi."""
+    return f"{video_id}_{plan.track}_{plan.segment}.avi"
+
+
+# -- one video ---------------------------------------------------------------------------------------------------
+_DETECTORS: dict = {}
+
+
+def get_detector(opts: FaceOptions) -> MTCNNDetector:
+    """The detector for these options, built once per process (loading MTCNN's weights takes ~50 ms)."""
+    key = (opts.min_score, opts.detect_size, opts.min_face, opts.device)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = MTCNNDetector(opts.min_score, opts.detect_size, opts.min_face, opts.device)
+    return _DETECTORS[key]
+
+
+def extract_video(video_id: str, src: str | Path, out: str | Path, opts: FaceOptions,
+                  boxes_from: str | Path | None = None) -> dict:  # fmt: skip
+    """Detect, track and cut one video's faces into OUT. Never raises for a bad video: the record says what happened.
+
+    Args:
+        boxes_from: the original's `.faces.json` for a FAKE (reuse its tracks); when it is missing, the video's own
+            faces are detected, with a warning.
+
+    Returns:
+        A record: video_id, source, status (see `STATUSES`), frames, fps, height, width, boxes_from, sampled
+        (frames detected in), tracks, crops (file, track, segment, start, end, box), set_aside, detect_seconds,
+        seconds, warnings, error.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    record = _record(video_id, src)
+    try:
+        sidecar = sidecar_path(out, video_id)
+        earlier = None if opts.overwrites(video_id) else finished(out, video_id)
+        if earlier is not None:
+            record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
+                          error=None, seconds=0.0)  # fmt: skip
+            record["warnings"] += option_mismatches(earlier, opts)
+            return record
+        _remove_earlier(out, video_id)
+        tracks, stride, frames_hint = _find_tracks(video_id, src, opts, boxes_from, record)
+        keep, aside = plan_crops(tracks, frames_hint, stride=stride, split_frames=opts.split_frames,
+                                 margin=opts.margin, min_frames=opts.min_frames, square=opts.square)  # fmt: skip
+        if keep:
+            keep, aside = _cut_clips(video_id, src, out, keep, aside, opts, record)
+        record.update(status="done" if keep else "no_face", tracks=[t.to_json() for t in tracks],
+                      crops=[_plan_json(crop_file(video_id, p), p) for p in keep],
+                      set_aside=[_plan_json(None, p) for p in aside])  # fmt: skip
+        if not keep:
+            reason = "no face found" if not tracks else f"every clip is shorter than {opts.min_frames} frames"
+            record["warnings"].append(f"{reason}; nothing written")
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        write_json(sidecar, {**record, "options": opts.recorded(), "seconds": None})
+    except Exception as e:  # a bad video must not stop the run; the error is reported with its path
+        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _record(video_id: str, src, error: str | None = None) -> dict:
+    return {"video_id": video_id, "source": str(src), "status": "failed", "frames": 0, "fps": None, "height": None,
+            "width": None, "boxes_from": None, "detector": None, "sampled": 0, "tracks": [], "crops": [],
+            "set_aside": [], "detect_seconds": 0.0, "seconds": 0.0, "warnings": [], "error": error}  # fmt: skip
+
+
+def _plan_json(file: str | None, plan: CropPlan) -> dict:
+    entry = {"track": plan.track, "segment": plan.segment, "start": plan.start, "end": plan.end,
+             "frames": plan.frames, "box": list(plan.box)}  # fmt: skip
+    return {"file": file, **entry} if file else entry
+
+
+def finished(out: Path, video_id: str) -> dict | None:
+    """A finished video's `.faces.json` (with every clip it lists present), or None."""
+    try:
+        done = json.loads(sidecar_path(out, video_id).read_text(encoding="utf-8"))
+        files = [out / crop["file"] for crop in done["crops"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return done if all(f.is_file() for f in files) else None
+
+
+def option_mismatches(earlier: dict, opts: FaceOptions) -> list[str]:
+    """Where a finished video was cut with other options than this run's (it is kept; --overwrite redoes it)."""
+    old = earlier.get("options", {})
+    diffs = [f"{k} {old[k]!r} (asked {v!r})" for k, v in opts.recorded().items() if k in old and old[k] != v]
+    return [f"kept clips made with other options: {', '.join(diffs)}; use --overwrite to redo them"] if diffs else []
+
+
+def _remove_earlier(out: Path, video_id: str) -> None:
+    """Before (re)doing a video: its old `.faces.json` first (so no record points at mixed clips), its old clips,
+    and the temporary files a killed run left."""
+    sidecar = sidecar_path(out, video_id)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        old = json.loads(sidecar.read_text(encoding="utf-8"))
+        sidecar.unlink()
+        for crop in old["crops"]:
+            (out / crop["file"]).unlink(missing_ok=True)
+    name = glob.escape(Path(video_id).name)
+    for stale in [*sidecar.parent.glob(f".{name}_*.tmp.avi"), *sidecar.parent.glob(f".{name}{SIDECAR}.tmp-*")]:
+        stale.unlink(missing_ok=True)
+
+
+def _find_tracks(video_id: str, src, opts: FaceOptions, boxes_from, record: dict) -> tuple[list[Track], int, int]:
+    """(tracks, the stride they were detected at, the frame count they were planned for): the original's when
+    `boxes_from` is a readable `.faces.json`, else this video's own."""
+    if boxes_from is not None:
+        try:
+            original = json.loads(Path(boxes_from).read_text(encoding="utf-8"))
+            tracks = [Track.from_json(t) for t in original["tracks"]]
+            record.update(boxes_from=original["video_id"], detector=original["detector"])
+            return tracks, int(original["options"]["stride"]), int(original["frames"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            why = f"{type(e).__name__}: {e}; not among the videos, or it failed"
+            record["warnings"].append(f"the original's boxes ({boxes_from}) cannot be read ({why}): detected here")
+    detector, detections, seconds = None, [], 0.0
+    reader = VideoReader(src, fps=0, short_side=0)
+    for index, frame in enumerate(reader):
+        if index % opts.stride == 0:
+            detector = detector or get_detector(opts)  # not before a frame: a bad video fails without loading it
+            tick = time.perf_counter()
+            detections.append((index, detector(frame)))
+            seconds += time.perf_counter() - tick
+    _update_info(record, reader.info)
+    record.update(detector=detector.name, sampled=len(detections), detect_seconds=seconds)  # VideoReader: >= 1 frame
+    return link_tracks(detections, opts.min_iou, opts.max_missed), opts.stride, record["frames"]
+
+
+def _update_info(record: dict, info: dict) -> None:
+    record.update(frames=len(info["source_frame_indices"]), fps=info["sampled_fps"], height=info["height"],
+                  width=info["width"])  # fmt: skip
+    record["warnings"] += info["warnings"]
+
+
+def _cut_clips(video_id: str, src, out: Path, keep: list[CropPlan], aside: list[CropPlan], opts: FaceOptions,
+               record: dict) -> tuple[list[CropPlan], list[CropPlan]]:  # fmt: skip
+    """Decode the video and write each planned clip as soon as its last frame is cut. Returns (written, set aside):
+    a video shorter than planned (a fake with fewer frames than its original) ends its clips early."""
+    reader = VideoReader(src, fps=0, short_side=0)
+    buffers: dict[CropPlan, list[np.ndarray]] = {plan: [] for plan in keep}
+    written = []
+    for index, frame in enumerate(reader):
+        for plan in [p for p in buffers if p.start <= index < p.end]:
+            buffers[plan].append(cut(frame, plan.box, opts.size))
+            if index == plan.end - 1:
+                write_video(out / crop_file(video_id, plan), buffers.pop(plan), reader.info["sampled_fps"])
+                written.append(plan)
+    _update_info(record, reader.info)
+    for plan, frames in buffers.items():  # the video ended before these clips did
+        short = CropPlan(plan.track, plan.segment, plan.start, plan.start + len(frames), plan.box)
+        record["warnings"].append(f"the video ended at frame {record['frames']}, inside clip {plan.track}_"
+                                  f"{plan.segment} (frames {plan.start}-{plan.end - 1})")  # fmt: skip
+        if short.frames >= opts.min_frames:
+            write_video(out / crop_file(video_id, short), frames, reader.info["sampled_fps"])
+            written.append(short)
+        elif short.frames:
+            aside.append(short)
+    return sorted(written, key=lambda p: (p.segment, p.track)), aside
+
+
+# -- many videos -------------------------------------------------------------------------------------------------
+def plan_jobs(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel], out: Path,
+              opts: FaceOptions) -> tuple[list[tuple], list[tuple]]:  # fmt: skip
+    """(first, then) lists of (video_id, source, boxes_from) jobs: fakes whose original is among the videos wait
+    for it (`then`); with `reuse`, every fake takes its original's `.faces.json` (it warns when that is missing)."""
+    ids = {video_id for video_id, _ in videos}
+    first, then = [], []
+    for video_id, src in videos:
+        label = labels.get(video_id)
+        if not (opts.reuse and label and label.label == "FAKE" and label.original):
+            first.append((video_id, src, None))
+            continue
+        (then if label.original in ids else first).append((video_id, src, sidecar_path(out, label.original)))
+    return first, then
+
+
+def shard_families(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel], index: int, count: int) -> list:
+    """This shard's videos: `select_shard` over families (a real video and the fakes made from it)."""
+    family = {video_id: (labels[video_id].original if video_id in labels else None) or video_id
+              for video_id, _ in videos}  # fmt: skip
+    mine = set(select_shard(sorted(set(family.values())), index, count))
+    return [(video_id, src) for video_id, src in videos if family[video_id] in mine]
+
+
+class FaceReport:
+    """OUT/report{suffix}.json, rewritten (atomically) as each video finishes and merged with an earlier run's:
+    videos this run does not touch keep their record while their `.faces.json` is there (or they had failed)."""
+
+    def __init__(self, out: Path, opts: FaceOptions, suffix: str = ""):
+        self.out, self.path, self.opts = out, out / f"report{suffix}.json", opts
+        try:
+            earlier = json.loads(self.path.read_text(encoding="utf-8"))["videos"]
+        except (OSError, ValueError, KeyError, TypeError):
+            earlier = []
+        self.records = {r["video_id"]: r for r in earlier if isinstance(r, dict) and "video_id" in r
+                        and (r.get("status") == "failed" or sidecar_path(out, r["video_id"]).is_file())}  # fmt: skip
+        self.this_run: list[dict] = []
+        self.start, self.last_write = time.perf_counter(), 0.0
+
+    def add(self, record: dict) -> None:
+        self.records[record["video_id"]] = record
+        self.this_run.append(record)
+        if time.perf_counter() - self.last_write > 2.0:  # a killed run still says what it finished
+            self.write(complete=False)
+
+    def write(self, complete: bool = True) -> dict:
+        """Write the report; returns this run's summary (counts per status, clips written and set aside)."""
+        count = {s: sum(r["status"] == s for r in self.this_run) for s in STATUSES}
+        made = [r for r in self.this_run if r["status"] in ("done", "no_face")]
+        summary = {**count, "crops": sum(len(r["crops"]) for r in made)}
+        summary.update(set_aside=sum(len(r["set_aside"]) for r in made), seconds=time.perf_counter() - self.start)
+        summary.update(complete=complete, report=str(self.path))
+        videos = sorted(self.records.values(), key=lambda r: r["video_id"])
+        write_json(self.path, {"summary": summary, "options": asdict(self.opts), "videos": videos})
+        self.last_write = time.perf_counter()
+        return summary
+
+
+def run_jobs(jobs: list[tuple], out: Path, opts: FaceOptions, *, workers: int = 1, bar=None,
+             on_record=None) -> list[dict]:  # fmt: skip
+    """extract_video over (video_id, source, boxes_from) jobs, in this process or in `workers` joblib processes."""
+    if workers <= 1 or len(jobs) <= 1:
+        records = (extract_video(video_id, src, out, opts, boxes_from) for video_id, src, boxes_from in jobs)
+    else:
+        records = _run_local(jobs, out, opts, workers)
+    results = []
+    for record in records:
+        results.append(record)
+        if bar is not None:
+            bar.update(1)
+        if on_record is not None:
+            on_record(record)
+    return results
+
+
+def _run_local(jobs: list[tuple], out: Path, opts: FaceOptions, workers: int):
+    from joblib import Parallel, delayed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    seen = set()
+    try:
+        for record in parallel(delayed(_extract_in_worker)(*job, out, opts, threads) for job in jobs):
+            seen.add(record["video_id"])
+            yield record
+    except Exception as e:  # a worker process died (a codec crash, the OOM killer): report, allow resume
+        error = f"worker process failed ({type(e).__name__}: {e}); rerun to resume, finished videos are kept"
+        yield from (_record(video_id, src, error=error) for video_id, src, _ in jobs if video_id not in seen)
+
+
+def _extract_in_worker(video_id: str, src, boxes_from, out: Path, opts: FaceOptions, threads: int) -> dict:
+    """extract_video in a pool process: MTCNN may use `threads` threads (cores // workers), OpenCV one."""
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(1)
+    return extract_video(video_id, src, out, opts, boxes_from)
+
+
+def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=None, shard=None, workers: int = 1,
+                  progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
+    """Find the videos, keep this shard's, cut their faces into OUT (real videos first, then the fakes that reuse
+    their boxes), and write OUT/report.json and the crops' DFDC metadata.json files.
+
+    Raises ValueError (a bad option) or FileNotFoundError (no videos) before any video is touched.
+    """
+    if workers < 1:
+        raise ValueError(f"--workers {workers}: must be >= 1 (processes)")
+    videos = find_videos(specs, root)
+    if not videos:
+        raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    if isinstance(opts.overwrite, tuple):
+        unknown = sorted(set(opts.overwrite) - {video_id for video_id, _ in videos})
+        if unknown:
+            raise ValueError(
+                f"--overwrite {' '.join(unknown)}: no such video id among the {len(videos)} videos "
+                f"found (ids are paths under the folder given, without extension, e.g. {videos[0][0]})"
+            )
+    labels = read_labels(videos)
+    if shard:
+        videos = shard_families(videos, labels, *shard)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+    report = FaceReport(out, opts, suffix)
+    first, then = plan_jobs(videos, labels, out, opts)
+    with tqdm(total=len(videos), unit="video", desc="faces", disable=not progress) as bar:
+        records = [r for jobs in (first, then) for r in run_jobs(jobs, out, opts, workers=workers, bar=bar,
+                                                                  on_record=report.add)]  # fmt: skip
+    crops_of = {video_id: record["crops"] for video_id, record in report.records.items()}
+    for label in labels.values():  # originals done by an earlier run
+        if label.original and label.original not in crops_of:
+            crops_of[label.original] = (finished(out, label.original) or {}).get("crops", [])
+    write_crop_metadata(out, records, crop_entries(records, labels, crops_of), suffix)
+    return sorted(records, key=lambda r: r["video_id"]), report.write(complete=True)
