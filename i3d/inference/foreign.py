@@ -5,6 +5,7 @@ order their folder listing gave, often FAKE before REAL); every recipe here is o
 exact conversion: softmax over (z_REAL, z_FAKE) gives P(FAKE) = sigmoid(z_FAKE - z_REAL), and both logits are linear
 in the same features, so the one-logit head is w_FAKE - w_REAL and b_FAKE - b_REAL.
 
+Their J3D for 112-px crops (a 7x3x3 stem) is recognised by its stem and built as `InceptionI3d(input_size=112)`.
 Each type is fed as its authors fed it (`foreign_spec`): the type's published input (`i3d.models.contracts`), every
 frame of the face-crop video at its own rate (fps 0), and the first `num_frames` frames, as their inference did;
 `sampling="centre"` and `clips=K` choose I3D's protocol instead.
@@ -52,7 +53,9 @@ def load_two_class(model_type: str, path: str | Path) -> nn.Module:
     if model_type == "i3d":
         state, _fmt = read_state_dict(path)
         outputs = state["logits.weight"].shape[0] if "logits.weight" in state else 0
-        net = InceptionI3d(num_classes=max(outputs, 1), in_channels=3)
+        stem = state.get("Conv3d_1a_7x7.conv.weight")
+        size = 112 if stem is not None and tuple(stem.shape[-2:]) == (3, 3) else 224  # their J3D for 112 px
+        net = InceptionI3d(num_classes=max(outputs, 1), in_channels=3, input_size=size)
         _check_outputs(outputs, path)
         load_pretrained(net, path)
         return net
@@ -105,4 +108,7 @@ def load_foreign(model_type: str, path: str | Path, *, class_order: tuple[str, s
                  ) -> tuple[TwoStreamI3D, InputSpec]:  # fmt: skip
     """(an RGB-only TwoStreamI3D with a one-logit head in eval mode, its input spec) of a foreign weight file."""
     net = binary_head(load_two_class(model_type, path), class_order)
-    return TwoStreamI3D(net, None).to(device).eval(), foreign_spec(model_type, sampling, clips)
+    spec = foreign_spec(model_type, sampling, clips)
+    if getattr(net, "input_size", 224) == 112:  # the J3D variant: 112-px crops of a 128-px short side
+        spec = dataclasses.replace(spec, crop_size=112, short_side=128)
+    return TwoStreamI3D(net, None).to(device).eval(), spec

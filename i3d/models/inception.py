@@ -162,16 +162,21 @@ class InceptionI3d(nn.Module):
         num_classes: size of the classifier (400 for Kinetics).
         in_channels: 3 for RGB, 2 for optical flow.
         dropout: drop probability before the classifier (DeepMind trained with keep_prob 0.5).
+        input_size: 224 (DeepMind's) or 112, the DFDC authors' J3D for 112-px face crops: a 7x3x3 stem and a
+            stride-1 MaxPool3d_2a, so Mixed_5c is 7x7 again at 112 px (everything else, and every name, is shared).
     """
 
     num_features = 1024
     endpoint_names = ENDPOINTS
 
-    def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.5, input_size: int = 224):
         super().__init__()
-        self.num_classes, self.in_channels = num_classes, in_channels
-        self.Conv3d_1a_7x7 = Unit3D(in_channels, 64, 7, 2)
-        self.MaxPool3d_2a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))
+        if input_size not in (224, 112):
+            raise ValueError(f"input_size={input_size}: 224 (DeepMind's I3D) or 112 (the DFDC authors' J3D variant)")
+        self.num_classes, self.in_channels, self.input_size = num_classes, in_channels, input_size
+        small = input_size == 112
+        self.Conv3d_1a_7x7 = Unit3D(in_channels, 64, (7, 3, 3) if small else 7, 2)
+        self.MaxPool3d_2a_3x3 = MaxPool3dSame((1, 3, 3), (1, 1, 1) if small else (1, 2, 2))
         self.Conv3d_2b_1x1 = Unit3D(64, 64, 1)
         self.Conv3d_2c_3x3 = Unit3D(64, 192, 3)
         self.MaxPool3d_3a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))

@@ -297,9 +297,13 @@ def _is_head(name: str) -> bool:
     return name.rsplit(".", 2)[-2:] in (["logits", "weight"], ["logits", "bias"], ["fc", "weight"], ["fc", "bias"])
 
 
-def _hints(missing: list[str], unexpected: list[str], mismatched: list[str]) -> list[str]:
+def _hints(missing: list[str], unexpected: list[str], mismatched: list[str], source: dict) -> list[str]:
     hints = []
-    if any(k.endswith(_FIRST_CONVS) for k in mismatched):
+    stems = [k for k in mismatched if k.endswith(_FIRST_CONVS)]
+    if any(tuple(source[k].shape[-2:]) == (3, 3) for k in stems):
+        hints.append("the file's first conv is 7x3x3: the DFDC authors' J3D for 112-px input; build "
+                     "InceptionI3d(input_size=112)")
+    elif stems:
         hints.append("build the model with in_channels matching the file (3 for RGB, 2 for flow), or load RGB "
                      "weights into a flow I3D with rgb_to_flow=True")
     if any(".downsample." in k for k in unexpected):
@@ -324,7 +328,7 @@ def _check_fit(source: dict, target: dict, where: str) -> list[str]:
         problems = [f"missing from the file: {_listing(missing)}"] if missing else []
         problems += [f"not in the model: {_listing(unexpected)}"] if unexpected else []
         problems += [f"shape mismatch: {_listing(wrong)}"] if wrong else []
-        raise WeightsError(f"{where}: " + "; ".join(problems + _hints(missing, unexpected, mismatched)))
+        raise WeightsError(f"{where}: " + "; ".join(problems + _hints(missing, unexpected, mismatched, source)))
     return heads
 
 

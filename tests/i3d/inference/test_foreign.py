@@ -100,3 +100,21 @@ def test_model_specs_name_a_type_or_a_checkpoint():
     assert en.parse_model_spec("mc3_112:their.model:2") == ("mc3_112", en.Path("their.model"), 2.0)
     assert en.parse_model_spec("i3d:j3d.model") == ("i3d", en.Path("j3d.model"), 1.0)
     assert en.parse_model_spec("runs/a/best.pt:0.5") == (None, en.Path("runs/a/best.pt"), 0.5)
+
+
+def test_their_j3d_for_112_px_is_recognised_by_its_stem(tmp_path):
+    """The 7x3x3-stem J3D (checked once against their cnn3d/training/i3d.py, input_res=112: logits equal to 0.0)."""
+    torch.manual_seed(0)
+    net = InceptionI3d(2, 3, input_size=112).eval()
+    torch.save(state_dict_to_piergiaj(net.state_dict()), tmp_path / "j3d_112.model")
+    member = en.load_foreign_member("i3d", tmp_path / "j3d_112.model")
+    assert member.model.rgb.input_size == 112 and (member.spec.crop_size, member.spec.short_side) == (112, 128)
+    x = torch.randn(1, 3, 16, 112, 112)
+    with torch.no_grad():
+        two, one = net(x)[0], member.model.rgb(x)[0, 0]
+        assert net.forward_features(x).shape[-2:] == (7, 7)  # as at 224 px with the standard stem
+    assert one.item() == pytest.approx((two[1] - two[0]).item(), rel=1e-5)
+    with pytest.raises(WeightsError, match=r"7x3x3.*input_size=112"):
+        from i3d.models.pretrained import load_pretrained
+
+        load_pretrained(InceptionI3d(2, 3), tmp_path / "j3d_112.model")
