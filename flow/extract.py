@@ -83,12 +83,16 @@ class ExtractOptions:
 _ENGINES: dict = {}
 
 
-def get_engine(name: str, params: TVL1Params):
-    """The engine for (name, params), built once per process and thread (TV-L1 objects are costly, not shareable)."""
+def get_engine(name: str, params: TVL1Params, shape: tuple[int, int] | None = None):
+    """The engine for (name, params), built once per process and thread (TV-L1 objects are costly, not shareable),
+    and built again when the frame size `shape` (H, W) changes: OpenCV's TV-L1 object computes different flow for
+    frames of one size after it has seen another size (up to 5.6 px on 48x64 after 24x32), so a store would depend
+    on which videos its worker happened to do before. Only the latest size's engine is kept (bounded memory)."""
     key = (name, params, threading.get_ident())
-    if key not in _ENGINES:
-        _ENGINES[key] = make_engine(name, params)
-    return _ENGINES[key]
+    cached = _ENGINES.get(key)
+    if cached is None or (shape is not None and cached[0] != shape):
+        _ENGINES[key] = cached = (shape, make_engine(name, params))
+    return cached[1]
 
 
 def extract_video(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions,
@@ -149,9 +153,8 @@ def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = Non
              on_frames: Callable[[int], None] | None = None) -> tuple[dict, float]:  # fmt: skip
     on_frames = on_frames or (lambda frames: None)
     cv2.setNumThreads(1)  # parallelism comes from processes; OpenCV's own threads would oversubscribe the cores
-    engine = get_engine(opts.engine, opts.tvl1)
     reader = VideoReader(src, fps=opts.fps, short_side=opts.short_side, max_frames=opts.max_frames)
-    calc_seconds, prev_gray, prev_batch, next_batch = 0.0, None, [], []
+    calc_seconds, prev_gray, prev_batch, next_batch, engine = 0.0, None, [], [], None
     with contextlib.ExitStack() as stack:
         # closing(): an error in the engine or the writer, too, stops the decode thread and releases the video
         frames = stack.enter_context(contextlib.closing(prefetch(_with_gray(reader), opts.prefetch * opts.batch)))
@@ -159,6 +162,7 @@ def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = Non
         for frame, gray in frames:
             if writer is None:
                 h, w = frame.shape[:2]
+                engine = get_engine(opts.engine, opts.tvl1, shape=(h, w))
                 writer = stack.enter_context(StoreWriter(dst, h, w, jpeg_quality=opts.jpeg_quality, bound=opts.bound,
                                                          compression=opts.compression))  # fmt: skip
                 if opts.convention == "backward":

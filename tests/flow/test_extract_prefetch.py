@@ -106,7 +106,7 @@ class FailingEngine:
 def test_engine_error_stops_the_decoder_ahead_of_it(translating_video, tmp_path, monkeypatch):
     path, _ = translating_video(num_frames=30, height=32, width=40)
     monkeypatch.setattr(flow.extract, "VideoReader", CountingReader)
-    monkeypatch.setattr(flow.extract, "get_engine", lambda name, params: FailingEngine())
+    monkeypatch.setattr(flow.extract, "get_engine", lambda name, params, shape=None: FailingEngine())
     threads = threading.active_count()
     for attempt in ("record", "raised"):
         monkeypatch.setattr(CountingReader, "decoded", 0)
