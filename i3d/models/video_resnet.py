@@ -52,20 +52,27 @@ class HaraStem(nn.Sequential):
 
 
 class ZeroPadShortcut(nn.Module):
-    """Parameter-free shortcut "A" (He et al. 2016): subsample by `stride`, zero-pad the new channels."""
+    """Parameter-free shortcut "A" (He et al. 2016): subsample by `stride`, zero-pad the new channels.
 
-    def __init__(self, out_channels: int, stride: int) -> None:
+    The forward pass is Hara et al.'s. Their code builds the shortcut from `out.data`, so no gradient flows back
+    through it (only through the block's convolutions); ours passes the gradient on, as He et al.'s shortcut does.
+    `detach=True` reproduces theirs, e.g. to fine-tune resnet-34-kinetics.pth exactly as the DFDC authors did.
+    """
+
+    def __init__(self, out_channels: int, stride: int, detach: bool = False) -> None:
         super().__init__()
         self.out_channels = out_channels
         self.stride = stride
+        self.detach = detach
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.stride
         x = x[:, :, ::s, ::s, ::s]  # (B, C_in, T', H', W'): the same grid as a padded 3x3x3 conv of stride s
+        x = x.detach() if self.detach else x
         return F.pad(x, (0, 0, 0, 0, 0, 0, 0, self.out_channels - x.shape[1]))  # pad channels at the end
 
     def extra_repr(self) -> str:
-        return f"out_channels={self.out_channels}, stride={self.stride}"
+        return f"out_channels={self.out_channels}, stride={self.stride}, detach={self.detach}"
 
 
 class VideoResNet3D(VideoResNet):
@@ -166,13 +173,20 @@ def r2plus1d_18(num_classes: int = 400, in_channels: int = 3, dropout: float = 0
 
 
 def resnet3d_34(
-    num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0, shortcut: str = "A"
+    num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0, shortcut: str = "A",
+    detach_shortcut: bool = False,
 ) -> VideoResNet3D:
     """ResNet3D-34 of Hara et al. (CVPR 2018): [3, 4, 6, 3] BasicBlocks of 3x3x3 convs behind their 7x7x7 stem.
 
     `shortcut="A"` matches resnet-34-kinetics.pth (the DFDC solution's starting point); "B" matches r3d34_K_200ep.
+    `detach_shortcut=True` stops the gradient through the zero-padded shortcuts as their code does
+    (`ZeroPadShortcut`); the forward pass is the same either way.
     """
-    return VideoResNet3D(
+    net = VideoResNet3D(
         BasicBlock, [Conv3DSimple] * 4, [3, 4, 6, 3], HaraStem, num_classes, in_channels, dropout, shortcut
     )
+    for m in net.modules():
+        if isinstance(m, ZeroPadShortcut):
+            m.detach = detach_shortcut
+    return net
 

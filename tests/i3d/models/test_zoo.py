@@ -100,3 +100,20 @@ def test_bad_names_and_sizes_say_what_to_do():
         build_model("mc3_112", 0)
     with pytest.raises(ValueError, match="shortcut='C'"):
         resnet3d_34(shortcut="C")
+
+
+def test_res34_shortcut_gradient_ours_and_hara_s():
+    """Same forward pass; Hara et al.'s zero-pad shortcut (built from `.data`) passes no gradient back, ours does."""
+    from i3d.models.video_resnet import ZeroPadShortcut, resnet3d_34
+
+    torch.manual_seed(0)
+    ours, theirs = resnet3d_34(num_classes=2), resnet3d_34(num_classes=2, detach_shortcut=True)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 8, 32, 32)
+    torch.testing.assert_close(ours.eval()(x), theirs.eval()(x))
+    shortcut = ZeroPadShortcut(8, 2)
+    inp = torch.randn(1, 4, 4, 4, 4, requires_grad=True)
+    shortcut(inp).sum().backward()
+    assert inp.grad.abs().sum() > 0
+    detached = torch.randn(1, 4, 4, 4, 4, requires_grad=True)
+    assert not ZeroPadShortcut(8, 2, detach=True)(detached).requires_grad
