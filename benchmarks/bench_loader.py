@@ -82,9 +82,9 @@ def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, np.
             with watch("  dequantise"):
                 dequantize_flow(codes)
             with watch("crop_normalise_rgb"):
-                T.normalize_rgb(T.channels_first(T.crop(rgb, plan.y0, plan.x0, s)), "i3d", channel_axis=-4)
+                T.stream_input("rgb", rgb, plan.y0, plan.x0, s)
             with watch("crop_normalise_flow"):
-                T.normalize_flow(T.channels_first(T.crop(flow, plan.y0, plan.x0, s)))
+                T.stream_input("flow", flow, plan.y0, plan.x0, s, flow_bound=ds.flow_bound)
     return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
 
 
