@@ -2,30 +2,30 @@
 are inside the wheel, so nothing is downloaded at run time.
 
 Why MTCNN. `benchmarks/bench_faces.py` ran the candidates whose weights come inside a package on real faces with
-known boxes (scikit-image's photographs seen through a panning, zooming window, 640x360 frames, faces 22-200 px;
+known boxes (scikit-image's photographs seen through a panning, zooming window, 640x360 frames, faces 15-200 px;
 100 LFW faces; their 100 non-face patches and two face-free photos), one CPU thread each (the workers parallelise):
 
     detector                              astronaut   camera (3/4 view)  both people   LFW    false pos.  ms/frame
-    MTCNN (facenet-pytorch 2.6.0)          24/24        24/24             48/48        100/100     0        50-80
-    dlib HOG, upsample 1 (dlib-bin 20.0)   18/24         5/24             32/48         92/100     5          72
-    Haar frontalface_default (OpenCV 4)    24/24         0/24             24/48         96/100     6        46-109
-    LBP cascade (scikit-image 0.26)        24/24         1/24             25/48         92/100    53       240-335
+    MTCNN (facenet-pytorch 2.6.0)          24/24        24/24             48/48        100/100     0       89-116
+    dlib HOG, upsample 1 (dlib-bin 20.0)   20/24        13/24             32/48         92/100     4       72-106
+    Haar frontalface_default (OpenCV 4)    24/24         0/24             24/48         96/100     4       67-161
+    LBP cascade (scikit-image 0.26)        24/24         1/24             25/48         92/100    34      293-436
 
-(a hit: IoU >= 0.4 with the known box; numbers in docs/PERFORMANCE.md). Only MTCNN finds the three-quarter face of
-`camera()` and small faces, with no false positive. The others were also ruled out by how they install: OpenCV 5.0's
-wheel no longer ships `cv2.data`'s Haar files (the table's came from an OpenCV 4 wheel, which cannot be installed
-beside our contrib build), nor can OpenCV 5 read scikit-image's old-format LBP file (its own Cascade is slow and
-fires on clothes); dlib is frontal-only. MediaPipe's wheel (1.2) ships no face model (its Tasks API loads a .tflite
-file downloaded separately) and requires opencv-contrib-python, which would shadow the headless build. YuNet
-(`cv2.FaceDetectorYN`) needs an ONNX file that no PyPI package ships without opencv-python.
+(a hit: IoU >= 0.4 with the hand-marked box; a loaded machine, see docs/PERFORMANCE.md). Only MTCNN finds the
+three-quarter face of `camera()` and the small faces, with no false positive. The others were also ruled out by how
+they install: OpenCV 5.0's wheel no longer ships `cv2.data`'s Haar files (the table's came from an OpenCV 4 wheel,
+which cannot be installed beside our contrib build), nor can OpenCV 5 read scikit-image's old-format LBP file (its
+own Cascade is slow and fires on clothes); dlib's HOG is frontal-only. MediaPipe's wheel (1.2) ships no face model
+(its Tasks API loads a .tflite file downloaded separately) and requires opencv-contrib-python, which would shadow
+the headless build. YuNet (`cv2.FaceDetectorYN`) needs an ONNX file that no PyPI package ships without opencv-python.
 
 facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata, although the detector runs on
-today's versions (the tests show it): the Makefile installs it with `--no-deps` (and `requests`, which its
-`__init__` imports), so it never downgrades torch.
+today's versions (the tests show it): the Makefile installs it with `--no-deps`, so it never downgrades torch
+(setup.py lists `requests`, which its `__init__` imports).
 
-Frames are shrunk so that their longer side is at most `detect_size` before detection (a 1920x1080 DFDC frame takes
-~390 ms at full size and ~110 ms at 960x540, where its faces are still 50-150 px; MTCNN's smallest is 20 px) and the
-boxes are mapped back to the frame's pixels.
+Frames are shrunk so that their longer side is at most `detect_size` before detection (a 1920x1080 DFDC frame took
+390-620 ms at full size and 110-160 ms at 960x540, where its faces are still 50-150 px; MTCNN's smallest is 20 px)
+and the boxes are mapped back to the frame's pixels.
 """
 
 from __future__ import annotations
