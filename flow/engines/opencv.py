@@ -24,8 +24,11 @@ class OpenCVTVL1:
 
     def __init__(self, params: TVL1Params | None = None):
         self.params = params if params is not None else TVL1Params()
+        self._tvl1, self._shape = self._create(), None
+
+    def _create(self):
         p = self.params
-        self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
+        return cv2.optflow.DualTVL1OpticalFlow_create(
             tau=p.tau,
             lambda_=p.lambda_,
             theta=p.theta,
@@ -40,14 +43,23 @@ class OpenCVTVL1:
             useInitialFlow=p.use_initial_flow,
         )
 
+    def _for_size(self, shape: tuple[int, ...]):
+        """The cv2 object, built anew when the frame size changes: after one size it computes different flow for
+        another (up to 5.6 px on 48x64 after 24x32), so a video's flow would depend on the videos before it."""
+        if self._shape is not None and self._shape != shape:
+            self._tvl1 = self._create()
+        self._shape = shape
+        return self._tvl1
+
     def calc(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow (H, W, 2) float32 from one (H, W) uint8 grayscale frame to the next."""
-        return self._tvl1.calc(prev, nxt, None)
+        return self._for_size(prev.shape).calc(prev, nxt, None)
 
     def calc_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow (n, H, W, 2) float32 for n pairs of (n, H, W) uint8 grayscale frames, prev[i] -> nxt[i]."""
         prev, nxt = check_pairs(prev, nxt, self.name)
         out = np.empty(prev.shape + (2,), np.float32)
+        tvl1 = self._for_size(prev.shape[1:])
         for i in range(len(prev)):
-            out[i] = self._tvl1.calc(prev[i], nxt[i], None)
+            out[i] = tvl1.calc(prev[i], nxt[i], None)
         return out

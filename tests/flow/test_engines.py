@@ -65,3 +65,16 @@ def test_missing_contrib_build_says_how_to_fix(monkeypatch):
     spec = importlib.util.spec_from_file_location("opencv_engine_probe", flow.engines.opencv.__file__)
     with pytest.raises(ImportError, match="pip uninstall -y opencv-python opencv-python-headless && pip install"):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_opencv_engine_gives_the_same_flow_whatever_size_it_saw_before():
+    """cv2's TV-L1 object remembers a previous frame size and then computes other flow: the engine rebuilds it."""
+    from conftest import textured_frames
+
+    big = textured_frames(2, 48, 64, 2.0, 1.0, seed=0)[..., 0]
+    small = textured_frames(2, 24, 32, 1.0, 0.0, seed=1)[..., 0]
+    fresh = make_engine("opencv").calc_pairs(big[:1], big[1:])
+    engine = make_engine("opencv")
+    engine.calc_pairs(small[:1], small[1:])
+    np.testing.assert_array_equal(engine.calc_pairs(big[:1], big[1:]), fresh)
+    np.testing.assert_array_equal(engine.calc(big[0], big[1]), fresh[0])
