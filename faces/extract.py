@@ -17,6 +17,7 @@ whose original has been done takes the original's tracks from its `.faces.json` 
 DFDC authors' choice, which halves the detection cost (DFDC has ~5 fakes per real video, so more than halves) and
 cuts a fake's clips through exactly the boxes of its original's clips. A video with no face gets no clip; its
 `.faces.json` says so, and a rerun does not detect again. A video that cannot be read is a "failed" record.
+`--overwrite REAL_ID` redoes that video only: name its fakes too, or they keep the clips cut through its old boxes.
 
 Many videos: the files, folders, globs and lists of `flow.extract.find_videos`, shards (`--shard I/N`, by family:
 a real video with its fakes, so that reuse works inside a shard), joblib processes, real videos before fakes.
