@@ -219,6 +219,14 @@ def _read_rows(dataset: h5py.Dataset, rows: np.ndarray, box: tuple[slice, slice]
     return dataset[(rows,) + space]
 
 
+def read_attrs(path: str | os.PathLike, keys: tuple[str, ...]) -> dict:
+    """The attributes `keys` of a store that has them, as plain Python, without reading the others (the source's
+    frame indices and such); a few times faster than `VideoStore(path).attrs` when checking many stores."""
+    with h5py.File(path, "r") as f:
+        present = set(f.attrs)
+        return {k: _plain(f.attrs[k]) for k in keys if k in present}
+
+
 def _plain(value):
     """HDF5 attribute -> plain Python (str, int, float, bool, list) so attrs compare and serialise simply."""
     if isinstance(value, bytes):

@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flow.quantize import DEFAULT_BOUND
-from flow.store import FlowStoreError, VideoStore
+from flow.store import read_attrs
 from flow.tvl1 import CONVENTIONS, TVL1Params
 from i3d.data.transforms import EVAL_STARTS, NORMALIZATIONS
 
 EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention")
+# the store attributes they are read from (`extraction_of_attrs`)
+STORE_ATTRS = ("fps", "sampled_fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention",
+               *(f"tvl1_{f.name}" for f in dataclasses.fields(TVL1Params)))  # fmt: skip
 
 
 class InputSpecError(ValueError):
@@ -136,9 +139,8 @@ def extraction_of_attrs(attrs: dict) -> dict:
 def read_extraction(path: str | Path) -> dict:
     """`extraction_of_attrs` of the store at `path` (only the attributes are read)."""
     try:
-        with VideoStore(path) as store:
-            return extraction_of_attrs(store.attrs)
-    except (OSError, FlowStoreError) as e:
+        return extraction_of_attrs(read_attrs(path, STORE_ATTRS))
+    except OSError as e:
         raise InputSpecError(f"{path}: unreadable store ({e}); re-extract it with tools/extract_flow.py") from e
 
 
