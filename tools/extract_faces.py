@@ -30,32 +30,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shard", help="I/N: process the I-th (from 0) of N parts (a real video with its fakes)")
     p.add_argument("--overwrite", nargs="*", metavar="VIDEO_ID", help="redo finished videos: all, or these ids")
     p.add_argument("--stride", type=int, default=DEFAULTS.stride, help="detect faces in every N-th frame")
-    p.add_argument(
-        "--detect-size",
-        type=int,
-        default=DEFAULTS.detect_size,
-        help="shrink frames to this longer side for detection (0: full size)",
-    )
+    p.add_argument("--detect-size", type=int, default=DEFAULTS.detect_size, help="longer side to detect at (0: full)")
     p.add_argument("--min-score", type=float, default=DEFAULTS.min_score, help="MTCNN face probability")
     p.add_argument("--min-face", type=int, default=DEFAULTS.min_face, help="smallest face (px at detection size)")
     p.add_argument("--min-iou", type=float, default=DEFAULTS.min_iou, help="IoU linking a detection to a track")
-    p.add_argument(
-        "--max-missed", type=int, default=DEFAULTS.max_missed, help="sampled frames in a row a track may miss"
-    )
-    p.add_argument(
-        "--margin",
-        type=float,
-        default=DEFAULTS.margin,
-        help="grow the union of a clip's face boxes by this fraction of its size per side",
-    )
+    p.add_argument("--max-missed", type=int, default=DEFAULTS.max_missed, help="sampled frames a track may miss")
+    p.add_argument("--margin", type=float, default=DEFAULTS.margin, help="grow the clip box by this, per side")
     p.add_argument("--no-square", action="store_true", help="keep the box's own proportions")
     p.add_argument("--size", type=int, default=DEFAULTS.size, help="clips are SIZE x SIZE (0: the box's size)")
-    p.add_argument(
-        "--split-frames",
-        type=int,
-        default=DEFAULTS.split_frames,
-        help="one clip per track and run of this many frames (0: whole videos)",
-    )
+    p.add_argument("--split-frames", type=int, default=DEFAULTS.split_frames, help="segment length (0: whole video)")
     p.add_argument("--min-frames", type=int, default=DEFAULTS.min_frames, help="set shorter clips aside")
     p.add_argument("--no-reuse", action="store_true", help="detect in FAKE videos too instead of reusing boxes")
     p.add_argument("--device", default=DEFAULTS.device, help="cpu or cuda (MTCNN)")
