@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 
 from i3d.cli import run_tool
-from i3d.models import InceptionI3d
-from i3d.models.pretrained import WeightsError, load_pretrained, read_state_dict, state_dict_to_piergiaj
+from i3d.models.pretrained import i3d_from_file, state_dict_to_piergiaj
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,15 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    state, fmt = read_state_dict(args.src, prefix=args.prefix)
-    if "logits.weight" not in state or "Conv3d_1a_7x7.conv.weight" not in state:
-        raise WeightsError(
-            f"{args.src}: no single I3D in this file (two-stream checkpoint? pass --prefix rgb. or --prefix flow.)"
-        )
-    model = InceptionI3d(
-        num_classes=state["logits.weight"].shape[0], in_channels=state["Conv3d_1a_7x7.conv.weight"].shape[1]
-    )
-    load_pretrained(model, args.src, prefix=args.prefix)  # the full name-and-shape check
+    model, fmt = i3d_from_file(args.src, prefix=args.prefix)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     state = model.state_dict() if args.to == "ours" else state_dict_to_piergiaj(model.state_dict())

@@ -24,15 +24,11 @@ import torch
 from tqdm import tqdm
 
 from flow.engines import ENGINES
-from flow.extract import find_videos, parse_shard, select_shard
-from i3d.checkpoint import model_from_checkpoint
+from flow.extract import parse_shard, select_shard
 from i3d.cli import run_tool
-from i3d.data.spec import stores_extraction
 from i3d.inference import feature_run
-from i3d.inference.features import FeatureExtractor, FeatureOptions
+from i3d.inference.features import FeatureOptions
 from i3d.inference.predict import kinetics_spec
-from i3d.models import InceptionI3d
-from i3d.models.pretrained import load_pretrained, read_state_dict
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,49 +65,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def build_extractor(args, store_paths: list[Path], device: str) -> FeatureExtractor:
-    options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
-    if args.checkpoint:
-        model, spec, *_ = model_from_checkpoint(args.checkpoint, device)
-        nets = {s: getattr(model, s) for s in args.streams if s in model.streams}
-    else:
-        weights = {"rgb": args.rgb_weights, "flow": args.flow_weights}
-        nets = {s: load_i3d(weights[s], s).to(device) for s in args.streams if weights[s]}
-        spec = dataclasses.replace(kinetics_spec(), fps=args.fps, short_side=args.short_side, crop_size=args.crop,
-                                   flow_engine=args.engine, flow_bound=args.bound)  # fmt: skip
-        extraction = stores_extraction(store_paths)  # stores: their recorded settings (all must agree)
-        spec = dataclasses.replace(spec, **extraction) if extraction else spec
-    if not nets:
-        raise ValueError(f"none of --streams {args.streams} has a network (checkpoint streams or weight files)")
-    return FeatureExtractor(nets, spec, options)
-
-
-def load_i3d(path: Path, stream: str) -> InceptionI3d:
-    state, _fmt = read_state_dict(path)
-    net = InceptionI3d(num_classes=state["logits.weight"].shape[0], in_channels=3 if stream == "rgb" else 2)
-    load_pretrained(net, path)
-    return net
-
-
-def list_jobs(args) -> list[tuple[str, Path | None, Path | None]]:
-    """(video_id, video, store) for every video; a store is used when one exists for the video id."""
-    if args.videos:
-        videos = find_videos(args.videos)
-        jobs = [(vid, path, _store(args.stores, vid)) for vid, path in videos]
-    else:
-        jobs = [(str(p.relative_to(args.stores).with_suffix("")), None, p) for p in sorted(args.stores.rglob("*.h5"))]
-    return select_shard(jobs, *args.shard) if args.shard else jobs
-
-
-def _store(root: Path | None, video_id: str) -> Path | None:
-    path = root / f"{video_id}.h5" if root else None
-    return path if path is not None and path.is_file() else None
-
-
 def main(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    jobs = list_jobs(args)
-    extractor = build_extractor(args, [s for _, _, s in jobs if s is not None], device)
+    jobs = feature_run.list_jobs(args.videos, args.stores)
+    jobs = select_shard(jobs, *args.shard) if args.shard else jobs
+    options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
+    spec = dataclasses.replace(kinetics_spec(), fps=args.fps, short_side=args.short_side, crop_size=args.crop,
+                               flow_engine=args.engine, flow_bound=args.bound)  # for weight files  # fmt: skip
+    extractor = feature_run.extractor_from_files(
+        args.streams, options, checkpoint=args.checkpoint, weights={"rgb": args.rgb_weights, "flow": args.flow_weights},
+        spec=spec, store_paths=[s for _, _, s in jobs if s is not None], device=device)  # fmt: skip
     videos = tqdm(total=len(jobs), unit="video", disable=args.no_progress, position=0)
     clips = tqdm(unit="clip", disable=args.no_progress, position=1, leave=False)  # within long videos
     records = feature_run.run(jobs, args.out, extractor, fmt=args.format, overwrite=args.overwrite,

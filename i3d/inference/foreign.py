@@ -27,9 +27,8 @@ from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.contracts import CONTRACTS, contract_for
 from i3d.models.pretrained import (
     WeightsError,
-    load_pretrained,
+    i3d_from_file,
     load_zoo_pretrained,
-    read_state_dict,
     read_zoo_state_dict,
 )
 from i3d.models.zoo import build_model
@@ -50,14 +49,9 @@ def load_two_class(model_type: str, path: str | Path) -> nn.Module:
     """A `model_type` backbone with the file's own head (2 outputs, or 1), every tensor checked."""
     if model_type not in CONTRACTS:
         raise WeightsError(f"unknown model type {model_type!r} for {path}; use one of {sorted(CONTRACTS)}")
-    if model_type == "i3d":
-        state, _fmt = read_state_dict(path)
-        outputs = state["logits.weight"].shape[0] if "logits.weight" in state else 0
-        stem = state.get("Conv3d_1a_7x7.conv.weight")
-        size = 112 if stem is not None and tuple(stem.shape[-2:]) == (3, 3) else 224  # their J3D for 112 px
-        net = InceptionI3d(num_classes=max(outputs, 1), in_channels=3, input_size=size)
-        _check_outputs(outputs, path)
-        load_pretrained(net, path)
+    if model_type == "i3d":  # their J3D, for 224 or (a 7x3x3 stem) 112 px
+        net, _fmt = i3d_from_file(path)
+        _check_outputs(net.num_classes, path)
         return net
     outputs = _zoo_outputs(path)
     _check_outputs(outputs, path)

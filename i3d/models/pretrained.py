@@ -332,6 +332,25 @@ def _check_fit(source: dict, target: dict, where: str) -> list[str]:
     return heads
 
 
+def i3d_from_file(path: str | Path, *, prefix: str = "") -> tuple[nn.Module, str]:
+    """(an InceptionI3d built as the file's network, with its weights; the file's format).
+
+    Classes, input channels and the stem (DeepMind's 7x7x7 or the DFDC J3D's 7x3x3 for 112 px) come from the file,
+    so any I3D file the project reads loads whole, head included.
+    """
+    from i3d.models.inception import InceptionI3d
+
+    state, fmt = read_state_dict(path, prefix=prefix)
+    stem = state.get("Conv3d_1a_7x7.conv.weight")
+    if "logits.weight" not in state or stem is None:
+        raise WeightsError(f"{path}: no single I3D in this file (two-stream checkpoint? pass --prefix rgb. or "
+                           "--prefix flow.)")  # fmt: skip
+    size = 112 if tuple(stem.shape[-2:]) == (3, 3) else 224
+    net = InceptionI3d(num_classes=state["logits.weight"].shape[0], in_channels=stem.shape[1], input_size=size)
+    load_pretrained(net, path, prefix=prefix)  # the full name-and-shape check
+    return net, fmt
+
+
 def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb_to_flow: bool = False) -> str:
     """Load I3D weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
 
