@@ -153,7 +153,7 @@ def dfdc_video() -> None:
     from pathlib import Path
 
     from faces.extract import FaceOptions, extract_video, sidecar_path
-    from i3d.synthetic.video import write_video
+    from flow.video import write_video
 
     photo, boxes = photo_faces("astronaut")
     frames, _ = pan_zoom_video(photo, boxes, 300, (1080, 1920), center=(223, 150), amplitude=(30, 20), zoom=(2, 2.4))

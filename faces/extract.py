@@ -11,7 +11,7 @@ For each video, OUT gets one clip per person and segment and a record of how the
 
 One video: decode and detect faces in every `stride`-th frame (`faces.detect`), link the detections into tracks
 (`faces.track`), plan the clips (`faces.crop`), then decode again and cut each clip's box from its frames; a clip is
-written (atomically, `i3d.synthetic.video.write_video`) as soon as its last frame is cut. Decoding twice costs a few
+written (atomically, `flow.video.write_video`) as soon as its last frame is cut. Decoding twice costs a few
 ms per frame; holding the frames instead would take 1.8 GB per worker for a 300-frame 1080p DFDC video. A FAKE
 whose original has been done takes the original's tracks from its `.faces.json` and skips detection (`reuse`): the
 DFDC authors' choice, which halves the detection cost (DFDC has ~5 fakes per real video, so more than halves) and
@@ -43,8 +43,7 @@ from faces.detect import MTCNNDetector
 from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
 from faces.track import Track, link_tracks
 from flow.extract import find_videos, select_shard
-from flow.video import VIDEO_EXTENSIONS, VideoReader
-from i3d.synthetic.video import write_video
+from flow.video import VIDEO_EXTENSIONS, VideoReader, write_video
 
 SIDECAR = ".faces.json"
 STATUSES = ("done", "skipped", "no_face", "failed")
@@ -91,6 +90,24 @@ class FaceOptions:
     def recorded(self) -> dict:
         """The options that shape the clips (saved in `.faces.json`, compared on resume)."""
         return {k: v for k, v in asdict(self).items() if k not in ("device", "overwrite")}
+
+
+def recorded_options(out: str | Path, **changes) -> FaceOptions:
+    """The options an earlier run used for OUT (its report.json), e.g. to cut test videos as the training clips were.
+
+    Raises:
+        FileNotFoundError / ValueError naming the folder when it holds no readable report.
+    """
+    path = Path(out) / "report.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["options"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: give the --out folder of tools/extract_faces.py") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} records no options ({e}); re-run tools/extract_faces.py on it") from e
+    known = set(FaceOptions.__dataclass_fields__)
+    values = {k: v for k, v in recorded.items() if k in known and k not in ("overwrite", "device")}
+    return FaceOptions(**{**values, **changes})
 
 
 def sidecar_path(out: Path, video_id: str) -> Path:

@@ -11,7 +11,9 @@ which output is which; the input is the type's own, every frame, the first clip:
 Each model is fed input made by its own input spec (frame rate, short side, flow
 settings, clips, crop, normalisation; i3d/inference/ensemble.py); its probabilities (sigmoid for a 1-logit head,
 softmax otherwise) are averaged with the weights. Each video is decoded once per distinct frame rate and short
-side. A video that fails to decode gets --prior and is listed on stderr and in the report; the run goes on.
+side. With --faces (raw DFDC videos) each video's faces are first cut into clips as tools/extract_faces.py cuts the
+training clips, every clip is scored and the video gets the clips' maximum (--aggregate). A video that fails to
+decode, or shows no face, gets --prior and is listed on stderr and in the report; the run goes on.
 
 Writes OUT (filename,label), OUT_per_model.csv (every model's probabilities, status) and OUT_report.json.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from faces.extract import FaceOptions, recorded_options
 from flow.extract import find_videos
 from i3d.cli import run_tool
 from i3d.inference import ensemble
@@ -38,6 +41,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sampling", choices=("first", "centre"), default="first",
                    help="clips of TYPE files: the first frames (their inference) or centred (I3D's protocol)")
     p.add_argument("--clips", type=int, default=1, help="with --sampling centre: clips per video, logits averaged")
+    p.add_argument("--faces", action="store_true", help="raw videos: cut face clips first (tools/extract_faces.py's "
+                   "recipe), score every clip, give the video their --aggregate; no face: the prior")
+    p.add_argument("--faces-like", type=Path, metavar="DIR", help="with --faces: cut them with the options of this "
+                   "tools/extract_faces.py output (the training clips') instead of the defaults")
+    p.add_argument("--face-dir", type=Path, help="where the face clips go (default: OUT's folder/faces)")
+    p.add_argument("--aggregate", choices=("max", "mean"), default="max", help="over a video's face clips")
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="submission CSV; the per-model CSV and report go beside it")
     p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode (default 0.5)")
@@ -57,11 +66,14 @@ def main(args: argparse.Namespace) -> int:
         else:
             members.append(ensemble.load_foreign_member(model_type, path, weight, f"m{i}", class_order=order,
                                                         sampling=args.sampling, clips=args.clips, device=device))
-    result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior)
+    like = recorded_options(args.faces_like, device=device, reuse=False) if args.faces_like else None
+    faces = (like or FaceOptions(device=device)) if args.faces else None
+    result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior, faces=faces,
+                                     face_dir=args.face_dir or args.out.parent / "faces", aggregate=args.aggregate)
     paths = ensemble.write_outputs(result, args.out)
     for name, error in result.errors.items():
         print(f"FAILED {name}: {error} (given the prior)", file=sys.stderr)
-    print(f"{len(result.filenames)} videos, {len(result.errors)} failed to decode; wrote {paths['submission']}, "
+    print(f"{len(result.filenames)} videos, {len(result.errors)} given the prior; wrote {paths['submission']}, "
           f"{paths['per_model']}, {paths['report']}")  # fmt: skip
     return 0
 

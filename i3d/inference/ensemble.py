@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from faces.extract import FaceOptions
+from faces.extract import extract_video as extract_faces_of
 from flow.video import read_video
 from i3d.checkpoint import CheckpointError, model_from_checkpoint
 from i3d.data.spec import InputSpec
@@ -196,35 +198,68 @@ def prior_vector(prior: float | None, classes: list[str]) -> np.ndarray:
     return np.full(k, 1.0 / k)
 
 
-def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, prior: float | None = None
+def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, prior: float | None = None,
+                   faces: FaceOptions | None = None, face_dir: str | Path | None = None, aggregate: str = "max"
                    ) -> EnsembleResult:  # fmt: skip
     """Run the ensemble on (video_id, path) pairs; each video is decoded once per distinct (fps, short side).
 
     Args:
-        members: from `load_member`.
+        members: from `load_member` / `load_foreign_member`.
         videos: e.g. `flow.extract.find_videos(specs)`; output rows are named by the file name (DFDC's
             submission format).
-        prior: probability of the second class (FAKE) given to videos that fail to decode (None: 0.5, or uniform
-            beyond two classes).
+        prior: probability of the second class (FAKE) given to videos that fail to decode or, with `faces`, show
+            no face (None: 0.5, or uniform beyond two classes).
+        faces: score face clips instead of whole frames, as the models were trained (DFDC): each raw video goes
+            through `faces.extract.extract_video` into `face_dir` (the training clips' recipe), every clip is scored,
+            and the video gets its clips' `aggregate`: "max" (the clip with the highest P(FAKE): one fake face
+            among real ones makes the video fake) or "mean".
     """
+    if aggregate not in ("max", "mean"):
+        raise EnsembleError(f"aggregate={aggregate!r}: use 'max' or 'mean'")
+    if faces is not None and face_dir is None:
+        raise EnsembleError("scoring face clips needs a folder to cut them into (face_dir)")
     classes = check_members(members)
     fallback = prior_vector(prior, classes)
     keys = list(dict.fromkeys(decode_key(m.spec) for m in members))
     weights = [m.weight for m in members]
     names, rows, errors = [], [], {}
-    for _video_id, path in videos:
+    for video_id, path in videos:
         name = Path(path).name
         try:
-            decoded = {key: read_video(path, fps=key[0], short_side=key[1])[0] for key in keys}
-        except Exception as e:  # any decoder failure (VideoError, cv2.error, ...) -> the prior, never a crash
+            if faces is None:
+                rows.append(_score(members, path, keys))
+            else:
+                rows.append(_score_faces(members, video_id, path, keys, faces, Path(face_dir), weights, aggregate))
+        except Exception as e:  # any decoder failure (VideoError, cv2.error, no face, ...) -> the prior, never a crash
             errors[name] = f"{type(e).__name__}: {e}"
-            log.warning("%s could not be decoded (%s); it gets the prior %s", path, e, fallback.tolist())
+            log.warning("%s could not be scored (%s); it gets the prior %s", path, e, fallback.tolist())
             rows.append(np.tile(fallback, (len(members), 1)))
-        else:
-            rows.append(predict_decoded(members, decoded))
         names.append(name)
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))
     return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors)
+
+
+class NoFaceError(ValueError):
+    """A video in which no face clip could be cut (no face, or only clips shorter than the minimum)."""
+
+
+def _score(members: list[Member], path: Path, keys: list[tuple]) -> np.ndarray:
+    """(M, K) probabilities of every member for one video file, decoded once per key."""
+    return predict_decoded(members, {key: read_video(path, fps=key[0], short_side=key[1])[0] for key in keys})
+
+
+def _score_faces(members, video_id: str, path: Path, keys, opts: FaceOptions, face_dir: Path, weights,
+                 aggregate: str) -> np.ndarray:  # fmt: skip
+    """(M, K) of one raw video from its face clips: each clip scored, then the clips' max or mean."""
+    record = extract_faces_of(video_id, path, face_dir, opts)
+    if record["status"] == "failed":
+        raise ValueError(record["error"])
+    if not record["crops"]:
+        raise NoFaceError("; ".join(record["warnings"]) or "no face clip")
+    clips = np.stack([_score(members, face_dir / c["file"], keys) for c in record["crops"]])  # (C, M, K)
+    if aggregate == "mean":
+        return clips.mean(axis=0)
+    return clips[int(np.argmax(ensemble_mean(clips, weights)[:, -1]))]  # the clip the ensemble finds most positive
 
 
 # ---------------------------------------------------------------- files

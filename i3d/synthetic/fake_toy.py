@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d.synthetic.video import write_video
+from flow.video import write_video
 
 # numpy's SeedSequence ignores trailing zero words ([0, 0] seeds like [0, 0, 0, 0]), so every seed list ends in a tag
 _REAL_TAG, _FAKE_TAG = 0x5EA1, 0xFA4E

@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d.synthetic.video import write_video
+from flow.video import write_video
 
 GENERATOR_VERSION = "2"  # 2: scenes shared by all classes
 FOURCC = "FFV1"  # lossless: decoded frames equal the rendered ones, so flow sees exactly the motion we drew

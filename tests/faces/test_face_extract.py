@@ -11,10 +11,9 @@ import faces.extract as fx
 from faces.crop import cut
 from faces.extract import FaceOptions, extract_faces
 from faces.track import Track, frame_boxes, iou
-from flow.video import read_video
+from flow.video import read_video, write_video
 from i3d.data.dfdc import dfdc_records
 from i3d.synthetic.faces import astronaut_video, fake_of, no_face_video, two_people_video
-from i3d.synthetic.video import write_video
 
 OPTS = FaceOptions(stride=5, split_frames=30, min_frames=16, size=48)  # 60 frames: two 30-frame clips per person
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from flow.video import write_video
 from i3d.cli import run_tool
 from i3d.synthetic.faces import astronaut_video
-from i3d.synthetic.video import write_video
 
 REPO = Path(__file__).resolve().parents[2]
 

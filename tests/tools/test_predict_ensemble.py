@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from flow.video import write_video
 from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
 from i3d.inference import ensemble
 from i3d.synthetic import fake_toy
-from i3d.synthetic.video import write_video
 
 REPO = Path(__file__).resolve().parents[2]
 

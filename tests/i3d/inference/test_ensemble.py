@@ -137,3 +137,28 @@ def test_each_video_is_decoded_once_per_frame_rate_and_short_side(tmp_path, monk
     assert "moov atom" in result.errors["bad.mp4"]
     np.testing.assert_allclose(result.probs[:, 1], [0.5, 0.9, 0.5], atol=1e-6)
     assert result.member_probs.shape == (3, 3, 2)
+
+
+def test_raw_videos_are_scored_by_their_face_clips(tmp_path, monkeypatch):
+    """faces=: each raw video -> face clips (the training clips' recipe) -> every clip scored -> the max over clips;
+    a video without a face gets the prior and is listed."""
+    from faces.extract import FaceOptions
+    from flow.video import write_video
+    from i3d.synthetic.faces import no_face_video, two_people_video
+
+    frames, _boxes = two_people_video(num_frames=40)
+    write_video(tmp_path / "videos" / "two.avi", frames, 25)
+    write_video(tmp_path / "videos" / "none.avi", no_face_video(num_frames=20), 25)
+    member = en.load_member(save_constant_checkpoint(tmp_path / "m.pt", math.log(3.0)))
+    scored = []
+    real_score = en._score
+    monkeypatch.setattr(en, "_score", lambda members, path, keys: scored.append(path.name) or real_score(members,
+                                                                                                          path, keys))
+    opts = FaceOptions(stride=5, split_frames=0, min_frames=8, size=48)
+    videos = [("two", tmp_path / "videos" / "two.avi"), ("none", tmp_path / "videos" / "none.avi")]
+    result = en.predict_videos([member], videos, prior=0.2, faces=opts, face_dir=tmp_path / "faces")
+    assert len(scored) == 2 and all(name.startswith("two") for name in scored)  # one clip per person
+    np.testing.assert_allclose(result.probs[:, 1], [0.75, 0.2], atol=1e-6)
+    assert list(result.errors) == ["none.avi"] and "NoFaceError" in result.errors["none.avi"]
+    with pytest.raises(en.EnsembleError, match="face_dir"):
+        en.predict_videos([member], videos, faces=opts)

@@ -1,11 +1,10 @@
-"""i3d.synthetic.video.write_video: lossless FFV1 round trip, and a video that is either complete or absent."""
+"""flow.video.write_video: lossless FFV1 round trip, and a video that is either complete or absent."""
 
 import cv2
 import numpy as np
 import pytest
 
-from flow.video import read_video
-from i3d.synthetic.video import VideoWriteError, write_video
+from flow.video import VideoWriteError, read_video, write_video
 
 
 def _frames(n: int = 5, h: int = 24, w: int = 32) -> np.ndarray:
