@@ -14,7 +14,7 @@ from pathlib import Path
 
 from i3d.checkpoint import CheckpointError, load_checkpoint
 from i3d.cli import run_tool
-from i3d.config import ConfigError, config_to_dict, load_config
+from i3d.config import ConfigError, config_from_dict, config_to_dict, load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,9 +64,13 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         wanted = config_to_dict(load_config(args.config, args.overrides))
-        found = load_checkpoint(args.checkpoint)["config"]
+        ckpt = load_checkpoint(args.checkpoint)
+        found = config_to_dict(config_from_dict(ckpt["config"]))  # keys added since then: their defaults
     except (ConfigError, CheckpointError) as e:
         print(f"{args.checkpoint}: not reusable ({e}); training from scratch")
+        return 1
+    if "input_spec" not in ckpt:  # its flow was scaled by a fixed 20 px, not by the stores' bound
+        print(f"{args.checkpoint} was trained before checkpoints recorded their input spec; training from scratch")
         return 1
     diff = config_differences(found, wanted)
     if diff:
