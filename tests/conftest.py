@@ -116,3 +116,15 @@ def run_tool(name: str, *argv) -> int:
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool.main(tool.parse_args([str(a) for a in argv]))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch in one thread for a module: on small inputs more threads gain little, and on a busy 2-core machine they
+    wait on each other (MTCNN ran ten times slower with two threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,6 +7,9 @@ from faces.detect import MTCNNDetector, shrink
 from faces.track import iou
 from i3d.synthetic.faces import NO_FACE_PHOTOS, photo_faces
 
+pytest.importorskip("skimage", reason="scikit-image ships the photographs with faces: pip install -e '.[dev]'")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MTCNN in one thread (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def detector():

@@ -15,6 +15,9 @@ from flow.video import read_video, write_video
 from i3d.data.dfdc import dfdc_records
 from i3d.synthetic.faces import astronaut_video, fake_of, no_face_video, two_people_video
 
+pytest.importorskip("skimage", reason="scikit-image ships the photographs with faces: pip install -e '.[dev]'")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MTCNN in one thread (tests/conftest.py)
+
 OPTS = FaceOptions(stride=5, split_frames=30, min_frames=16, size=48)  # 60 frames: two 30-frame clips per person
 
 
