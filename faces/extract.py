@@ -42,8 +42,8 @@ from faces.crop import CropPlan, cut, plan_crops
 from faces.detect import MTCNNDetector
 from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
 from faces.track import Track, link_tracks
-from flow.extract import find_videos, select_shard
-from flow.video import VIDEO_EXTENSIONS, VideoReader, write_video
+from flow.extract import find_run_videos, select_shard
+from flow.video import VideoReader, write_video
 
 SIDECAR = ".faces.json"
 STATUSES = ("done", "skipped", "no_face", "failed")
@@ -383,16 +383,7 @@ def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=
     """
     if workers < 1:
         raise ValueError(f"--workers {workers}: must be >= 1 (processes)")
-    videos = find_videos(specs, root)
-    if not videos:
-        raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
-    if isinstance(opts.overwrite, tuple):
-        unknown = sorted(set(opts.overwrite) - {video_id for video_id, _ in videos})
-        if unknown:
-            raise ValueError(
-                f"--overwrite {' '.join(unknown)}: no such video id among the {len(videos)} videos "
-                f"found (ids are paths under the folder given, without extension, e.g. {videos[0][0]})"
-            )
+    videos = find_run_videos(specs, root, opts.overwrite)
     labels = read_labels(videos)
     if shard:
         videos = shard_families(videos, labels, *shard)

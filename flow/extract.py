@@ -244,6 +244,19 @@ def option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
 
 
 # -- which videos ------------------------------------------------------------------------------------------------
+def find_run_videos(specs: list[str], root=None, overwrite: bool | tuple[str, ...] = False) -> list[tuple[str, Path]]:
+    """`find_videos` for a run: no videos, or `--overwrite` ids that name none of them, are errors before any work."""
+    videos = find_videos(specs, root)
+    if not videos:
+        raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    if isinstance(overwrite, tuple):
+        unknown = sorted(set(overwrite) - {video_id for video_id, _ in videos})
+        if unknown:
+            raise ValueError(f"--overwrite {' '.join(unknown)}: no such video id among the {len(videos)} videos "
+                             f"found (ids are paths under the folder given, without extension, e.g. {videos[0][0]})")
+    return videos
+
+
 def find_videos(specs: list[str], root: str | Path | None = None) -> list[tuple[str, Path]]:
     """Expand files, folders (recursively, by video extension), globs and .txt lists into sorted (video_id, path).
 
@@ -423,14 +436,7 @@ def extract_all(specs: list[str], out: str | Path, opts: ExtractOptions, *, root
     Raises ValueError (a bad option) or FileNotFoundError (no videos) before any video is touched.
     """
     check_run(out, workers=workers, backend=backend, scheduler=scheduler, engine=opts.engine)
-    videos = find_videos(specs, root)
-    if not videos:
-        raise FileNotFoundError(f"no videos found in {specs} (extensions: {', '.join(VIDEO_EXTENSIONS)})")
-    if isinstance(opts.overwrite, tuple):
-        unknown = sorted(set(opts.overwrite) - {video_id for video_id, _ in videos})
-        if unknown:
-            raise ValueError(f"--overwrite {' '.join(unknown)}: no such video id among the {len(videos)} videos "
-                             f"found (ids are paths under the folder given, without extension, e.g. {videos[0][0]})")
+    videos = find_run_videos(specs, root, opts.overwrite)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
