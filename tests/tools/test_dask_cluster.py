@@ -1,0 +1,51 @@
+"""tools/extract_flow.py on a real Dask cluster (`dask scheduler` + `dask worker` processes on 127.0.0.1, issue 17):
+a worker SIGKILLed mid-run loses no video and leaves no partial store; a scheduler SIGKILLed mid-run ends the run
+(exit 1, not a hang) and the rerun on a restarted scheduler resumes. benchmarks/rehearse_dask.py does the work (its
+`--small` mode); every process it starts is SIGKILLed (by process group) when the cluster closes, failures included.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rehearsal():
+    spec = importlib.util.spec_from_file_location("rehearse_dask", REPO / "benchmarks" / "rehearse_dask.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_killed_worker_and_killed_scheduler_lose_no_video(tmp_path):
+    pytest.importorskip("distributed")
+    rehearsal = _rehearsal()
+    videos = tmp_path / "videos"
+    ids = rehearsal.make_videos(videos, 24, frames=12, height=48, width=64)
+    cluster = rehearsal.Cluster(tmp_path / "cluster", workers=2)
+    try:
+        cluster.__enter__()
+    except rehearsal.ClusterUnavailable as e:
+        pytest.skip(f"no Dask cluster on this machine: {e}")
+    try:
+        killed = rehearsal.worker_kill(tmp_path, cluster, videos, ids, 12, timeout=120)
+        assert killed["rc"] == 0 and killed["problems"] == [], killed
+        assert 0 < killed["stores_at_kill"] < len(ids)  # the kill came mid-run
+        stopped = rehearsal.scheduler_kill(tmp_path, cluster, videos, ids, 12, timeout=120)
+        assert stopped["rc_killed_run"] == 1 and stopped["problems"] == [], stopped
+        assert stopped["resume"]["done"] > 0 and stopped["resume"]["failed"] == 0  # the rerun finished the rest
+    finally:
+        cluster.close()
+    pids = [p.pid for p in cluster.processes]
+    assert not [pid for pid in pids if _alive(pid)], "a process of the cluster outlived close()"
