@@ -93,20 +93,29 @@ class FaceOptions:
 
 
 def recorded_options(out: str | Path, **changes) -> FaceOptions:
-    """The options an earlier run used for OUT (its report.json), e.g. to cut test videos as the training clips were.
+    """The options the clips in OUT were cut with (their `.faces.json`), e.g. to cut test videos as the training
+    clips were; `changes` go on top (device, reuse).
 
     Raises:
-        FileNotFoundError / ValueError naming the folder when it holds no readable report.
+        FileNotFoundError when OUT holds no finished clips; ValueError when its clips were cut with different options.
     """
-    path = Path(out) / "report.json"
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))["options"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: give the --out folder of tools/extract_faces.py") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} records no options ({e}); re-run tools/extract_faces.py on it") from e
+    seen = {}
+    for sidecar in sorted(Path(out).rglob(f"*{SIDECAR}")):
+        try:
+            done = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if done.get("crops") and isinstance(done.get("options"), dict):
+            seen.setdefault(json.dumps(done["options"], sort_keys=True), sidecar)
+    if not seen:
+        raise FileNotFoundError(f"{out}: no face clips with recorded options; give the --out folder of "
+                                "tools/extract_faces.py")  # fmt: skip
+    if len(seen) > 1:
+        first, second = list(seen.values())[:2]
+        raise ValueError(f"{out}: its clips were cut with different options ({first} and {second}); re-cut them "
+                         "with one set (tools/extract_faces.py --overwrite)")  # fmt: skip
     known = set(FaceOptions.__dataclass_fields__)
-    values = {k: v for k, v in recorded.items() if k in known and k not in ("overwrite", "device")}
+    values = {k: v for k, v in json.loads(next(iter(seen))).items() if k in known and k not in ("overwrite", "device")}
     return FaceOptions(**{**values, **changes})
 
 
@@ -149,7 +158,7 @@ def extract_video(video_id: str, src: str | Path, out: str | Path, opts: FaceOpt
     record = _record(video_id, src)
     try:
         sidecar = sidecar_path(out, video_id)
-        earlier = None if opts.overwrites(video_id) else finished(out, video_id)
+        earlier = None if opts.overwrites(video_id) else finished(out, video_id, src)
         if earlier is not None:
             record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
                           error=None, seconds=0.0)  # fmt: skip
@@ -168,7 +177,7 @@ def extract_video(video_id: str, src: str | Path, out: str | Path, opts: FaceOpt
             reason = "no face found" if not tracks else f"every clip is shorter than {opts.min_frames} frames"
             record["warnings"].append(f"{reason}; nothing written")
         sidecar.parent.mkdir(parents=True, exist_ok=True)
-        write_json(sidecar, {**record, "options": opts.recorded(), "seconds": None})
+        write_json(sidecar, {**record, "options": opts.recorded(), "source_stamp": source_stamp(src), "seconds": None})
     except Exception as e:  # a bad video must not stop the run; the error is reported with its path
         record.update(status="failed", error=f"{type(e).__name__}: {e}")
     record["seconds"] = time.perf_counter() - start
@@ -187,14 +196,26 @@ def _plan_json(file: str | None, plan: CropPlan) -> dict:
     return {"file": file, **entry} if file else entry
 
 
-def finished(out: Path, video_id: str) -> dict | None:
-    """A finished video's `.faces.json` (with every clip it lists present), or None."""
+def finished(out: Path, video_id: str, src: str | Path | None = None) -> dict | None:
+    """A finished video's `.faces.json` (with every clip it lists present), or None; with `src`, only when it was
+    cut from that same file (same path, size and modification time): another video of the same name is redone."""
     try:
         done = json.loads(sidecar_path(out, video_id).read_text(encoding="utf-8"))
         files = [out / crop["file"] for crop in done["crops"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if src is not None and done.get("source_stamp") != source_stamp(src):
+        return None
     return done if all(f.is_file() for f in files) else None
+
+
+def source_stamp(src: str | Path) -> list | None:
+    """[path, size, mtime_ns] of a video file (None when it is unreadable): what a finished cut was made from."""
+    try:
+        st = os.stat(src)
+    except OSError:
+        return None
+    return [str(Path(src).resolve()), st.st_size, st.st_mtime_ns]
 
 
 def option_mismatches(earlier: dict, opts: FaceOptions) -> list[str]:

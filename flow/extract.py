@@ -290,7 +290,9 @@ def _expand(spec: str, root: Path | None):
             raise FileNotFoundError(f"--videos {spec!r} matches no file")
         fixed = Path(*[part for part in _until_magic(Path(spec).parts)]) if not root else root
         return [(fixed, p) for p in matches]
-    return [(root or path.parent, path)]  # a single file; a missing one fails as a job, with its path
+    if not path.exists():  # a typo on the command line stops the run before any work (a list's lines fail as jobs)
+        raise FileNotFoundError(f"--videos {spec}: no such file or folder")
+    return [(root or path.parent, path)]
 
 
 def _until_magic(parts):

@@ -177,8 +177,8 @@ def best_checkpoint_advice(last: Path) -> str:
     except CheckpointError:
         return f"{best} cannot be resumed from either: start afresh (--config ... --out)"
     epoch = ckpt["epoch"]
-    return (f"{best} is whole (epoch {epoch}, step {ckpt['step']}): to continue from it, cp {best} {last} and "
-            f"--resume again (the epochs after {epoch} are trained again)")
+    return (f"{best} is whole (epoch {epoch}, step {ckpt['step']}): evaluate or predict with it, or, to continue "
+            f"training from it, cp {best} {last} and --resume again (the epochs after {epoch} are trained again)")
 
 
 def config_of_checkpoint(ckpt: dict) -> Config:

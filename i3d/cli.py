@@ -98,3 +98,24 @@ def one_line(e: BaseException) -> str:
     if heads:
         text = worker[heads[-1].end() :]
     return " ".join(text.split()) or type(e).__name__
+
+
+def resolve_device(text: str) -> str:
+    """A tool's --device: "auto" (CUDA when there is one, else the CPU), "cpu", or "cuda[:N]" that must exist here.
+
+    Raises:
+        ValueError (one line under `run_tool`) for an unknown name or a CUDA device this machine does not have.
+    """
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cpu":
+        return text
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(text[5:]) if ":" in text else 0
+        if index >= count:
+            raise ValueError(f"--device {text}: this machine has {count} CUDA device(s); use --device cpu or auto")
+        return text
+    raise ValueError(f"--device {text}: use auto, cpu, cuda or cuda:N")

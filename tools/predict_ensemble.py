@@ -1,4 +1,4 @@
-"""Predict P(FAKE) (or class probabilities) for raw videos with a weighted ensemble of trained checkpoints.
+r"""Predict P(FAKE) (or class probabilities) for raw videos with a weighted ensemble of trained checkpoints.
 
     python tools/predict_ensemble.py --model runs/dfdc_mc3_112/best.pt:1 --model runs/dfdc_i3d/best.pt:2 \
         --videos data/dfdc/test_videos --out runs/dfdc/submission.csv
@@ -23,11 +23,9 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
 from faces.extract import FaceOptions, recorded_options
 from flow.extract import find_videos
-from i3d.cli import run_tool
+from i3d.cli import resolve_device, run_tool
 from i3d.inference import ensemble
 
 
@@ -49,14 +47,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--aggregate", choices=("max", "mean"), default="max", help="over a video's face clips")
     p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help="submission CSV; the per-model CSV and report go beside it")
-    p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode (default 0.5)")
+    p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode or show no face (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    device = resolve_device(args.device)
     order = tuple(c.strip().upper() for c in args.class_order.split(","))
     members = []
     for i, spec in enumerate(args.models):
@@ -67,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
             members.append(ensemble.load_foreign_member(model_type, path, weight, f"m{i}", class_order=order,
                                                         sampling=args.sampling, clips=args.clips, device=device))
     like = recorded_options(args.faces_like, device=device, reuse=False) if args.faces_like else None
-    faces = (like or FaceOptions(device=device)) if args.faces else None
+    faces = (like or FaceOptions(device=device)) if args.faces or like else None  # --faces-like implies --faces
     result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior, faces=faces,
                                      face_dir=args.face_dir or args.out.parent / "faces", aggregate=args.aggregate)
     paths = ensemble.write_outputs(result, args.out)

@@ -1,4 +1,4 @@
-"""Train two-stream I3D (RGB + TV-L1 flow) on HDF5 stores written by tools/extract_flow.py.
+r"""Train two-stream I3D (RGB + TV-L1 flow) on HDF5 stores written by tools/extract_flow.py.
 
     python tools/train_two_stream.py --config configs/ucf101_i3d_two_stream.yaml --out runs/ucf101 \
         --set data.store_root=runs/ucf101/h5 --set data.index=data/ucfTrainTestlist
@@ -46,6 +46,9 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:  # the run's own config; --set may change e.g. train.epochs to train longer
         cfg = validate(apply_overrides(config_of_checkpoint(load_checkpoint(args.resume / "last.pt")), overrides))
     else:
+        if (args.out / "last.pt").exists():  # a new run must not overwrite a finished or interrupted one
+            raise FileExistsError(f"{args.out} already holds a run (last.pt): continue it with --resume {args.out}, "
+                                  "or give a new --out")  # fmt: skip
         cfg = load_config(args.config, overrides)
     out = args.resume or args.out
     try:

@@ -110,6 +110,13 @@ class InputSpec:
             values["tvl1"] = TVL1Params(**values["tvl1"])
         return cls(**values)
 
+    def check_frames(self, height: int, width: int, where: str = "frames") -> None:
+        """A ValueError naming `where` when (height, width) frames cannot give this spec's centre crop."""
+        if min(height, width) < self.crop_size:
+            raise ValueError(f"{where}: {height}x{width} frames (short side {self.short_side or 'native'}) are "
+                             f"smaller than the model's {self.crop_size}-px crop; a video this small cannot be fed "
+                             "to it (or pass a larger short side / smaller crop where the tool has one)")  # fmt: skip
+
     def extraction(self) -> dict:
         """The fields recorded by extraction (what raw videos must go through to look like the stores)."""
         return {k: getattr(self, k) for k in EXTRACTION_FIELDS}

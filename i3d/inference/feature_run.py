@@ -1,7 +1,7 @@
 """A feature-extraction run over many videos: where frames come from, how results are written, resume and records.
 
     frames: a store of tools/extract_flow.py when there is one for the video (its extraction must match the spec),
-            else the video decoded as the spec says (`predict.decode`) with TV-L1 flow computed on the fly
+            else the video decoded as the spec says (`flow.video.read_video`) with TV-L1 flow computed on the fly
     output: OUT/<video_id>_<stream>.npy (K, 1024) float32 per stream (+ _<stream>_logits.npy with logits=True) and
             OUT/<video_id>.json (start/end frame of every row, fps, mode, the input spec), written last, so a
             video counts as done only when its .json exists; or with fmt="h5" one OUT/<video_id>.h5 holding it all.
@@ -25,10 +25,11 @@ import numpy as np
 
 from flow.extract import find_videos
 from flow.store import VideoStore
+from flow.video import read_video
 from i3d.checkpoint import model_from_checkpoint, write_atomic
 from i3d.data.spec import InputSpec, check_matches, read_extraction, stores_extraction
 from i3d.inference.features import FeatureExtractor, FeatureOptions, Features
-from i3d.inference.predict import decode, video_flow
+from i3d.inference.predict import video_flow
 from i3d.models.pretrained import i3d_from_file
 
 FORMATS = ("npy", "h5")
@@ -41,7 +42,10 @@ def list_jobs(videos: list[str] | None, stores: Path | None) -> list[tuple[str, 
         found = [(vid, path, Path(stores) / f"{vid}.h5" if stores else None) for vid, path in find_videos(videos)]
         return [(vid, path, store if store is not None and store.is_file() else None) for vid, path, store in found]
     stores = Path(stores)
-    return [(str(p.relative_to(stores).with_suffix("")), None, p) for p in sorted(stores.rglob("*.h5"))]
+    found = [(str(p.relative_to(stores).with_suffix("")), None, p) for p in sorted(stores.rglob("*.h5"))]
+    if not found:
+        raise FileNotFoundError(f"--stores {stores}: no .h5 stores there (the --out folder of tools/extract_flow.py)")
+    return found
 
 
 def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, weights: dict | None = None,
@@ -61,30 +65,39 @@ def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, w
         spec = dataclasses.replace(spec, **extraction) if extraction else spec
     if not nets:
         raise ValueError(f"none of the streams {list(streams)} has a network (checkpoint streams or weight files)")
-    return FeatureExtractor(nets, spec, options)
+    source = str(checkpoint) if checkpoint else {s: str(weights[s]) for s in nets}
+    return FeatureExtractor(nets, spec, options, source=source)
 
 
-def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None) -> dict[str, np.ndarray]:
-    """{stream: frames} of one video for `extractor`: from `store` when given (all of its frames), else decoded."""
+def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None
+                ) -> tuple[dict[str, np.ndarray], float]:  # fmt: skip
+    """({stream: frames}, the frame rate they have) of one video: from `store` when given (all of its frames), else
+    decoded as the spec says with TV-L1 computed on the fly."""
     spec, streams = extractor.spec, extractor.streams
     if store is not None:
         check_matches(spec, read_extraction(store), str(store))
         with VideoStore(store) as s:
             if "flow" in streams and not s.has_flow:
-                raise ValueError(f"{store} holds no flow; extract it without --rgb-only or drop the flow stream")
+                raise ValueError(f"{store} holds no flow (an RGB-only store); drop the flow stream (--streams rgb)")
             everything = np.arange(s.num_frames)
-            return {st: s.read_rgb(everything) if st == "rgb" else s.read_flow(everything) for st in streams}
-    frames = decode(video, spec)
+            fps = float(s.attrs.get("sampled_fps") or spec.fps)
+            return {st: s.read_rgb(everything) if st == "rgb" else s.read_flow(everything) for st in streams}, fps
+    frames, info = read_video(video, fps=spec.fps, short_side=spec.short_side)
     out = {"rgb": frames} if "rgb" in streams else {}
     if "flow" in streams:
         out["flow"] = video_flow(frames, spec)
-    return out
+    return out, float(info["sampled_fps"])
 
 
-def metadata(video_id: str, source: Path, result: Features, extractor: FeatureExtractor) -> dict:
+SETTINGS = ("streams", "mode", "snippet", "stride", "last", "model", "input_spec")  # what makes features differ
+
+
+def metadata(video_id: str, source: Path, result: Features, extractor: FeatureExtractor, fps: float) -> dict:
+    """The .json of one video: its rows' frames, the rate they were counted at (start_frame / fps = seconds), and
+    the settings that made them (compared on a rerun)."""
     o = extractor.options
-    return {"video_id": video_id, "source": str(source), "streams": list(result.features), "fps": extractor.spec.fps,
-            "mode": o.mode, "snippet": o.snippet, "stride": o.stride, "last": o.last,
+    return {"video_id": video_id, "source": str(source), "streams": list(result.features), "fps": fps,
+            "mode": o.mode, "snippet": o.snippet, "stride": o.stride, "last": o.last, "model": extractor.source,
             "num_features": len(result.start_frame), "start_frame": result.start_frame.tolist(),
             "end_frame": result.end_frame.tolist(), "input_spec": extractor.spec.to_dict()}  # fmt: skip
 
@@ -107,15 +120,20 @@ def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: st
     return [*files, marker]
 
 
-def is_done(out: Path, video_id: str, fmt: str) -> bool:
-    """A finished video: its .json marker (npy) or a readable .h5 with its metadata."""
-    if fmt == "npy":
-        return (out / f"{video_id}.json").is_file()
+def finished(out: Path, video_id: str, fmt: str) -> dict | None:
+    """A finished video's metadata (its .json, or the .h5's "meta"), or None."""
     try:
+        if fmt == "npy":
+            return json.loads((out / f"{video_id}.json").read_text())
         with h5py.File(out / f"{video_id}.h5", "r") as f:
-            return "meta" in f.attrs
-    except OSError:
-        return False
+            return json.loads(f.attrs["meta"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def setting_changes(earlier: dict, now: dict) -> list[str]:
+    """The settings (`SETTINGS`) in which a finished video's features differ from what this run would make."""
+    return [k for k in SETTINGS if earlier.get(k) != now.get(k)]
 
 
 def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extractor: FeatureExtractor, *,
@@ -135,9 +153,16 @@ def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extra
     for video_id, video, store in jobs:
         source = store if store is not None else video
         record = {"video_id": video_id, "source": str(source), "status": "skipped", "num_features": None,
-                  "seconds": 0.0, "error": None}  # fmt: skip
-        if overwrite or not is_done(out, video_id, fmt):
+                  "seconds": 0.0, "error": None, "warning": None}  # fmt: skip
+        earlier = None if overwrite else finished(out, video_id, fmt)
+        if earlier is None:
             record.update(_one(out, video_id, video, store, extractor, fmt, on_batch))
+        else:
+            record["num_features"] = earlier.get("num_features")
+            changed = setting_changes(earlier, {k: v for k, v in _settings(extractor).items()})
+            if changed:
+                record["warning"] = (f"kept features made with other {', '.join(changed)}; --overwrite to redo "
+                                     "them with these settings")  # fmt: skip
         records.append(record)
         write_records(out, records)
         if progress is not None:
@@ -148,12 +173,19 @@ def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extra
 def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fmt: str, on_batch=None) -> dict:
     start = time.perf_counter()
     try:
-        result = extractor.extract(load_frames(extractor, video, store), on_batch)
+        frames, fps = load_frames(extractor, video, store)
+        result = extractor.extract(frames, on_batch)
         (out / video_id).parent.mkdir(parents=True, exist_ok=True)
-        write_result(out, video_id, result, metadata(video_id, store or video, result, extractor), fmt)
+        write_result(out, video_id, result, metadata(video_id, store or video, result, extractor, fps), fmt)
     except Exception as e:  # any bad video (decoder, store, too small for the crop) is recorded; the run goes on
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - start}
     return {"status": "done", "num_features": len(result.start_frame), "seconds": time.perf_counter() - start}
+
+
+def _settings(extractor: FeatureExtractor) -> dict:
+    o = extractor.options
+    return {"streams": list(extractor.streams), "mode": o.mode, "snippet": o.snippet, "stride": o.stride,
+            "last": o.last, "model": extractor.source, "input_spec": extractor.spec.to_dict()}  # fmt: skip
 
 
 def write_records(out: Path, records: list[dict]) -> None:

@@ -45,7 +45,7 @@ class FeatureOptions:
     stride: int = 16
     last: str = "drop"
     batch_size: int = 8  # snippets per forward pass
-    logits: bool = False  # video mode: per-step class scores too
+    logits: bool = False  # the class scores of every row too (per snippet, or per step in video mode)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -85,12 +85,14 @@ def snippet_indices(num_frames: int, snippet: int, stride: int, last: str = "dro
 class FeatureExtractor:
     """I3D backbones (one per stream) in eval mode, the input spec they want, and the sampling options."""
 
-    def __init__(self, nets: dict[str, nn.Module], spec: InputSpec, options: FeatureOptions = FeatureOptions()):
+    def __init__(self, nets: dict[str, nn.Module], spec: InputSpec, options: FeatureOptions = FeatureOptions(),
+                 source=None):  # fmt: skip
+        """`source`: where the nets came from (a checkpoint path, weight files), recorded with the features."""
         unknown = set(nets) - {"rgb", "flow"}
         if not nets or unknown:
             raise ValueError(f"nets must map 'rgb' and/or 'flow' to a backbone, got {sorted(nets)}")
         self.nets = {s: net.eval() for s, net in nets.items()}
-        self.spec, self.options = spec, options
+        self.spec, self.options, self.source = spec, options, source
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -107,6 +109,7 @@ class FeatureExtractor:
             on_batch: called with the number of clips after each forward pass (progress within long videos).
         """
         n, h, w = next(iter(frames.values())).shape[:3]
+        self.spec.check_frames(h, w)
         y0, x0 = T.center_crop_origin(h, w, self.spec.crop_size)
         o = self.options
         if o.mode == "snippets":

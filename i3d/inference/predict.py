@@ -28,7 +28,7 @@ import torch
 
 from flow.extract import get_engine
 from flow.tvl1 import align_flow
-from flow.video import read_video
+from flow.video import VideoError, read_video
 from i3d.checkpoint import model_from_checkpoint
 from i3d.data import transforms as T
 from i3d.data.spec import InputSpec
@@ -174,6 +174,7 @@ def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray 
         flow: (N, H, W, 2) pixels from `video_flow`; computed here when "flow" is wanted and it is None.
     """
     n, h, w = frames.shape[:3]
+    spec.check_frames(h, w)
     indices = T.eval_clip_indices(n, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames,  # (K, T)
                                   spec.eval_start)  # fmt: skip
     y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
@@ -212,5 +213,11 @@ def predict_frames(predictor: Predictor, frames: np.ndarray, path: str = "") -> 
 
 
 def predict_video(predictor: Predictor, path: str | Path, max_frames: int | None = None) -> Prediction:
-    """Decode `path` (any format OpenCV reads, GIF included) and classify it; a bad file raises VideoError."""
-    return predict_frames(predictor, decode(path, predictor.spec, max_frames), str(path))
+    """Decode `path` (any format OpenCV reads, GIF included) and classify it; a bad or too small file raises
+    VideoError naming it."""
+    frames = decode(path, predictor.spec, max_frames)
+    try:
+        predictor.spec.check_frames(*frames.shape[1:3], where=str(path))
+    except ValueError as e:
+        raise VideoError(str(e)) from None
+    return predict_frames(predictor, frames, str(path))

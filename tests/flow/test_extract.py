@@ -213,3 +213,10 @@ def test_a_store_does_not_depend_on_the_videos_its_worker_did_before(translating
         assert extract_video(name, src, tmp_path / f"{name}.h5", NATIVE)["status"] == "done"
     with h5py.File(tmp_path / "first.h5") as a, h5py.File(tmp_path / "again.h5") as b:
         np.testing.assert_array_equal(a["flow"][:], b["flow"][:])
+
+
+def test_a_missing_video_path_on_the_command_line_is_an_error_up_front(tmp_path):
+    from flow.extract import find_videos
+
+    with pytest.raises(FileNotFoundError, match="nonexist: no such file or folder"):
+        find_videos([str(tmp_path / "nonexist")])

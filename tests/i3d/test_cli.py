@@ -113,3 +113,16 @@ def test_errors_of_a_dataloader_worker_are_judged_by_its_traceback(kind, line, c
     else:
         assert run_tool(read_in_a_worker, parse_args, ["--fail", kind]) == 2
         assert capsys.readouterr().err == line
+
+
+def test_resolve_device_refuses_what_this_machine_lacks():
+    import torch
+
+    from i3d.cli import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="--device gpu: use auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    with pytest.raises(ValueError, match=r"--device cuda:99: this machine has \d+ CUDA device"):
+        resolve_device("cuda:99")

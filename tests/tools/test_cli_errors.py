@@ -76,7 +76,8 @@ def test_resume_from_a_cut_short_last_pt_points_at_best_pt(tmp_path, capsys):
     assert run_tool(tool.main, tool.parse_args, ["--resume", str(run)]) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith(f"error: {run / 'last.pt'} is not a readable checkpoint")
-    assert f"{run / 'best.pt'} is whole (epoch 4, step 8): to continue from it, cp {run / 'best.pt'} " in line
+    assert f"{run / 'best.pt'} is whole (epoch 4, step 8): evaluate or predict with it, or, to continue" in line
+    assert f"training from it, cp {run / 'best.pt'} " in line
 
 
 @pytest.mark.parametrize("tool", sorted(p.stem for p in (REPO / "tools").glob("*.py")))

@@ -44,6 +44,9 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     assert run_tool("extract_features", *args) == 1  # the rerun skips the finished videos and tries the bad one again
     assert (out / "a_rgb.npy").stat().st_mtime_ns == before
     assert json.loads((out / "report.json").read_text())["skipped"] == 2
+    assert (out / "index.csv").read_text().splitlines()[1:] == ["a,3", "sub/b,2"]  # counts kept from the .json
+    assert run_tool("extract_features", *args[:-8], "--snippet", "4", "--stride", "4", "--no-progress") == 1
+    assert "kept features made with other snippet, stride, last; --overwrite" in capsys.readouterr().err
     assert not list(out.rglob(".*tmp*"))  # no temporary file left
 
 

@@ -89,6 +89,13 @@ def test_eval_cli_writes_results(run_dir, tmp_path):
         assert sorted(z["video_ids"].tolist())[0] == "bright/val0"
 
 
+def test_a_new_run_does_not_overwrite_an_existing_one(run_dir):
+    before = (run_dir / "last.pt").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match=f"{run_dir} already holds a run .*--resume {run_dir}"):
+        _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", run_dir)
+    assert (run_dir / "last.pt").stat().st_mtime_ns == before
+
+
 def test_cli_errors_are_clear(tmp_path, capsys):
     from i3d.config import ConfigError
 

@@ -80,7 +80,9 @@ def test_flow_from_the_store_and_from_the_video_agree_within_the_storage_error(n
     store = tmp_path / "clip.h5"
     assert extract_video("clip", video, store, ExtractOptions(short_side=40))["status"] == "done"
     extractor = FeatureExtractor({"flow": nets["flow"]}, SPEC, FeatureOptions(snippet=8, stride=8))
-    from_store, from_video = load_frames(extractor, None, store), load_frames(extractor, video, None)
+    from_store, fps_store = load_frames(extractor, None, store)
+    from_video, fps_video = load_frames(extractor, video, None)
+    assert fps_store == fps_video == 25.0  # the rate the frames have, for start_frame / fps
     assert np.abs(from_store["flow"] - np.clip(from_video["flow"], -20, 20)).max() <= max_error() + 1e-6
     a, b = extractor.extract(from_store).features["flow"], extractor.extract(from_video).features["flow"]
     assert a.shape == b.shape == (2, 1024)

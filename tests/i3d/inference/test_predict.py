@@ -232,3 +232,15 @@ def test_checkpoint_without_a_spec_loads_with_defaults_and_a_warning(tmp_path, c
     predictor = predict.from_checkpoint(tiny_checkpoint(tmp_path / "old.pt", spec=None))
     assert "written before checkpoints saved their input spec" in caplog.text
     assert predictor.spec == InputSpec(short_side=37, crop_size=32, num_frames=8)  # short side scaled from 256 / 224
+
+
+def test_a_video_smaller_than_the_crop_is_a_video_error_naming_it(predictor, translating_video):
+    """At the native size (short side 0, as the demo's stores) a small video cannot give the crop: a VideoError
+    naming the file, so tools/predict.py reports it and goes on with the others."""
+    import dataclasses
+
+    native = dataclasses.replace(predictor, spec=dataclasses.replace(SPEC, short_side=0))
+    video, _ = translating_video("small.avi", num_frames=6, height=24, width=30)
+    with pytest.raises(VideoError, match=r"small.avi: 24x30 frames \(short side native\) are smaller than the "
+                                         r"model's 32-px crop"):  # fmt: skip
+        predict.predict_video(native, video)
