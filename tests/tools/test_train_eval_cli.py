@@ -11,27 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_motion_stores
 
-from flow.store import write_store
 from i3d.checkpoint import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _write_dataset(root: Path) -> Path:
-    """Dark frames moving right vs bright frames moving left; 4 train and 3 val videos per class."""
-    rows = ["video_id,label,split"]
-    for label, name in enumerate(("dark", "bright")):
-        for split, count in (("train", 4), ("val", 3)):
-            for k in range(count):
-                rng = np.random.default_rng((label, k, split == "val"))
-                rgb = rng.integers(0, 100, (10, 36, 40, 3), dtype=np.uint8) + np.uint8(140 * label)
-                flow = np.zeros((10, 36, 40, 2), np.float32)
-                flow[..., 0] = 4.0 if label == 0 else -4.0
-                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {})
-                rows.append(f"{name}/{split}{k},{name},{split}")
-    (root / "index.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def _tool(name: str):
@@ -49,7 +33,8 @@ def _run(name: str, *argv: str) -> int:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    root = _write_dataset(tmp_path_factory.mktemp("cli"))
+    root = write_motion_stores(tmp_path_factory.mktemp("cli"), ("dark", "bright"), (("train", 4), ("val", 3)),
+                               rgb_high=100, brightness_step=140)  # dark right, bright left: RGB can see it too
     code = _run("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                 "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
                 "--set", "train.epochs=1", "--set", "optim.lr=0.01", "--streams", "rgb,flow")  # fmt: skip

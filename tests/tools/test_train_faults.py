@@ -17,30 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_motion_stores
 
-from flow.store import write_store
 from i3d.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes in /proc")
-
-
-def _write_dataset(root: Path) -> Path:
-    """Flow to the right vs to the left; 4 train videos and 1 val video per class."""
-    rows = ["video_id,label,split"]
-    for label, name in enumerate(("right", "left")):
-        for split, count in (("train", 4), ("val", 1)):
-            for k in range(count):
-                rgb = np.random.default_rng((label, k, split == "val")).integers(0, 255, (10, 36, 40, 3), np.uint8)
-                flow = np.zeros((10, 36, 40, 2), np.float32)
-                flow[..., 0] = 4.0 if label == 0 else -4.0
-                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {})
-                rows.append(f"{name}/{split}{k},{name},{split}")
-    (root / "index.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def _start(root: Path, run: Path, *argv: str) -> subprocess.Popen:
@@ -100,7 +84,7 @@ def _kill(proc: subprocess.Popen) -> set[int]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run: its final last.pt and the seconds from its first last.pt to its exit."""
-    root = _write_dataset(tmp_path_factory.mktemp("faults"))
+    root = write_motion_stores(tmp_path_factory.mktemp("faults"))
     run = root / "straight"
     proc = _start(root, run)
     while not (run / "last.pt").exists() and proc.poll() is None:

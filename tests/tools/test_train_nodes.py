@@ -13,26 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from conftest import write_motion_stores
 
-from flow.store import write_store
 from i3d.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _write_dataset(root: Path) -> None:
-    rows = ["video_id,label,split"]
-    for label, name in enumerate(("right", "left")):
-        for split, count in (("train", 4), ("val", 1)):
-            for k in range(count):
-                rgb = np.random.default_rng((label, k, split == "val")).integers(0, 255, (10, 36, 40, 3), np.uint8)
-                flow = np.zeros((10, 36, 40, 2), np.float32)
-                flow[..., 0] = 4.0 if label == 0 else -4.0
-                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {})
-                rows.append(f"{name}/{split}{k},{name},{split}")
-    (root / "index.csv").write_text("\n".join(rows) + "\n")
 
 
 def _free_port() -> int:
@@ -111,7 +97,7 @@ def _weights(path: Path) -> dict:
 
 
 def test_two_nodes_lose_one_and_resume_exactly(tmp_path):
-    _write_dataset(tmp_path)
+    write_motion_stores(tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     nodes = _launch(tmp_path, whole, "whole")
     try:
