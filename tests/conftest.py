@@ -149,3 +149,20 @@ def write_motion_stores(root: Path, names=("right", "left"), counts=(("train", 4
                 rows.append(f"{name}/{split}{k},{name},{split}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def descendants(pid: int) -> set[int]:
+    """Processes below `pid`, from /proc/*/stat (field 4 is the parent's PID): what a killed run may leave behind."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = set(), [pid]
+    while todo:
+        pid = todo.pop()
+        children = {child for child, parent in parents.items() if parent == pid}
+        todo += children - found
+        found |= children
+    return found

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_motion_stores
+from conftest import descendants, write_motion_stores
 
 from i3d.checkpoint import load_checkpoint
 
@@ -47,24 +47,6 @@ def _temporaries(run: Path) -> list[Path]:
     return sorted(run.glob(".*.tmp-*")) if run.is_dir() else []
 
 
-def _descendants(pid: int) -> set[int]:
-    """Processes below `pid`, from /proc/*/stat (field 4 is the parent's PID)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, todo = set(), [pid]
-    while todo:
-        pid = todo.pop()
-        children = {child for child, parent in parents.items() if parent == pid}
-        todo += children - found
-        found |= children
-    return found
-
-
 def _running(pid: int) -> bool:
     """Alive and not a zombie (an orphan reparented to a PID 1 that never reaps is a zombie, not running)."""
     try:
@@ -75,7 +57,7 @@ def _running(pid: int) -> bool:
 
 def _kill(proc: subprocess.Popen) -> set[int]:
     """SIGKILL `proc` alone (not its group: its workers must notice by themselves); returns its children."""
-    children = _descendants(proc.pid)
+    children = descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before the kill: move the kill point earlier"
     return children

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import write_motion_stores
+from conftest import descendants, write_motion_stores
 
 from i3d.checkpoint import load_checkpoint
 
@@ -55,27 +55,10 @@ def _wait(nodes: list[subprocess.Popen], timeout: float) -> list[int | None]:
     return [n.poll() for n in nodes]
 
 
-def _descendants(pid: int) -> set[int]:
-    """Processes below `pid`, from /proc/*/stat (field 4 is the parent's PID)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, todo = set(), [pid]
-    while todo:
-        pid = todo.pop()
-        children = {child for child, parent in parents.items() if parent == pid}
-        todo += children - found
-        found |= children
-    return found
-
-
 def _kill_node(node: subprocess.Popen) -> None:
     """SIGKILL an agent and every process below it: torchrun starts its trainers in sessions of their own, so the
     agent's process group alone would leave the trainer running (it did, in the first version of this test)."""
-    for pid in [node.pid, *_descendants(node.pid)]:
+    for pid in [node.pid, *descendants(node.pid)]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
