@@ -11,10 +11,11 @@ one took has passed (at most ~10% of one core goes to the record); the final wri
 import csv
 import io
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+from flow.files import write_atomic
 
 
 class RunReport:
@@ -54,8 +55,8 @@ class RunReport:
                        index=str(self.index_path))  # fmt: skip
         records = sorted(self.records.values(), key=lambda r: r["video_id"])
         report = {"summary": summary, "options": asdict(self.options), "videos": records}
-        _write_atomic(self.report_path, json.dumps(report, indent=1))
-        _write_atomic(self.index_path, index_csv(records))
+        write_atomic(self.report_path, lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+        write_atomic(self.index_path, lambda tmp: tmp.write_text(index_csv(records), newline=""))  # csv's \r\n as given
         self._last_end = time.perf_counter()
         self._last_seconds = self._last_end - start
         return summary
@@ -91,9 +92,3 @@ def _earlier_records(report_path: Path, out: Path) -> dict[str, dict]:
         return {}
     return {r["video_id"]: r for r in videos if isinstance(r, dict) and isinstance(r.get("video_id"), str)
             and (r.get("status") == "failed" or (out / f"{r['video_id']}.h5").is_file())}  # fmt: skip
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, newline="")  # the text is written as given (csv ends its rows with \r\n)
-    os.replace(tmp, path)

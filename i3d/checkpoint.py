@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from flow.files import write_atomic
 from i3d.build import build_model_from_config
 from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
 from i3d.data.spec import InputSpec, InputSpecError
@@ -87,19 +88,7 @@ def copy_atomic(src: str | Path, dst: str | Path) -> None:
     write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
-def write_atomic(path: Path, write) -> None:
-    """`write(tmp)` beside `path`, then os.replace; a failed or interrupted write leaves no partial file behind
-    (a killed process leaves its `.NAME.tmp-PID`: `remove_stale_temporaries`)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # write_atomic's name: .last.pt.tmp-12345
+TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # flow.files.write_atomic's name: .last.pt.tmp-12345
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
