@@ -30,7 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=5, help="how many classes to print per video")
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each video")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.top < 1 or (args.max_frames is not None and args.max_frames < 1):
+        p.error(f"--top {args.top} and --max-frames {args.max_frames} must be >= 1")
+    return args
 
 
 def main(args: argparse.Namespace) -> int:

@@ -97,6 +97,10 @@ def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
     number stays part of the path.
     """
     model_type, sep, rest = spec.partition(":")
+    looks_like_type = len(model_type) > 1 and model_type.isidentifier() and not Path(model_type).exists()  # not C:/
+    if sep and model_type not in CONTRACTS and looks_like_type:
+        raise EnsembleError(f"--model {spec}: unknown model type {model_type!r}; use one of {sorted(CONTRACTS)}, or "
+                            "give one of our checkpoints without a type")  # fmt: skip
     if not (sep and model_type in CONTRACTS):
         model_type, rest = None, spec
     path, sep, tail = rest.rpartition(":")

@@ -118,3 +118,6 @@ def test_their_j3d_for_112_px_is_recognised_by_its_stem(tmp_path):
         from i3d.models.pretrained import load_pretrained
 
         load_pretrained(InceptionI3d(2, 3), tmp_path / "j3d_112.model")
+
+    with pytest.raises(en.EnsembleError, match="unknown model type 'x3d'"):
+        en.parse_model_spec("x3d:their.model")
