@@ -90,17 +90,19 @@ def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | N
     return out, float(info["sampled_fps"])
 
 
-SETTINGS = ("streams", "mode", "snippet", "stride", "last", "model", "input_spec")  # what makes features differ
+def settings(extractor: FeatureExtractor) -> dict:
+    """What makes one run's features differ from another's (recorded in each video's metadata, compared on a rerun)."""
+    o = extractor.options
+    return {"streams": list(extractor.streams), "mode": o.mode, "snippet": o.snippet, "stride": o.stride,
+            "last": o.last, "model": extractor.source, "input_spec": extractor.spec.to_dict()}  # fmt: skip
 
 
 def metadata(video_id: str, source: Path, result: Features, extractor: FeatureExtractor, fps: float) -> dict:
     """The .json of one video: its rows' frames, the rate they were counted at (start_frame / fps = seconds), and
-    the settings that made them (compared on a rerun)."""
-    o = extractor.options
-    return {"video_id": video_id, "source": str(source), "streams": list(result.features), "fps": fps,
-            "mode": o.mode, "snippet": o.snippet, "stride": o.stride, "last": o.last, "model": extractor.source,
-            "num_features": len(result.start_frame), "start_frame": result.start_frame.tolist(),
-            "end_frame": result.end_frame.tolist(), "input_spec": extractor.spec.to_dict()}  # fmt: skip
+    the `settings` that made them."""
+    return {"video_id": video_id, "source": str(source), "fps": fps, "num_features": len(result.start_frame),
+            "start_frame": result.start_frame.tolist(), "end_frame": result.end_frame.tolist(),
+            **settings(extractor)}  # fmt: skip
 
 
 def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: str = "npy") -> list[Path]:
@@ -133,8 +135,8 @@ def finished(out: Path, video_id: str, fmt: str) -> dict | None:
 
 
 def setting_changes(earlier: dict, now: dict) -> list[str]:
-    """The settings (`SETTINGS`) in which a finished video's features differ from what this run would make."""
-    return [k for k in SETTINGS if earlier.get(k) != now.get(k)]
+    """The `settings` in which a finished video's features differ from what this run would make."""
+    return [k for k in now if earlier.get(k) != now[k]]
 
 
 def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extractor: FeatureExtractor, *,
@@ -160,7 +162,7 @@ def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extra
             record.update(_one(out, video_id, video, store, extractor, fmt, on_batch))
         else:
             record["num_features"] = earlier.get("num_features")
-            changed = setting_changes(earlier, {k: v for k, v in _settings(extractor).items()})
+            changed = setting_changes(earlier, settings(extractor))
             if changed:
                 record["warning"] = (f"kept features made with other {', '.join(changed)}; --overwrite to redo "
                                      "them with these settings")  # fmt: skip
@@ -181,12 +183,6 @@ def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fm
     except Exception as e:  # any bad video (decoder, store, too small for the crop) is recorded; the run goes on
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - start}
     return {"status": "done", "num_features": len(result.start_frame), "seconds": time.perf_counter() - start}
-
-
-def _settings(extractor: FeatureExtractor) -> dict:
-    o = extractor.options
-    return {"streams": list(extractor.streams), "mode": o.mode, "snippet": o.snippet, "stride": o.stride,
-            "last": o.last, "model": extractor.source, "input_spec": extractor.spec.to_dict()}  # fmt: skip
 
 
 def write_records(out: Path, records: list[dict]) -> None:
