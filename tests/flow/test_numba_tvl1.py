@@ -1,0 +1,37 @@
+"""Inside the numba engine: the written-out 5x5 median (flow/engines/_median5.py) is cv2.medianBlur, bit for bit."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from flow.engines import numba_tvl1  # noqa: E402
+from flow.engines._median5 import median5  # noqa: E402
+
+
+def test_generated_median_file_is_up_to_date():
+    """_median5.py is generated from `_median_network(25)`: an edit of either shows here (regenerate, see its top)."""
+    path = Path(numba_tvl1.__file__).parent / "_median5.py"
+    assert path.read_text() == numba_tvl1.median5_source()
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (51, 64), (5, 5), (3, 17), (17, 3)])
+def test_median5_is_opencv_median_blur(shape):
+    rng = np.random.default_rng(sum(shape))
+    flow = rng.normal(0, 2, shape).astype(np.float32)
+    flow[: shape[0] // 2, : shape[1] // 3] = 1.5  # ties and flat areas, as in a flow field
+    flow[-1, -1] = 40.0  # an outlier in a corner: replicated borders count it several times
+    out = np.empty_like(flow)
+    median5(flow, out)
+    np.testing.assert_array_equal(out, cv2.medianBlur(flow, 5))
+
+
+def test_median3_is_opencv_median_blur():
+    rng = np.random.default_rng(3)
+    flow = np.round(rng.normal(0, 2, (33, 41)), 1).astype(np.float32)  # rounded: many ties
+    out, window = np.empty_like(flow), np.empty((9, flow.shape[1]), np.float32)
+    numba_tvl1._median(flow, out, window, numba_tvl1._median_network(9))
+    np.testing.assert_array_equal(out, cv2.medianBlur(flow, 3))
