@@ -390,27 +390,66 @@ def _run_local(jobs, opts: ExtractOptions, workers: int, progress_address):
     lifeline = (os.getpid(), threading.current_thread() is threading.main_thread())
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", initializer=die_with_parent,
                         initargs=lifeline)  # fmt: skip
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    seen = set()
+    cores, seen = os.cpu_count() or 1, set()
     try:
-        tasks = (delayed(_extract_in_worker)(*job, opts, threads, progress_address) for job in jobs)
-        for record in parallel(tasks):
-            seen.add(record["video_id"])
-            yield record
+        tasks = (delayed(_extract_in_worker)(*job, opts, threads_per_video(cores, workers, len(jobs) - i),
+                                             progress_address) for i, job in enumerate(jobs))  # fmt: skip
+        with _numba_pool_of(cores):
+            for record in parallel(tasks):
+                seen.add(record["video_id"])
+                yield record
     except Exception as e:  # a worker process died (a codec crash, the OOM killer): keep the report, allow resume
         error = f"worker process failed ({type(e).__name__}: {e}); rerun to resume, finished stores are kept"
         yield from (_record(*job, error=error) for job in jobs if job[0] not in seen)
 
 
+@contextlib.contextmanager
+def _numba_pool_of(cores: int):
+    """NUMBA_NUM_THREADS=cores for the pool's workers while it runs (unless the user set it).
+
+    joblib starts loky workers with NUMBA_NUM_THREADS (and the OpenMP/BLAS variables) = cores // workers unless the
+    parent has it set; numba's pool cannot grow past it, so `threads_per_video` could never give a video more than
+    cores // workers threads. Only numba's variable is raised: the others keep joblib's oversubscription guard.
+    """
+    if "NUMBA_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["NUMBA_NUM_THREADS"] = str(cores)
+    try:
+        yield
+    finally:
+        os.environ.pop("NUMBA_NUM_THREADS", None)
+
+
+def threads_per_video(cores: int, workers: int, videos_left: int) -> int:
+    """Engine threads for a video dispatched when `videos_left` videos (itself included) are still to start.
+
+    At most min(workers, videos_left) videos run at once, so each gets that share of the cores: a run of fewer
+    videos than workers, and the last videos of any run, get the cores the idle workers would leave unused (one
+    video with --workers 2 on 2 cores: 2 threads, not 1). Decided at dispatch, so a video started near the end can
+    overlap the tail of one started earlier: up to workers - 1 threads too many for that overlap.
+    """
+    return max(1, cores // max(1, min(workers, videos_left)))
+
+
 def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: int, progress_address=None) -> dict:
-    """extract_video in a pool process whose engine may use `threads` threads (cores // workers), telling the
-    parent's progress bar at `progress_address` (see `flow.workers`) how many frames it has written."""
+    """extract_video in a pool process whose engine may use `threads` threads (`threads_per_video`), telling the
+    parent's progress bar at `progress_address` (see `flow.workers`) how many frames it has written.
+
+    Only the numba engine takes the threads (its record says how many it got: `threads`). OpenCV's TV-L1 stays on
+    one thread: its own threading gained nothing on 2 cores (docs/PERFORMANCE.md, "TV-L1 engines").
+    """
+    threads_used = None
     if opts.engine == "numba":  # numba's pool defaults to every core: N workers would run N x cores threads
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        threads_used = numba.get_num_threads()
     on_frames = partial(send_frames, progress_address) if progress_address else None
-    return extract_video(video_id, src, dst, opts, on_frames=on_frames)
+    record = extract_video(video_id, src, dst, opts, on_frames=on_frames)
+    if threads_used is not None:
+        record["threads"] = threads_used
+    return record
 
 
 def _run_dask(jobs, opts: ExtractOptions, scheduler: str):

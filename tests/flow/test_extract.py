@@ -188,6 +188,29 @@ def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_p
         numba.set_num_threads(before)
 
 
+def test_threads_per_video_shares_the_cores_of_the_videos_that_can_run():
+    from flow.extract import threads_per_video
+
+    assert [threads_per_video(2, 2, left) for left in (5, 2, 1)] == [1, 1, 2]  # the last video gets the idle core
+    assert threads_per_video(2, 2, 1) == 2  # one video, --workers 2: both cores (it was cores // workers = 1)
+    assert [threads_per_video(16, 4, left) for left in (9, 4, 3, 2, 1)] == [4, 4, 5, 8, 16]
+    assert threads_per_video(2, 8, 8) == 1 and threads_per_video(1, 1, 1) == 1  # never 0
+
+
+def test_pool_gives_the_last_video_the_idle_cores(translating_video, tmp_path):
+    """Through real loky workers, whose NUMBA_NUM_THREADS joblib would otherwise cap at cores // workers."""
+    pytest.importorskip("numba")
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        pytest.skip("needs 2 cores")
+    src, _ = translating_video(num_frames=3, height=32, width=40)
+    jobs = [(f"v{i}", src, tmp_path / f"v{i}.h5") for i in range(3)]
+    records = run_jobs(jobs, ExtractOptions(fps=0, short_side=0, engine="numba"), workers=2, progress=False)
+    assert [r["status"] for r in records] == ["done"] * 3, records
+    assert [r["threads"] for r in records] == [cores // 2, cores // 2, cores]  # v2 starts last: every core
+    assert "NUMBA_NUM_THREADS" not in os.environ  # the pool's setting does not outlive it
+
+
 def test_store_that_cannot_be_summarised_is_redone_not_dropped(translating_video, tmp_path):
     """A store that passes the resume check (attributes, shapes) but cannot be read for the index is extracted
     again with a warning, rather than becoming a failure that drops out of index.csv."""
