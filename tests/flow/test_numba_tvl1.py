@@ -35,3 +35,18 @@ def test_median3_is_opencv_median_blur():
     out, window = np.empty_like(flow), np.empty((9, flow.shape[1]), np.float32)
     numba_tvl1._median(flow, out, window, numba_tvl1._median_network(9))
     np.testing.assert_array_equal(out, cv2.medianBlur(flow, 3))
+
+
+def test_stopping_decision_is_the_float32_running_sum():
+    """`_error_above` decides as OpenCV's float32 pixel-after-pixel sum does, also at a threshold between that sum and
+    the exact one (they differ by 7e-6 of it here), where the float64 sum alone would decide the other way."""
+    rng = np.random.default_rng(0)
+    sq = (rng.random((160, 200)) ** 4).astype(np.float32)  # squared changes: many small, a few large
+    running = float(np.cumsum(sq.ravel(), dtype=np.float32)[-1])  # cumsum adds one after the other, like OpenCV
+    exact = float(sq.astype(np.float64).sum())
+    assert running != exact
+    between = (running + exact) / 2
+    assert np.float32(between) != np.float32(running) and (running < between) == (np.float32(between) < exact)
+    for threshold in [between, running, exact, *np.linspace(running * 0.98, running * 1.02, 41)]:
+        eps = np.float32(threshold)
+        assert numba_tvl1._error_above(exact, sq, eps) == (np.float32(running) > eps), threshold
