@@ -27,7 +27,7 @@ from flow.engines import ENGINES, make_engine
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
 from flow.report import RunReport
-from flow.store import FlowStoreError, StoreWriter, VideoStore, is_complete, verify_store
+from flow.store import FLOW_CODEC, FLOW_CODECS, FlowStoreError, StoreWriter, VideoStore, is_complete, verify_store
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
 from flow.workers import FrameChannel, RunBar, die_with_parent, send_frames
@@ -45,7 +45,7 @@ class ExtractOptions:
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     bound: float = DEFAULT_BOUND
     jpeg_quality: int = 95
-    compression: str = "gzip"
+    compression: str = FLOW_CODEC  # flow codec of the stores (flow.store.FLOW_CODECS)
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
     prefetch: int = 2  # batches of frames decoded ahead in a thread while the engine works; 0: off (same output)
     overwrite: bool | tuple[str, ...] = False  # True: redo every finished store; video ids: redo those
@@ -68,8 +68,8 @@ class ExtractOptions:
             raise ValueError(f"--bound {self.bound}: must be > 0 pixels (flow is clipped to +-bound)")
         if not 0 <= self.jpeg_quality <= 100:
             raise ValueError(f"--jpeg-quality {self.jpeg_quality}: must be 0-100")
-        if self.compression not in ("gzip", "lzf"):
-            raise ValueError(f"compression {self.compression!r}: use 'gzip' or 'lzf'")
+        if self.compression not in FLOW_CODECS:
+            raise ValueError(f"compression {self.compression!r}: use one of {', '.join(FLOW_CODECS)}")
         if self.batch < 1:
             raise ValueError(f"--batch {self.batch}: must be >= 1 frame pairs per engine call")
         if self.prefetch < 0:

@@ -1,20 +1,26 @@
 """One HDF5 file per video: JPEG RGB frames and 8-bit quantised TV-L1 flow, with the parameters that made them.
 
-Layout of `<video_id>.h5` (format version 1):
+Layout of `<video_id>.h5` (format version 2):
 
     /rgb        (N,) variable-length uint8: one JPEG per frame (RGB decoded; JPEG keeps RGB ~10x smaller than raw)
     /rgb_crc32  (N,) uint32: zlib.crc32 of each JPEG (HDF5 cannot put a checksum filter on variable-length data)
-    /flow       (N, 2, H, W) uint8, chunk = one frame, gzip + fletcher32: codes of `flow.quantize` (absent in an
-                RGB-only store); planes x then y, because gzip packs separate planes ~12% smaller than interleaved
-    attrs       format_version, num_frames, height, width, flow_bound, rgb_codec, jpeg_quality, checksums, ... plus
-                the extractor's (video_id, source path and size, fps, source frame indices, TV-L1 parameters,
-                convention, OpenCV/engine version)
+    /flow       (N, 2, H, W) uint8, chunk = one frame, `flow_codec` + fletcher32: codes of `flow.quantize` (absent
+                in an RGB-only store); planes x then y, so a crop of one frame is two contiguous-row boxes
+    attrs       format_version, num_frames, height, width, flow_bound, flow_codec, rgb_codec, jpeg_quality,
+                checksums, ... plus the extractor's (video_id, source path and size, fps, source frame indices, TV-L1
+                parameters, convention, OpenCV/engine version)
+
+Format versions: 1 stored the flow codes with gzip level 6, which took a third of a training clip's CPU time to
+inflate; 2 records the codec in `flow_codec` and defaults to Blosc2 LZ4HC through `hdf5plugin` (5x faster to decode,
+1.2x the bytes of gzip on real stores; the measurement is in docs/PERFORMANCE.md, issue 16). Version 1 stores (and
+stores without a `format_version`) read as before and need no plugin; `convert_store` (tools/convert_stores.py)
+rewrites them as version 2. Reading a version 2 store imports `hdf5plugin` for its filters.
 
 Stores are written under a temporary name and renamed when complete, so a file at the final path is whole. Every
 read checks what it reads: HDF5 verifies each flow chunk's fletcher32 checksum, `read_rgb` each JPEG's CRC-32, and a
 mismatch is a `FlowStoreError` that names the store and the command that redoes it; `verify_store` reads it all.
 The checksums came in without a new format version: stores written before them (no `rgb_crc32`, no fletcher32)
-read as before, and a reader that predates them reads the new stores (fletcher32 is built into HDF5).
+read as before.
 """
 
 import json
@@ -28,7 +34,41 @@ import numpy as np
 
 from flow.quantize import DEFAULT_BOUND, LEVELS, ZERO_CODE, quantize_flow
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # a store without `format_version` is read as version 1
+FLOW_CODEC = "lz4hc"  # what new stores get (StoreWriter's default); picked by benchmarks/bench_store_codecs.py
+FLOW_CODECS = ("lz4hc", "gzip", "lzf", "none")
+PLUGIN_CODECS = ("lz4hc",)  # decoded by a filter from `hdf5plugin`, not built into h5py
+
+
+def flow_filter(codec: str) -> dict:
+    """The h5py `create_dataset` keywords of a flow codec (fletcher32 is added by the writer).
+
+    "lz4hc": Blosc2 LZ4HC level 5 (needs `hdf5plugin`); "gzip": deflate level 6 (format version 1's); "lzf": h5py's
+    LZF; "none": uncompressed.
+    """
+    if codec == "lz4hc":
+        hdf5plugin = load_plugins()
+        return dict(hdf5plugin.Blosc2(cname="lz4hc", clevel=5, filters=hdf5plugin.Blosc2.NOFILTER))
+    if codec == "gzip":
+        return {"compression": "gzip", "compression_opts": 6}
+    if codec == "lzf":
+        return {"compression": "lzf"}
+    if codec == "none":
+        return {}
+    raise ValueError(f"flow codec {codec!r}: use one of {', '.join(FLOW_CODECS)}")
+
+
+def load_plugins(path: Path | None = None):
+    """Import `hdf5plugin` (it registers the Blosc2/LZ4/Zstd filters with HDF5 in this process and its forks)."""
+    try:
+        import hdf5plugin
+    except ImportError as e:
+        where = f"{path} is a format {FORMAT_VERSION} store whose flow codec" if path else "this flow codec"
+        raise FlowStoreError(
+            f"{where} needs the hdf5plugin package: pip install hdf5plugin (make install does), or write gzip stores"
+        ) from e
+    return hdf5plugin
 
 
 class FlowStoreError(Exception):
@@ -78,6 +118,8 @@ class VideoStore:
         self._pid = os.getpid()
         if "rgb" not in self._file:
             raise FlowStoreError(f"{self.path} has no 'rgb' dataset (not a flow store?); {_fix_hint(self.path)}")
+        if _plain(self._file.attrs.get("flow_codec")) in PLUGIN_CODECS:
+            load_plugins(self.path)
         return self._file
 
     def close(self) -> None:
@@ -120,6 +162,10 @@ class VideoStore:
     def has_flow(self) -> bool:
         return "flow" in self._h5()
 
+    @property
+    def format_version(self) -> int:
+        return int(self.attrs.get("format_version", 1))
+
     # -- frames ----------------------------------------------------------------------------------------------
     def read_rgb(self, indices, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Decode the JPEG frames at `indices` (any order, repeats allowed). Returns (n, H, W, 3) uint8 RGB.
@@ -154,6 +200,19 @@ class VideoStore:
         Args:
             box: optional crop (y0, x0, height, width); only that region is copied and dequantised.
         """
+        codes = self.read_flow_codes(indices, box)  # (n, 2, h, w) uint8
+        n, _, h, w = codes.shape
+        out = np.empty((n, h, w, 2), np.float32)  # dequantise straight into the channels-last layout: one pass
+        np.subtract(codes.transpose(0, 2, 3, 1), np.float32(ZERO_CODE), out=out, dtype=np.float32)
+        out *= np.float32(self.flow_bound / LEVELS)
+        return out
+
+    def read_flow_codes(self, indices, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """The stored 8-bit codes at `indices` (any order, repeats allowed): (n, 2, H, W) uint8, planes x then y.
+
+        `flow.quantize.dequantize_flow(codes, self.flow_bound)` gives pixels; `transforms.flow_codes_input` model
+        input. Only the `box` (y0, x0, height, width) is copied out of the decoded chunks.
+        """
         f = self._h5()
         if "flow" not in f:
             raise FlowStoreError(
@@ -161,14 +220,13 @@ class VideoStore:
                 f"{_fix_hint(self.path)}"
             )
         unique, inverse = self._unique(indices)
-        codes = self._rows("flow", unique, self._box_slices(box))  # (n, 2, h, w) uint8
-        if inverse is not None:
-            codes = codes[inverse]  # repeat the 1-byte codes, not the float32 result
-        n, _, h, w = codes.shape
-        out = np.empty((n, h, w, 2), np.float32)  # dequantise straight into the channels-last layout: one pass
-        np.subtract(codes.transpose(0, 2, 3, 1), np.float32(ZERO_CODE), out=out, dtype=np.float32)
-        out *= np.float32(float(self.attrs.get("flow_bound", DEFAULT_BOUND)) / LEVELS)
-        return out
+        codes = self._rows("flow", unique, self._box_slices(box))
+        return codes if inverse is None else codes[inverse]  # repeat the 1-byte codes, not a float32 result
+
+    @property
+    def flow_bound(self) -> float:
+        """The bound (pixels) the codes were quantised with."""
+        return float(self.attrs.get("flow_bound", DEFAULT_BOUND))
 
     def _rows(self, name: str, rows: np.ndarray, box: tuple[slice, slice] | None = None):
         """`_read_rows` of dataset `name`, with HDF5's read errors (a checksum or decompression failure: bytes
@@ -258,11 +316,14 @@ class StoreWriter:
         has_flow: False for an RGB-only store.
         jpeg_quality: 0-100 for the RGB frames.
         bound: flow clipping bound in pixels (recorded as `flow_bound`).
-        compression: "gzip" (readable by any HDF5 tool) or "lzf" (faster, h5py only) for the flow codes.
+        compression: the flow codec, one of `FLOW_CODECS` (see `flow_filter`; None means "none"); recorded as
+            `flow_codec`. The default decodes 5x faster than "gzip", which any HDF5 tool reads without a plugin.
     """
 
     def __init__(self, path, height: int, width: int, *, has_flow: bool = True, jpeg_quality: int = 95,
-                 bound: float = DEFAULT_BOUND, compression: str = "gzip"):  # fmt: skip
+                 bound: float = DEFAULT_BOUND, compression: str | None = FLOW_CODEC):  # fmt: skip
+        self.codec = compression or "none"
+        codec_filter = flow_filter(self.codec) if has_flow else {}  # an unknown codec fails before any file exists
         self.path, self.height, self.width = Path(path), height, width
         self.jpeg_quality, self.bound = jpeg_quality, bound
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,8 +336,7 @@ class StoreWriter:
         if has_flow:
             self._flow = self._f.create_dataset(
                 "flow", (0, 2, height, width), np.uint8, maxshape=(None, 2, height, width),
-                chunks=(1, 2, height, width), compression=compression,
-                compression_opts=6 if compression == "gzip" else None, fletcher32=True,
+                chunks=(1, 2, height, width), fletcher32=True, **codec_filter,
             )  # fmt: skip
 
     def add_rgb(self, frames: np.ndarray) -> None:
@@ -318,7 +378,8 @@ class StoreWriter:
             raise ValueError(f"{self.path}: {self._flow.shape[0]} flow frames for {n} RGB frames; they must match")
         own = {
             "format_version": FORMAT_VERSION, "num_frames": n, "height": self.height, "width": self.width,
-            "has_flow": self._flow is not None, "rgb_codec": "jpeg", "jpeg_quality": self.jpeg_quality,
+            "has_flow": self._flow is not None, "flow_codec": self.codec if self._flow is not None else None,
+            "rgb_codec": "jpeg", "jpeg_quality": self.jpeg_quality,
             "flow_bound": self.bound, "flow_dtype": "uint8", "flow_layout": "(N, 2, H, W): x plane, y plane",
             "flow_quantization": f"px = (code - 128) * {self.bound} / 127; code 128 is exactly 0",
             "checksums": "flow: HDF5 fletcher32 per chunk; rgb: zlib.crc32 of each JPEG in rgb_crc32",
@@ -352,7 +413,7 @@ def write_store(
     *,
     jpeg_quality: int = 95,
     bound: float = DEFAULT_BOUND,
-    compression: str = "gzip",
+    compression: str | None = FLOW_CODEC,
 ) -> Path:
     """Write one video's store atomically (temporary name in the same folder, then `os.replace`).
 
@@ -386,11 +447,12 @@ def temp_path(path: Path) -> Path:
 
 
 def is_complete(path: str | os.PathLike) -> bool:
-    """True when `path` is a whole store of this format (a resumed run skips these and redoes the rest)."""
+    """True when `path` is a whole store of a readable format (a resumed run skips these and redoes the rest; a
+    version 1 store is kept: `convert_store` upgrades it without redoing the flow)."""
     try:
         with h5py.File(path, "r") as f:
             return (
-                int(f.attrs.get("format_version", -1)) == FORMAT_VERSION
+                int(f.attrs.get("format_version", 1)) in READABLE_VERSIONS
                 and "rgb" in f
                 and f["rgb"].shape[0] == int(f.attrs["num_frames"])
                 and ("rgb_crc32" not in f or f["rgb_crc32"].shape[0] == int(f.attrs["num_frames"]))
@@ -408,7 +470,8 @@ def verify_store(path: str | os.PathLike) -> str | None:
     """
     path = Path(path)
     if not is_complete(path):
-        return f"{path} is not a complete store (an interrupted copy, or not a flow store of format {FORMAT_VERSION})"
+        return (f"{path} is not a complete store (an interrupted copy, or not a flow store of a format in "
+                f"{READABLE_VERSIONS})")
     try:
         with VideoStore(path) as store:
             n, step = store.num_frames, 64

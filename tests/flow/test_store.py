@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flow.quantize import max_error
-from flow.store import FlowStoreError, VideoStore, is_complete, write_store
+from flow.store import FORMAT_VERSION, FlowStoreError, VideoStore, is_complete, write_store
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,7 +31,7 @@ def test_round_trip(tmp_path, clip):
     with VideoStore(path) as store:
         assert (store.num_frames, store.height, store.width, store.has_flow) == (8, 32, 40, True)
         assert store.attrs["source_fps"] == 30.0 and store.attrs["convention"] == "backward"
-        assert store.attrs["format_version"] == 1
+        assert store.attrs["format_version"] == FORMAT_VERSION == 2
         assert _psnr(store.read_rgb(range(8)), rgb) > 30
         back = store.read_flow(range(8))
         assert back.dtype == np.float32 and back.shape == (8, 32, 40, 2)

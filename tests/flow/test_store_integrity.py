@@ -27,7 +27,7 @@ def _flip(path, offset: int, count: int = 8) -> None:
 def test_new_stores_carry_checksums(store):
     with h5py.File(store) as f:
         assert f["flow"].fletcher32 and f["rgb_crc32"].shape == (6,)
-        assert "fletcher32" in f.attrs["checksums"] and f.attrs["format_version"] == 1  # no new version needed
+        assert "fletcher32" in f.attrs["checksums"] and f.attrs["format_version"] == 2  # version 2 came with the codec
     assert verify_store(store) is None
 
 
