@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/bench_loader.py [--frames 80] [--clips 20] [--workers 2]
 
-Writes a synthetic 256x340 store of `--frames` frames with `flow.store.write_store` (JPEG q95 RGB + gzip 8-bit
-flow, the format `tools/extract_flow.py` writes) into a temporary folder, then times
+Writes a synthetic 256x340 store of `--frames` frames with `flow.store.write_store` (JPEG q95 RGB + 8-bit flow in
+`--compression`, by default the codec `tools/extract_flow.py` writes) into a temporary folder, then times
 1. `TwoStreamClipDataset.__getitem__` in this process (= one DataLoader worker),
-2. its parts on the same clips: JPEG decode (`read_rgb`), flow read (HDF5 read + gunzip, then dequantise), and
-   crop + normalise (everything else),
+2. its parts on the same clips: JPEG decode of the crop (`read_rgb`), flow codes of the crop (`read_flow_codes`:
+   HDF5 read + decompression + fletcher32), and the conversion of each to model input (`transforms`),
 3. a DataLoader with `--workers` workers (collate and shared-memory transfer included).
 Workers are set up with `i3d.data.worker_init_fn` unless `--no-worker-init`. The machine may be shared: CPU seconds
 (per clip, and clips per CPU-second = what one worker does on a core of its own) are the numbers to compare; wall
@@ -27,13 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install -e .`
 
 import cv2
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from flow.quantize import dequantize_flow
-from flow.store import VideoStore, write_store
+from flow.store import FLOW_CODEC, FLOW_CODECS, VideoStore, write_store
 from i3d.data import TwoStreamClipDataset, worker_init_fn
 from i3d.data import transforms as T
 
@@ -70,21 +68,19 @@ class Stopwatch:
 def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, np.ndarray]:
     """(wall, CPU) seconds per clip of each stage, on the same draws as the dataset's, one clip at a time."""
     watch, s = Stopwatch(), ds.crop_size
-    with VideoStore(path) as store, h5py.File(path, "r") as f:
+    with VideoStore(path) as store:
         for i in range(clips):
             plan = ds.plan(i, store.num_frames, store.height, store.width)
+            box = (plan.y0, plan.x0, s, s)
             with watch("jpeg_decode"):
-                rgb = store.read_rgb(plan.indices[0])
+                rgb = store.read_rgb(plan.indices[0], box)
             with watch("flow_read"):
-                flow = store.read_flow(plan.indices[0])
-            with watch("  h5_read_gunzip"):  # the flow read again, split into its two halves
-                codes = f["flow"][np.unique(plan.indices[0])]
-            with watch("  dequantise"):
-                dequantize_flow(codes)
-            with watch("crop_normalise_rgb"):
-                T.stream_input("rgb", rgb, plan.y0, plan.x0, s)
-            with watch("crop_normalise_flow"):
-                T.stream_input("flow", flow, plan.y0, plan.x0, s, flow_bound=ds.flow_bound)
+                codes = store.read_flow_codes(plan.indices[0], box)
+            with watch("rgb_to_input"):
+                T.stream_input("rgb", rgb, 0, 0, s, flip=plan.flip, compact=ds.compact)
+            with watch("flow_to_input"):
+                T.flow_codes_input(codes, store.flow_bound, flip=plan.flip, flow_bound=ds.flow_bound,
+                                   compact=ds.compact)  # fmt: skip
     return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
 
 
@@ -114,7 +110,7 @@ def main() -> None:
         "--compact", action="store_true", help="TwoStreamClipDataset(compact=True): uint8 RGB, fp16 flow"
     )
     parser.add_argument("--no-worker-init", action="store_true", help="measure without i3d.data.worker_init_fn")
-    parser.add_argument("--compression", default="gzip", choices=("gzip", "lzf", "none"), help="flow compression")
+    parser.add_argument("--compression", default=FLOW_CODEC, choices=FLOW_CODECS, help="flow codec")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     cv2.setNumThreads(1)  # one worker = one core: OpenCV's colour conversion would otherwise spread out
@@ -122,8 +118,7 @@ def main() -> None:
         worker_init_fn(0)  # this process plays one worker
     with tempfile.TemporaryDirectory() as tmp:
         rgb, flow = synthetic_video(args.frames, 256, 340)
-        compression = None if args.compression == "none" else args.compression  # h5py's spelling of uncompressed
-        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=compression)
+        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=args.compression)
         print(f"store: {args.frames} frames 256x340, {args.compression} flow, {os.path.getsize(path) / 2**20:.1f} MiB")
         ds = TwoStreamClipDataset(
             [(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop, compact=args.compact

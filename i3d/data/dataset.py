@@ -3,8 +3,8 @@
 One sample = one video's store read once: the frame indices and the crop are drawn first, then every requested
 stream is read at those indices and cut with that crop, so the two streams can never disagree.
 
-    store --read_rgb(indices)--> (T,H,W,3) uint8 --transforms.stream_input--> rgb  (3,T,S,S) float32
-          --read_flow(indices)-> (T,H,W,2) px    --transforms.stream_input--> flow (2,T,S,S) float32
+    store --read_rgb(indices, box)-------> (T,S,S,3) uint8 --transforms.stream_input----> rgb  (3,T,S,S) float32
+          --read_flow_codes(indices, box)-> (T,2,S,S) uint8 --transforms.flow_codes_input-> flow (2,T,S,S) float32
 
 `transforms.stream_input` (crop, flip, normalise) is also what `i3d.inference` feeds decoded videos through.
 """
@@ -158,11 +158,18 @@ class TwoStreamClipDataset(Dataset):
         return sample
 
     def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> torch.Tensor:
-        """One stream at `plan`: (K, C, T, S, S), or (C, T, S, S) when K = 1; float32 (uint8/float16 if compact)."""
-        flat = plan.indices.reshape(-1)
-        frames = store.read_rgb(flat) if stream == "rgb" else store.read_flow(flat)
-        x = T.stream_input(stream, frames, plan.y0, plan.x0, self.crop_size, clips=len(plan.indices), flip=plan.flip,
-                           normalization=self.normalization, flow_bound=self.flow_bound, compact=self.compact)
+        """One stream at `plan`: (K, C, T, S, S), or (C, T, S, S) when K = 1; float32 (uint8/float16 if compact).
+
+        Only the crop is converted (RGB) or copied out of the decoded chunks (flow); flow goes from its 8-bit codes to
+        model input through one table (`transforms.flow_codes_input`, equal to `stream_input` of the pixels)."""
+        flat, size, clips = plan.indices.reshape(-1), self.crop_size, len(plan.indices)
+        box = (plan.y0, plan.x0, size, size)
+        if stream == "rgb":
+            x = T.stream_input("rgb", store.read_rgb(flat, box), 0, 0, size, clips=clips, flip=plan.flip,
+                               normalization=self.normalization, compact=self.compact)  # fmt: skip
+        else:
+            x = T.flow_codes_input(store.read_flow_codes(flat, box), store.flow_bound, clips=clips, flip=plan.flip,
+                                   flow_bound=self.flow_bound, compact=self.compact)  # fmt: skip
         x = torch.from_numpy(x)
         return x if self.num_clips > 1 else x[0]
 

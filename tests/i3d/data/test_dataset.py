@@ -1,5 +1,6 @@
 """TwoStreamClipDataset on real stores written by `flow.store.write_store`: samples must equal the stored frames."""
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -277,3 +278,21 @@ def test_on_stores_written_by_extract_flow(tmp_path, translating_video):
     assert test[1]["indices"].tolist() == [3, 4, 5, 6, 7, 8]
     assert abs(right[0].median() - 2 / 20) < 0.03 and abs(right[1].median() - 1 / 20) < 0.03
     assert abs(left[0].median() + 2 / 20) < 0.03 and abs(left[1].median()) < 0.03
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_format_1_and_format_2_stores_give_the_same_samples(tmp_path, compact):
+    from conftest import textured_frames
+
+    rgb = textured_frames(12, H, W, dx=1.0, dy=0.5)
+    flow = np.random.default_rng(0).uniform(-25, 25, (12, H, W, 2)).astype(np.float32)
+    old = write_store(tmp_path / "old.h5", rgb, flow, {}, compression="gzip")
+    with h5py.File(old, "a") as f:  # as format 1 wrote it
+        f.attrs["format_version"] = 1
+        del f.attrs["flow_codec"]
+    new = write_store(tmp_path / "new.h5", rgb, flow, {})
+    kw = dict(num_frames=8, crop_size=S, flip=True, compact=compact)
+    a, b = TwoStreamClipDataset([(old, 0)] * 6, **kw), TwoStreamClipDataset([(new, 0)] * 6, **kw)
+    for i in range(6):
+        for key in ("rgb", "flow", "indices", "crop"):
+            torch.testing.assert_close(a[i][key], b[i][key], rtol=0, atol=0)

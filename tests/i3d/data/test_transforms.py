@@ -131,3 +131,39 @@ def test_eval_clip_indices_loop_only_whole_short_videos_up_to_min_frames():
     np.testing.assert_array_equal(T.eval_clip_indices(5, 0, 1, min_frames=8), [[0, 1, 2, 3, 4, 0, 1, 2]])
     np.testing.assert_array_equal(T.eval_clip_indices(10, 0, 1, min_frames=8), [np.arange(10)])
     np.testing.assert_array_equal(T.eval_clip_indices(10, 4, 2), [[1, 2, 3, 4], [4, 5, 6, 7]])
+
+
+# ---------------------------------------------------------------- stored flow codes (issue 16)
+
+
+@pytest.mark.parametrize(
+    "clips, flip, compact, store_bound, flow_bound",
+    [(1, False, False, 20.0, 20.0), (1, True, False, 20.0, 10.0), (2, True, True, 8.0, 20.0),
+     (3, False, True, 20.0, 20.0)],
+)
+def test_flow_codes_input_equals_stream_input_of_the_pixels(clips, flip, compact, store_bound, flow_bound):
+    from flow.quantize import dequantize_flow
+
+    codes = np.random.default_rng(clips).integers(1, 256, (clips * 5, 2, 30, 40), dtype=np.uint8)
+    pixels = dequantize_flow(codes.transpose(0, 2, 3, 1), store_bound)  # what VideoStore.read_flow returns
+    expected = T.stream_input("flow", pixels, 3, 5, 16, clips=clips, flip=flip, flow_bound=flow_bound, compact=compact)
+    got = T.flow_codes_input(codes[:, :, 3:19, 5:21], store_bound, clips=clips, flip=flip, flow_bound=flow_bound,
+                             compact=compact)  # fmt: skip
+    assert got.shape == (clips, 2, 5, 16, 16) and got.dtype == expected.dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+    if flip:  # x negated, y kept, columns mirrored
+        plain = T.flow_codes_input(codes[:, :, 3:19, 5:21], store_bound, clips=clips, flow_bound=flow_bound)
+        np.testing.assert_array_equal(got[:, 0].astype(np.float32), -plain[:, 0, ..., ::-1].astype(got.dtype))
+
+
+@pytest.mark.parametrize("kind", T.NORMALIZATIONS)
+def test_rgb_tables_equal_normalize_rgb(kind):
+    frames = np.random.default_rng(0).integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
+    expected = T.normalize_rgb(T.channels_first(T.crop(frames, 2, 3, 16)).reshape(1, 3, 6, 16, 16), kind, -4)
+    np.testing.assert_array_equal(T.stream_input("rgb", frames, 2, 3, 16, normalization=kind), expected)
+
+
+def test_compact_flow_rounds_as_numpy_does():
+    x = np.random.default_rng(0).normal(0, 0.3, 10_000).astype(np.float32)
+    x[:4] = [65504.0, 1e-8, -0.0, 0.00006103515625]  # largest half, underflow, signed zero, smallest normal
+    np.testing.assert_array_equal(T._half(x), x.astype(np.float16))
