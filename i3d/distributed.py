@@ -44,8 +44,13 @@ def rank() -> int:
 
 def all_reduce(x: torch.Tensor) -> torch.Tensor:
     """Sum `x` over every process, in place; returns it (unchanged outside a group)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(x)
+    if not (dist.is_available() and dist.is_initialized()):
+        return x
+    if dist.get_backend() == "nccl" and not x.is_cuda:  # NCCL reduces CUDA tensors only (the epoch sums are on the CPU)
+        y = x.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(y)
+        return x.copy_(y)
+    dist.all_reduce(x)
     return x
 
 
