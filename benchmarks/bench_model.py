@@ -1,12 +1,18 @@
-"""I3D forward and forward+backward throughput (clips/s) in fp32, channels_last_3d, bf16 autocast and torch.compile.
+"""I3D throughput (clips/s) and achieved GFLOP/s against a peak measured in the same run.
 
-    python benchmarks/bench_model.py                                   # CPU, tiny defaults (B=1, 16x112x112)
+    python benchmarks/bench_model.py                                   # CPU, B=1, 16x112x112, every variant
     python benchmarks/bench_model.py --device cuda --batch 8 --frames 64 --size 224
     python benchmarks/bench_model.py --variants fp32 bf16 --no-backward
 
-Every variant runs `--warmup` untimed steps (compilation, cuDNN autotuning) then `--steps` timed ones; CUDA
-timings synchronise before reading the clock. Ratios are against fp32 measured in the same run. `uptime` is
-printed because the machine may be shared.
+Variants: fp32, channels_last (channels_last_3d memory format), bf16 (autocast), bf16_channels_last, compile
+(torch.compile of the fp32 model) and compile_bf16_channels_last (all three). Every variant runs `--warmup` untimed
+steps (compilation, cuDNN autotuning) then `--steps` timed ones; CUDA timings synchronise before reading the clock.
+
+FLOPs are counted once with `torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts 2), forward and
+forward+backward separately, so "GFLOP/s" is the useful arithmetic the network asked for, whatever the variant
+computed. The peak is the faster of a large matmul and a large I3D-like conv3d (3x3x3, 192 channels) timed in the
+same process, per arithmetic type: fp32 (on CUDA cuDNN and matmuls may use TF32, as PyTorch's defaults for
+convolutions do), bf16. `uptime` is printed because the machine may be shared.
 """
 
 import argparse
@@ -16,12 +22,13 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from i3d.models.inception import InceptionI3d  # noqa: E402
 
-VARIANTS = ("fp32", "channels_last", "bf16", "compile")
+VARIANTS = ("fp32", "channels_last", "bf16", "bf16_channels_last", "compile", "compile_bf16_channels_last")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,41 +47,155 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, steps: int, warmup: int) -> float:
+    """Seconds per call of `fn` (mean over `steps` after `warmup` untimed calls)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def measure_peak(device: torch.device, dtype: torch.dtype, small: bool = False) -> dict:
+    """Achieved GFLOP/s of a large matmul and a large conv3d in `dtype` on `device`; "peak" is the faster.
+
+    Sizes: CUDA matmul 8192^3, conv3d 8x192x16x56x56 -> 192, 3x3x3; CPU (or `small`) 1024^3 and 1x192x8x28x28.
+    """
+    big = device.type == "cuda" and not small
+    n = 8192 if big else 1024
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    matmul_s = timed(lambda: a @ b, device, steps=10 if big else 3, warmup=2)
+    shape = (8, 192, 16, 56, 56) if big else (1, 192, 8, 28, 28)
+    x = torch.randn(*shape, device=device, dtype=dtype)
+    conv = torch.nn.Conv3d(192, 192, 3, padding=1, bias=False).to(device, dtype)
+    with torch.no_grad():
+        conv_s = timed(lambda: conv(x), device, steps=10 if big else 3, warmup=2)
+    conv_flops = 2 * x.numel() * 192 * 27  # same padding: output positions = input positions
+    out = {"matmul_gflops": 2 * n**3 / matmul_s / 1e9, "conv3d_gflops": conv_flops / conv_s / 1e9}
+    out["peak_gflops"] = max(out.values())
+    return out
+
+
+def count_flops(model, x, backward: bool) -> int:
+    """FLOPs of one forward (and backward) pass of `model` on `x` (a multiply-add counts 2)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if backward:
+            model(x).float().logsumexp(dim=1).mean().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def build(variant: str, args: argparse.Namespace):
     """(model, input, autocast dtype or None) for one variant."""
     model = InceptionI3d(num_classes=args.classes, in_channels=args.in_channels).to(args.device)
     x = torch.randn(args.batch, args.in_channels, args.frames, args.size, args.size, device=args.device)
-    if variant == "channels_last":
+    if "channels_last" in variant:
         model = model.to(memory_format=torch.channels_last_3d)
         x = x.contiguous(memory_format=torch.channels_last_3d)
-    if variant == "compile":
+    if variant.startswith("compile"):
         model = torch.compile(model)
-    return model, x, torch.bfloat16 if variant == "bf16" else None
+    return model, x, torch.bfloat16 if "bf16" in variant else None
 
 
 def time_steps(model, x, dtype, args: argparse.Namespace, backward: bool) -> float:
     """Seconds per step (mean over args.steps after args.warmup)."""
-    device_type = torch.device(args.device).type
+    device = torch.device(args.device)
     model.train(backward)
 
     def step():
-        with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if backward:
                 model(x).float().logsumexp(dim=1).mean().backward()
             else:
                 with torch.no_grad():
                     model(x)
 
-    for _ in range(args.warmup):
-        step()
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / args.steps
+    return timed(step, device, args.steps, args.warmup)
+
+
+def run_variants(args: argparse.Namespace) -> dict:
+    """{"flops": ..., "peaks": ..., "rows": [...]}: every variant's clips/s, GFLOP/s and % of the measured peak.
+
+    A variant that fails (torch.compile without a compiler, bf16 unsupported) is reported and the others go on.
+    """
+    device = torch.device(args.device)
+    model, x, _ = build("fp32", args)
+    flops = {"forward": count_flops(model, x, backward=False)}
+    if not args.no_backward:
+        flops["forward_backward"] = count_flops(model, x, backward=True)
+    del model, x
+    small = args.frames * args.size * args.size < 64 * 112 * 112  # tiny runs (tests) time tiny peaks too
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        try:
+            peaks[name] = measure_peak(device, dtype, small=small)
+        except Exception as exc:  # bf16 unsupported on this CPU, ...
+            peaks[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    rows, base = [], None
+    for variant in args.variants:  # one row at a time, so a slow torch.compile cannot lose the others
+        row = {"variant": variant}
+        try:
+            model, x, dtype = build(variant, args)
+            row["forward_s"] = time_steps(model, x, dtype, args, backward=False)
+            if not args.no_backward:
+                row["forward_backward_s"] = time_steps(model, x, dtype, args, backward=True)
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            rows.append(row)
+            continue
+        peak = peaks["bf16" if "bf16" in variant else "fp32"].get("peak_gflops")
+        for kind in ("forward", "forward_backward"):
+            if f"{kind}_s" in row:
+                seconds = row[f"{kind}_s"]
+                row[f"{kind}_clips_per_s"] = args.batch / seconds
+                row[f"{kind}_gflops"] = flops[kind] / seconds / 1e9
+                row[f"{kind}_pct_peak"] = 100 * row[f"{kind}_gflops"] / peak if peak else None
+                if base and f"{kind}_s" in base:
+                    row[f"{kind}_x_fp32"] = base[f"{kind}_s"] / seconds
+        base = row if variant == "fp32" else base
+        rows.append(row)
+    return {"flops": flops, "peaks": peaks, "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    """Markdown table of `run_variants`' rows."""
+
+    def cell(row, key, fmt):
+        value = row.get(key)
+        return "" if value is None else format(value, fmt)
+
+    lines = ["| variant | fwd clips/s | fwd GFLOP/s | % peak | x fp32 | fwd+bwd clips/s | fwd+bwd GFLOP/s | % peak "
+             "| x fp32 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in result["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['variant']} | failed: {row['error']} |")
+            continue
+        cells = [row["variant"]]
+        for kind in ("forward", "forward_backward"):
+            cells += [cell(row, f"{kind}_clips_per_s", ".2f"), cell(row, f"{kind}_gflops", ".1f"),
+                      cell(row, f"{kind}_pct_peak", ".1f"), cell(row, f"{kind}_x_fp32", ".2f")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    peaks = ", ".join(f"{k} {v['peak_gflops']:.1f} GFLOP/s (matmul {v['matmul_gflops']:.1f}, conv3d "
+                      f"{v['conv3d_gflops']:.1f})" if "peak_gflops" in v else f"{k} {v['error']}"
+                      for k, v in result["peaks"].items())  # fmt: skip
+    gflop = ", ".join(f"{k} {v / 1e9:.1f} GFLOP" for k, v in result["flops"].items())
+    return "\n".join(lines + [f"measured peaks: {peaks}", f"work per batch: {gflop}"])
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main(args: argparse.Namespace) -> None:
@@ -83,26 +204,11 @@ def main(args: argparse.Namespace) -> None:
     torch.backends.cudnn.benchmark = True
     cpu = f"cpu ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
-    print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"uptime before: {uptime()}")
     print(f"InceptionI3d in_channels={args.in_channels}, input {args.batch}x{args.in_channels}x{args.frames}x"
-          f"{args.size}x{args.size}, {device}, torch {torch.__version__}")  # fmt: skip
-    print("| variant | forward clips/s | x fp32 | forward+backward clips/s | x fp32 |")
-    print("|---|---|---|---|---|", flush=True)
-    base = None
-    for variant in args.variants:  # one row at a time, so a slow torch.compile cannot lose the others
-        try:
-            model, x, dtype = build(variant, args)
-            fwd = time_steps(model, x, dtype, args, backward=False)
-            bwd = None if args.no_backward else time_steps(model, x, dtype, args, backward=True)
-        except Exception as exc:  # e.g. torch.compile without a compiler, bf16 unsupported: report, go on
-            print(f"| {variant} | failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} |")
-            continue
-        base = (fwd, bwd) if variant == "fp32" else base
-        f_ratio = f"{base[0] / fwd:.2f}" if base else ""
-        b_ratio = f"{base[1] / bwd:.2f}" if base and bwd and base[1] else ""
-        bwd_text = f"{args.batch / bwd:.2f}" if bwd else ""
-        print(f"| {variant} | {args.batch / fwd:.2f} | {f_ratio} | {bwd_text} | {b_ratio} |", flush=True)
-    print(f"uptime after:  {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+          f"{args.size}x{args.size}, {device}, torch {torch.__version__}", flush=True)  # fmt: skip
+    print(format_table(run_variants(args)))
+    print(f"uptime after:  {uptime()}")
 
 
 if __name__ == "__main__":
