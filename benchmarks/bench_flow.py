@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--crop-width", type=int, default=340, help="centre crop width after the resize (0: none)")
     p.add_argument("--numba-parallel", choices=("pairs", "rows"), default="pairs")
+    p.add_argument("--profile", action="store_true",
+                   help="print torch.profiler's top operators (device time) for the torch engine's timed call")
     p.add_argument("--noise-floor", action="store_true",
                    help="also run OpenCV on the frames plus uniform +-0.001 grey-level noise (float input) and report "
                         "its EPE against itself: how far float rounding alone moves OpenCV's own answer")  # fmt: skip
@@ -89,6 +91,20 @@ def build_engine(name: str, args: argparse.Namespace):
     return make_engine(name, TVL1Params())
 
 
+def profiled(engine, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """engine.calc_pairs under torch.profiler; prints the top 20 operators by device (or CPU) time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available() and engine.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        flow = engine.calc_pairs(prev, nxt)
+    key = "cuda_time_total" if cuda else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60))
+    return flow
+
+
 def main(args: argparse.Namespace) -> None:
     cv2.setNumThreads(args.threads)
     if "numba" in args.engines:
@@ -108,7 +124,10 @@ def main(args: argparse.Namespace) -> None:
         for name, engine in engines.items():
             engine.calc_pairs(prev[:1], nxt[:1])  # warm-up: compilation, allocation
             start, cpu_start = time.perf_counter(), time.process_time()
-            flows[name, video] = engine.calc_pairs(prev, nxt)
+            if name == "torch" and args.profile:
+                flows[name, video] = profiled(engine, prev, nxt)
+            else:
+                flows[name, video] = engine.calc_pairs(prev, nxt)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             epe = ""
             if ("opencv", video) in flows and name != "opencv":
