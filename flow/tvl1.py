@@ -109,3 +109,30 @@ def check_reimplementable(params: TVL1Params, engine: str) -> None:
         raise ValueError(f"{engine} does not support use_initial_flow=True; use the 'opencv' engine")
     if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:
         raise ValueError(f"{engine}: need nscales >= 1 and 0 < scale_step < 1, got {p.nscales}, {p.scale_step}")
+
+
+def median_network(n: int = 25) -> np.ndarray:
+    """Compare-exchange pairs (i, j), i < j, that leave the median of n values on wire n // 2 (min on i, max on j).
+
+    Batcher's odd-even merge sort for the next power of two, minus the comparators touching padding wires (they
+    would hold +inf and never move), minus those the middle wire does not depend on (113 of 140 for n = 25). Both
+    re-implementations run it for the k x k median (n = k * k): exact, so the result is cv2.medianBlur's bit for bit.
+    """
+    size = 1 << (n - 1).bit_length()
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed, kept = {n // 2}, []
+    for a, b in reversed(pairs):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return np.array(kept[::-1], np.int64).reshape(-1, 2)
