@@ -15,8 +15,9 @@ over time inside it), which the load affects much less.
 resized to --size, FFV1) and --toy-videos videos of the demo's toy dataset rendered at --size. pairs/s counts every
 pair over the command's wall time (start-up and writing included); "x opencv" is the ratio to opencv's row. EPE is
 measured apart, in this process: both engines on the first --epe-pairs pairs of each input, against opencv, beside
-OpenCV's own noise floor (`bench_flow.py --noise-floor`). Numba compiles into its cache in an untimed first run.
-Before each timed run the script waits until no other process uses more than 0.2 of a core.
+OpenCV's own noise floor (`bench_flow.py --noise-floor`). Numba compiles into its cache in an untimed first run;
+the command's fixed cost (start-up) is then timed on a one-pair video. Before each timed run the script waits until
+no other process uses more than 0.2 of a core.
 """
 
 import argparse
@@ -206,9 +207,15 @@ def cli_main(args) -> None:
         inputs = cli_inputs(tmp, args)
         pairs = {name: sum(len(read_video(p, fps=0, short_side=0)[0]) - 1 for _, p in find_videos([str(folder)]))
                  for name, folder in inputs.items()}  # fmt: skip
+        tiny, _ = make_input(tmp / "in" / "start-up", 2, "bigbuckbunny", args.size)  # one pair: the fixed cost
         for engine in args.engines:  # untimed: Numba compiles into its cache, files reach the page cache
-            run_cli(inputs[args.videos[0]], tmp / "warm" / engine, engine, args.workers)
+            run_cli(tiny.parent, tmp / "warm" / engine, engine, args.workers)
         print(f"{res['size']}, --workers {args.workers}, {os.cpu_count()} cores; {load()}", flush=True)
+        res["start_up_seconds"] = {}
+        for engine in args.engines:
+            wait_until_idle(args.max_wait)
+            res["start_up_seconds"][engine] = run_cli(tiny.parent, tmp / "start-up" / engine, engine, args.workers)[0]
+            print(f"  start-up (one pair) {engine}: {res['start_up_seconds'][engine]:.2f} s; {load()}", flush=True)
         rates = {}
         for name, folder in inputs.items():
             epe = epe_rows(folder, args.engines, args.epe_pairs)
@@ -228,6 +235,8 @@ def cli_main(args) -> None:
         ratio = rates[r["input"], r["engine"]] / rates[r["input"], "opencv"] if (r["input"], "opencv") in rates else 0
         print(f"| {r['input']} | {r['engine']} | {r['pairs']} | {r['seconds']:.1f} | {r['pairs_per_s']:.2f} | "
               f"{ratio:.2f} | {r['cpu_seconds']:.1f} | {r['epe']} | {r['load_before'][5:]} |")  # fmt: skip
+    start_up = ", ".join(f"{e} {t:.2f} s" for e, t in res["start_up_seconds"].items())
+    print(f"start-up (the whole command on one pair): {start_up}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
