@@ -11,7 +11,8 @@ Sections, each timed, each recorded in the JSON as it finishes (one failing sect
   model      I3D forward and forward+backward clips/s at 64x224 (fp32, channels_last_3d, bf16 autocast, both)
              with GFLOP/s against the measured ceilings (benchmarks/bench_model.py)
   compile    the same for torch.compile (last: its compilation may take minutes)
-  train_step one real training step (`i3d.train.train_one_epoch`, two-stream I3D) in fp32, bf16 and fp16 AMP
+  train_step one real training step (`i3d.train.train_one_epoch`, two-stream I3D): fp32, then channels_last_3d in
+             fp32, bf16 and fp16 AMP
   ddp        a 1-process NCCL (gloo on CPU) DistributedDataParallel step, parameters equal to a plain step's
   compact    `expand_compact` on the device: equal to the CPU result, ms per batch, bytes over the bus saved
 
@@ -189,17 +190,21 @@ def model(args, size, variants=("fp32", "channels_last", "bf16", "bf16_channels_
     return result
 
 
-def _train_setup(args, size, amp: str):
-    """(cfg, model, optimizer, scheduler, scaler, batch) for one step of the Kinetics recipe's two-stream I3D."""
+def _train_setup(args, size, amp: str, channels_last: bool = False):
+    """(cfg, model, optimizer, scheduler, scaler, batch) for one step of the Kinetics recipe's two-stream I3D, the
+    model in the layout `i3d.train.fit` gives it (channels_last_3d on CUDA with train.channels_last)."""
     from i3d.build import build_model_from_config, build_optimizer
     from i3d.config import load_config
+    from i3d.train import memory_format
 
     frames, crop = size["clip"]
     cfg = load_config(REPO / "configs" / "kinetics400_i3d_two_stream.yaml",
                       [f"train.amp={amp}", f"train.device={torch.device(args.device).type}", "train.progress=false",
+                       f"train.channels_last={str(channels_last).lower()}",
                        f"data.num_frames={frames}", f"data.crop_size={crop}"])  # fmt: skip
     torch.manual_seed(0)
-    net = build_model_from_config(cfg).to(args.device)
+    device = torch.device(args.device)
+    net = build_model_from_config(cfg).to(device, memory_format=memory_format(cfg, device))
     optimizer, scheduler = build_optimizer(cfg, net, steps_per_epoch=10)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and torch.device(args.device).type == "cuda")
     g = torch.Generator().manual_seed(1)
@@ -210,13 +215,18 @@ def _train_setup(args, size, amp: str):
 
 
 def train_step(args, size) -> dict:
-    """One real `train_one_epoch` step per AMP mode (after one warm-up step): seconds, clips/s, finite loss."""
+    """One real `train_one_epoch` step per AMP mode and layout (after one warm-up step): seconds, clips/s, finite loss.
+
+    Rows: fp32 in the default layout, then fp32, bf16 and fp16 in channels_last_3d (train.channels_last, on by
+    default; on the CPU it changes nothing)."""
     from i3d.train import train_one_epoch
 
     device = torch.device(args.device)
     out = {}
-    for amp in ("none", "bf16", "fp16"):
-        cfg, net, optimizer, scheduler, scaler, batch = _train_setup(args, size, amp)
+    rows = {"fp32": ("none", False), "fp32_channels_last": ("none", True), "bf16_channels_last": ("bf16", True),
+            "fp16_channels_last": ("fp16", True)}  # fmt: skip
+    for row, (amp, channels_last) in rows.items():
+        cfg, net, optimizer, scheduler, scaler, batch = _train_setup(args, size, amp, channels_last)
         before = next(net.parameters()).detach().clone()
         train_one_epoch(net, [batch], optimizer, scheduler, scaler, cfg, epoch=0, step=0, device=device)  # warm-up
         bench_model.sync(device)
@@ -226,12 +236,12 @@ def train_step(args, size) -> dict:
         seconds = time.perf_counter() - start
         moved = float((next(net.parameters()).detach() - before).abs().max())
         loss = float(sum(v for k, v in stats.items() if k.startswith("loss")))
-        out[amp] = {"seconds": seconds, "clips_per_s": size["train_batch"] / seconds, "loss": loss,
+        out[row] = {"seconds": seconds, "clips_per_s": size["train_batch"] / seconds, "loss": loss,
                     "finite": bool(np.isfinite(loss)), "param_moved": moved}  # fmt: skip
-        print(f"  train step amp={amp}: {seconds:.3f} s, loss {loss:.3f}", flush=True)
+        print(f"  train step {row}: {seconds:.3f} s, loss {loss:.3f}", flush=True)
         del net, optimizer
-    for amp in ("bf16", "fp16"):
-        out[amp]["x_fp32"] = out["none"]["seconds"] / out[amp]["seconds"]
+    for row in list(rows)[1:]:
+        out[row]["x_fp32"] = out["fp32"]["seconds"] / out[row]["seconds"]
     return out
 
 
@@ -363,7 +373,7 @@ def summary(results: dict) -> str:
                 if not isinstance(row, dict):
                     continue
                 extra = f", x fp32 {row['x_fp32']:.2f}" if "x_fp32" in row else ""
-                add(name, f"amp={amp}", f"{row['clips_per_s']:.2f} clips/s, loss {row['loss']:.3f}{extra}")
+                add(name, amp, f"{row['clips_per_s']:.2f} clips/s, loss {row['loss']:.3f}{extra}")
         elif name == "ddp":
             add(name, f"{s['backend']} world {s['world']}", f"max param diff vs plain step {s['max_param_diff']:.2e}")
         elif name == "compact":

@@ -273,3 +273,26 @@ def test_train_one_epoch_loss_fn_hook():
     with pytest.raises(train.NonFiniteLossError, match=r"non-finite b loss \(nan\) at step 1 \(epoch 1\)"):
         train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=1, device=torch.device("cpu"),
                               loss_fn=lambda net, b, d: ({}, {"b": torch.tensor(float("nan"))}))  # fmt: skip
+
+
+def test_channels_last_on_cuda_only_and_the_same_step():
+    """train.channels_last: channels_last_3d on CUDA only; an I3D step in that layout equals the default layout's."""
+    from i3d.models import InceptionI3d
+
+    cfg = load_config(TINY)
+    assert train.memory_format(cfg, torch.device("cuda")) == torch.channels_last_3d
+    assert train.memory_format(cfg, torch.device("cpu")) == torch.contiguous_format
+    off = load_config(TINY, ["train.channels_last=false"])
+    assert train.memory_format(off, torch.device("cuda")) == torch.contiguous_format
+    x = torch.randn(2, 3, 8, 48, 48, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last_3d):
+        torch.manual_seed(0)
+        net = InceptionI3d(num_classes=3).to(memory_format=fmt)
+        net.eval()  # no dropout; batch norm in its running statistics
+        out = net(x.contiguous(memory_format=fmt))
+        out.logsumexp(1).mean().backward()
+        grads.append((out.detach(), net.Conv3d_1a_7x7.conv.weight.grad))
+    assert net.Conv3d_1a_7x7.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    for got, want in zip(grads[1], grads[0], strict=True):  # logits, first conv's gradient: float32 rounding apart
+        assert (got - want).norm() <= 1e-4 * want.norm()
