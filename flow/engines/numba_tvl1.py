@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flow.tvl1 import TVL1Params, check_pairs, check_reimplementable
+from flow.tvl1 import TVL1Params, check_pairs, check_reimplementable, median_network
 
 try:
     import numba
@@ -135,34 +135,8 @@ def _warp(i0, i1, i1x, i1y, u1, u2, i1wx, i1wy, grad, rho_c):
             rho_c[y, x] = s0 - sx * u1[y, x] - sy * u2[y, x] - i0[y, x]
 
 
-def _median_network(n: int = 25) -> np.ndarray:
-    """Compare-exchange pairs (i, j), i < j, leaving the median of n values on wire n // 2.
-
-    Batcher's odd-even merge sort for the next power of two, minus the comparators touching padding wires (they
-    would hold +inf and never move), minus those the middle wire does not depend on (113 of 140 for n = 25).
-    """
-    size = 1 << (n - 1).bit_length()
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    needed, kept = {n // 2}, []
-    for a, b in reversed(pairs):
-        if a in needed or b in needed:
-            kept.append((a, b))
-            needed |= {a, b}
-    return np.array(kept[::-1], np.int64).reshape(-1, 2)
-
-
 def median5_source() -> str:
-    """The text of `flow/engines/_median5.py`: the 5x5 median with `_median_network(25)` written out line by line.
+    """The text of `flow/engines/_median5.py`: the 5x5 median with `median_network(25)` written out line by line.
 
     Written out, the 25 values of a pixel live in registers and LLVM vectorises the loop over a row (16 pixels per
     AVX-512 instruction): 4x faster than running the same network as passes over rows in memory (`_median`), and
@@ -196,7 +170,7 @@ def median5_source() -> str:
     for dy in range(5):
         lines.append("            " + ", ".join(f"v{5 * dy + dx}" for dx in range(5)) + " = "
                      + ", ".join(f"r{dy}[x + {dx}]" for dx in range(5)))  # fmt: skip
-    for a, b in _median_network(25):
+    for a, b in median_network(25):
         lines.append(f"            v{a}, v{b} = min(v{a}, v{b}), max(v{a}, v{b})")
     lines.append("            out[x] = v12")
     return "\n".join(lines) + "\n"
@@ -493,7 +467,7 @@ class NumbaTVL1:
             raise ValueError(f"NumbaTVL1: parallel must be 'pairs' or 'rows', got {parallel!r}")
         check_reimplementable(p, "NumbaTVL1")
         self.parallel = parallel
-        self._network = _median_network(max(p.median_filtering, 1) ** 2)
+        self._network = median_network(max(p.median_filtering, 1) ** 2)
         self._prm = (float(p.tau), float(p.lambda_), float(p.theta), float(p.gamma), float(p.warps),
                      float(p.epsilon), float(p.inner_iterations), float(p.outer_iterations), float(p.median_filtering))
 

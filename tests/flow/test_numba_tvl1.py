@@ -10,10 +10,11 @@ pytest.importorskip("numba")
 
 from flow.engines import numba_tvl1  # noqa: E402
 from flow.engines._median5 import median5  # noqa: E402
+from flow.tvl1 import median_network  # noqa: E402
 
 
 def test_generated_median_file_is_up_to_date():
-    """_median5.py is generated from `_median_network(25)`: an edit of either shows here (regenerate, see its top)."""
+    """_median5.py is generated from `median_network(25)`: an edit of either shows here (regenerate, see its top)."""
     path = Path(numba_tvl1.__file__).parent / "_median5.py"
     assert path.read_text() == numba_tvl1.median5_source()
 
@@ -33,7 +34,7 @@ def test_median3_is_opencv_median_blur():
     rng = np.random.default_rng(3)
     flow = np.round(rng.normal(0, 2, (33, 41)), 1).astype(np.float32)  # rounded: many ties
     out, window = np.empty_like(flow), np.empty((9, flow.shape[1]), np.float32)
-    numba_tvl1._median(flow, out, window, numba_tvl1._median_network(9))
+    numba_tvl1._median(flow, out, window, median_network(9))
     np.testing.assert_array_equal(out, cv2.medianBlur(flow, 3))
 
 
