@@ -30,7 +30,8 @@ test: $(STAMP) lint
 DEMO := runs/demo
 DEMO_CONFIG := configs/toy_i3d_two_stream.yaml
 DEMO_TOY := --size 64x80 --frames 12 --videos-per-class 72 --clips-per-group 1 --test-groups 8 --seed 0
-# the numba engine: OpenCV's TV-L1 at ~4x the speed (docs/PERFORMANCE.md); bound 8 px keeps 8-bit steps at 0.06 px
+# the numba engine: OpenCV's TV-L1 at ~4x its speed through extract_flow.py on the 64x80 toy videos (docs/PERFORMANCE.md,
+# issue 16); bound 8 px keeps 8-bit steps at 0.06 px
 DEMO_FLOW := --short-side 0 --engine numba --bound 8
 DEMO_WORKERS ?= 2
 # DeepMind's Kinetics-400 RGB I3D initialises the RGB stream when the file is there (the demo works without it)
