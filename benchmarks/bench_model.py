@@ -67,18 +67,22 @@ def timed(fn, device: torch.device, steps: int, warmup: int) -> float:
 def measure_peak(device: torch.device, dtype: torch.dtype, small: bool = False) -> dict:
     """Achieved GFLOP/s of a large matmul and a large conv3d in `dtype` on `device`; "peak" is the faster.
 
-    Sizes: CUDA matmul 8192^3, conv3d 8x192x16x56x56 -> 192, 3x3x3; CPU (or `small`) 1024^3 and 1x192x8x28x28.
+    Sizes: CUDA matmul 8192^3, conv3d 8x192x16x56x56 -> 192, 3x3x3; CPU 2048^3 and 1x192x16x28x28 (each well over
+    the caches, a few hundred ms per call); `small` (tests): 256^3 and 1x32x4x14x14, which measure nothing useful.
     """
-    big = device.type == "cuda" and not small
-    n = 8192 if big else 1024
+    if small:
+        n, shape, channels, steps = 256, (1, 32, 4, 14, 14), 32, 2
+    elif device.type == "cuda":
+        n, shape, channels, steps = 8192, (8, 192, 16, 56, 56), 192, 10
+    else:
+        n, shape, channels, steps = 2048, (1, 192, 16, 28, 28), 192, 3
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    matmul_s = timed(lambda: a @ b, device, steps=10 if big else 3, warmup=2)
-    shape = (8, 192, 16, 56, 56) if big else (1, 192, 8, 28, 28)
+    matmul_s = timed(lambda: a @ b, device, steps=steps, warmup=2)
     x = torch.randn(*shape, device=device, dtype=dtype)
-    conv = torch.nn.Conv3d(192, 192, 3, padding=1, bias=False).to(device, dtype)
+    conv = torch.nn.Conv3d(channels, channels, 3, padding=1, bias=False).to(device, dtype)
     with torch.no_grad():
-        conv_s = timed(lambda: conv(x), device, steps=10 if big else 3, warmup=2)
-    conv_flops = 2 * x.numel() * 192 * 27  # same padding: output positions = input positions
+        conv_s = timed(lambda: conv(x), device, steps=steps, warmup=2)
+    conv_flops = 2 * x.numel() * channels * 27  # same padding: output positions = input positions
     out = {"matmul_gflops": 2 * n**3 / matmul_s / 1e9, "conv3d_gflops": conv_flops / conv_s / 1e9}
     out["peak_gflops"] = max(out.values())
     return out
@@ -136,7 +140,7 @@ def run_variants(args: argparse.Namespace) -> dict:
     if not args.no_backward:
         flops["forward_backward"] = count_flops(model, x, backward=True)
     del model, x
-    small = args.frames * args.size * args.size < 64 * 112 * 112  # tiny runs (tests) time tiny peaks too
+    small = args.frames * args.size * args.size <= 8 * 64 * 64  # tiny runs (tests) time tiny peaks too
     peaks = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         try:
