@@ -41,7 +41,6 @@ from flow.engines._median5 import median5  # noqa: E402  (after the check that n
 
 _FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
-_ONE = np.float32(1.0)  # `1 + x` with x float32 is float64 in Numba (int and float32 unify so); OpenCV adds in float
 
 
 @njit(cache=True)
@@ -219,22 +218,22 @@ def _dual_row(y, u1, u2, u3, p11, p12, p21, p22, p31, p32, taut, use_gamma):
     for x in range(w - 1):
         u1x, u1y = u1[y, x + 1] - u1[y, x], u1[yb, x] - u1[y, x]
         u2x, u2y = u2[y, x + 1] - u2[y, x], u2[yb, x] - u2[y, x]
-        ng1 = _ONE + taut * np.sqrt(u1x * u1x + u1y * u1y)
-        ng2 = _ONE + taut * np.sqrt(u2x * u2x + u2y * u2y)
+        ng1 = 1 + taut * np.sqrt(u1x * u1x + u1y * u1y)
+        ng2 = 1 + taut * np.sqrt(u2x * u2x + u2y * u2y)
         p11[y, x] = (p11[y, x] + taut * u1x) / ng1
         p12[y, x] = (p12[y, x] + taut * u1y) / ng1
         p21[y, x] = (p21[y, x] + taut * u2x) / ng2
         p22[y, x] = (p22[y, x] + taut * u2y) / ng2
     x = w - 1  # last column: the x-difference is zero
     u1y, u2y = u1[yb, x] - u1[y, x], u2[yb, x] - u2[y, x]
-    ng1, ng2 = _ONE + taut * abs(u1y), _ONE + taut * abs(u2y)
+    ng1, ng2 = 1 + taut * abs(u1y), 1 + taut * abs(u2y)
     p11[y, x], p12[y, x] = p11[y, x] / ng1, (p12[y, x] + taut * u1y) / ng1
     p21[y, x], p22[y, x] = p21[y, x] / ng2, (p22[y, x] + taut * u2y) / ng2
     if use_gamma:
         for x in range(w):
             u3x = u3[y, x + 1] - u3[y, x] if x < w - 1 else 0.0
             u3y = u3[yb, x] - u3[y, x]
-            ng3 = _ONE + taut * np.sqrt(u3x * u3x + u3y * u3y)
+            ng3 = 1 + taut * np.sqrt(u3x * u3x + u3y * u3y)
             p31[y, x] = (p31[y, x] + taut * u3x) / ng3
             p32[y, x] = (p32[y, x] + taut * u3y) / ng3
 
