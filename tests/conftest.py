@@ -131,7 +131,7 @@ def one_torch_thread():
 
 
 def write_motion_stores(root: Path, names=("right", "left"), counts=(("train", 4), ("val", 1)), rgb_high: int = 255,
-                        brightness_step: int = 0) -> Path:  # fmt: skip
+                        brightness_step: int = 0, **store_options) -> Path:  # fmt: skip
     """Tiny stores (10 frames, 36x40) told apart by their flow: +4 px in x for the first class, -4 for the second,
     under ROOT/h5/<name>/<split><k>.h5, and ROOT/index.csv (video_id,label,split). Random RGB in [0, rgb_high), plus
     `brightness_step` x the label (a class that RGB can see too). Returns ROOT."""
@@ -145,7 +145,7 @@ def write_motion_stores(root: Path, names=("right", "left"), counts=(("train", 4
                 rgb = rng.integers(0, rgb_high, (10, 36, 40, 3), dtype=np.uint8) + np.uint8(brightness_step * label)
                 flow = np.zeros((10, 36, 40, 2), np.float32)
                 flow[..., 0] = 4.0 if label == 0 else -4.0
-                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {})
+                write_store(root / "h5" / name / f"{split}{k}.h5", rgb, flow, {}, **store_options)
                 rows.append(f"{name}/{split}{k},{name},{split}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     return root

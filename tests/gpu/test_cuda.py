@@ -97,7 +97,9 @@ def _free_port() -> int:
 def test_cli_trains_with_amp_and_the_checkpoint_loads_on_the_cpu(tmp_path, device, amp):
     """train_two_stream (AMP on CUDA; float32 with a warning on the CPU) -> a checkpoint that loads on the CPU ->
     eval.py."""
-    root = write_motion_stores(tmp_path / "data")
+    # format 1 (gzip) stores: the GPU machine's image has no hdf5plugin, and its wheel (46 MB) would not travel there
+    # beside OpenCV's contrib build (47 MB) within a loan's 64 MiB
+    root = write_motion_stores(tmp_path / "data", compression="gzip")
     overrides = [f"data.index={root / 'index.csv'}", f"data.store_root={root / 'h5'}", f"train.device={device}",
                  f"train.amp={amp}", "train.epochs=1"]  # fmt: skip
     sets = [arg for value in overrides for arg in ("--set", value)]
