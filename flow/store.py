@@ -11,8 +11,8 @@ Layout of `<video_id>.h5` (format version 2):
                 parameters, convention, OpenCV/engine version)
 
 Format versions: 1 stored the flow codes with gzip level 6, which took a third of a training clip's CPU time to
-inflate; 2 records the codec in `flow_codec` and defaults to Blosc2 LZ4HC through `hdf5plugin` (5x faster to decode,
-1.2x the bytes of gzip on real stores; the measurement is in docs/PERFORMANCE.md, issue 16). Version 1 stores (and
+inflate; 2 records the codec in `flow_codec` and defaults to Blosc2 LZ4HC through `hdf5plugin` (4x faster to read,
+1.4x gzip's flow bytes and 1.14x the whole store's on real stores; docs/PERFORMANCE.md, issue 16). Version 1 stores (and
 stores without a `format_version`) read as before and need no plugin; `convert_store` (tools/convert_stores.py)
 rewrites them as version 2. Reading a version 2 store imports `hdf5plugin` for its filters.
 
@@ -317,7 +317,7 @@ class StoreWriter:
         jpeg_quality: 0-100 for the RGB frames.
         bound: flow clipping bound in pixels (recorded as `flow_bound`).
         compression: the flow codec, one of `FLOW_CODECS` (see `flow_filter`; None means "none"); recorded as
-            `flow_codec`. The default decodes 5x faster than "gzip", which any HDF5 tool reads without a plugin.
+            `flow_codec`. The default reads 4x faster than "gzip", which any HDF5 tool reads without a plugin.
     """
 
     def __init__(self, path, height: int, width: int, *, has_flow: bool = True, jpeg_quality: int = 95,
