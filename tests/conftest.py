@@ -109,12 +109,19 @@ def run_torchrun(script: Path, nproc: int = 2) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def load_script(path: str | Path):
+    """A script (tools/<name>.py, benchmarks/<name>.py: not a package) as a module, imported in this process (no second
+    torch start-up). `path`: relative to the repository, or absolute."""
+    path = REPO / path
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(name: str, *argv) -> int:
     """tools/<name>.py's `main(parse_args(argv))` in this process (no second torch start-up); errors propagate."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", Path(__file__).resolve().parents[1] / "tools" /
-                                                  f"{name}.py")  # fmt: skip
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(f"tools/{name}.py")
     return tool.main(tool.parse_args([str(a) for a in argv]))
 
 

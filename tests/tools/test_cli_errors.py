@@ -4,7 +4,6 @@ Three run as scripts (the `__main__` wiring through i3d.cli.run_tool, --debug in
 `run_tool(tool.main, tool.parse_args, argv)` in this process, which is what the scripts do, without a torch start-up.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from i3d.checkpoint import save_checkpoint
 from i3d.cli import run_tool
@@ -21,9 +21,7 @@ TINY = REPO / "configs" / "test_tiny.yaml"
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"tools/{name}.py")
     return module
 
 

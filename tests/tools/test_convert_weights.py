@@ -1,12 +1,12 @@
 """tools/convert_weights.py: any supported weights file -> our InceptionI3d state dict."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.pretrained import WeightsError
@@ -16,9 +16,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "convert_weights.py"
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("convert_weights", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(TOOL)
     return module
 
 

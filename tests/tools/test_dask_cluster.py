@@ -4,19 +4,14 @@ a worker SIGKILLed mid-run loses no video and leaves no partial store; a schedul
 `--small` mode); every process it starts is SIGKILLed (by process group) when the cluster closes, failures included.
 """
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from conftest import load_script
 
 
 def _rehearsal():
-    spec = importlib.util.spec_from_file_location("rehearse_dask", REPO / "benchmarks" / "rehearse_dask.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/rehearse_dask.py")
     return module
 
 

@@ -1,6 +1,5 @@
 """`make demo`: its commands fit together (toy sizes, store paths, classes), and tools/demo_report.py's two jobs."""
 
-import importlib.util
 import re
 import shlex
 import shutil
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from i3d.config import config_to_dict, load_config
 from i3d.synthetic.toy import ToyConfig
@@ -18,9 +18,7 @@ CONFIG = REPO / "configs" / "toy_i3d_two_stream.yaml"
 
 
 def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"tools/{name}.py")
     return module
 
 

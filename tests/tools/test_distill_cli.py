@@ -4,7 +4,6 @@ The validation stores hold RGB only (no flow dataset at all): a run that finishe
 never opens flow.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import run_torchrun
+from conftest import load_script, run_torchrun
 from torch import nn
 
 from flow.store import write_store
@@ -30,9 +29,7 @@ TOOL = REPO / "tools" / "distill.py"
 
 def run_tool(*argv: str, path: Path = TOOL) -> int:
     """A tool's parse_args + main, in this process (a subprocess would import torch again)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{path.stem}", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(path)
     return tool.main(tool.parse_args(list(argv)))
 
 

@@ -1,23 +1,18 @@
 """tools/extract_faces.py: a real face and a bad file through the command line (exit 1, both reported), bad options
 (one line, exit 2, nothing touched)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from flow.video import write_video
 from i3d.cli import run_tool
 from i3d.synthetic.faces import astronaut_video
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("extract_faces_tool", REPO / "tools" / "extract_faces.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("tools/extract_faces.py")
     return module
 
 

@@ -1,11 +1,11 @@
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import load_script
 
 from flow.store import FlowStoreError, VideoStore
 from i3d.cli import run_tool
@@ -14,9 +14,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("extract_flow_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(TOOL)
     return module
 
 

@@ -1,6 +1,5 @@
 """tools/make_toy_dataset.py: arguments -> a UCF101-style toy dataset, clear errors, resumable reruns."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from flow.video import read_video
 from i3d.cli import run_tool
@@ -26,9 +26,7 @@ def _decode(path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("make_toy_dataset", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(TOOL)
     return module
 
 

@@ -1,12 +1,12 @@
 """tools/predict.py: a tiny two-stream checkpoint on generated videos; DeepMind's Kinetics I3D on the cricket clip."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from i3d.build import build_model_from_config
 from i3d.checkpoint import CheckpointError
@@ -14,15 +14,12 @@ from i3d.config import config_to_dict, load_config
 from i3d.data.spec import InputSpec
 from i3d.inference import predict
 
-REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["MoveLeft", "MoveRight", "ZoomIn", "ZoomOut"]
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("predict_tool", REPO / "tools" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("tools/predict.py")
     return module
 
 

@@ -5,7 +5,6 @@ by hand: model 0 says P(FAKE) = sigmoid(0) = 0.5, model 1 says sigmoid(ln 3) = 0
 """
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from flow.video import write_video
 from i3d.build import build_model_from_config
@@ -20,13 +20,9 @@ from i3d.config import apply_overrides, config_to_dict, load_config
 from i3d.inference import ensemble
 from i3d.synthetic import fake_toy
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"tools/{name}.py")
     return module
 
 

@@ -6,13 +6,13 @@ as the `--skip-missing` an error message once recommended, fails here).
 """
 
 import contextlib
-import importlib.util
 import io
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,9 +32,7 @@ def readme_commands() -> list[tuple[str, list[str]]]:
 
 
 def tool_help(name: str) -> str:
-    spec = importlib.util.spec_from_file_location(f"readme_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"tools/{name}.py")
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         module.parse_args(["--help"])

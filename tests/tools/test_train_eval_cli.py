@@ -4,14 +4,13 @@ One short run (1 epoch, 2 steps of 8-frame 32x32 clips) keeps this affordable on
 checked in tests/i3d/test_train.py, which runs the same `fit` on a tiny backbone for more steps.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import write_motion_stores
+from conftest import load_script, write_motion_stores
 
 from i3d.checkpoint import CheckpointError
 
@@ -20,9 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _tool(name: str):
     """Import tools/<name>.py as a module (in this process: no second torch start-up per call)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"tools/{name}.py")
     return module
 
 
