@@ -5,12 +5,11 @@ have a CPU case run it everywhere, so the code path the GPU takes is exercised b
 """
 
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_tool, write_motion_stores
+from conftest import REPO, free_port, run_tool, write_motion_stores
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: run it on one through "
                                 "benchmarks/gpu_check.py")  # fmt: skip
@@ -86,12 +85,6 @@ def test_i3d_forward_on_cuda_matches_the_cpu():
     assert (got - want).abs().max() <= 1e-4 * want.abs().max()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_cli_trains_with_amp_and_the_checkpoint_loads_on_the_cpu(tmp_path, device, amp):
@@ -142,7 +135,7 @@ def test_one_process_ddp_step_equals_a_plain_step(device):
         scaler = torch.amp.GradScaler("cuda", enabled=False)
         model, where = net, torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
         if use_ddp:
-            env = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="1", RANK="0", LOCAL_RANK="0")
+            env = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="1", RANK="0", LOCAL_RANK="0")
             os.environ.update(env)
             backend = "nccl" if device == "cuda" else "gloo"
             dist.init_process_group(backend, init_method="env://")  # i3d.distributed joins only for world > 1

@@ -7,29 +7,22 @@ uninterrupted two-node run, bit for bit.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from conftest import descendants, write_motion_stores
+from conftest import descendants, free_port, write_motion_stores
 
 from i3d.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(root: Path, run: Path, rdzv_id: str, *extra: str) -> list[subprocess.Popen]:
     """Two torchrun agents (nodes), each in its own process group, logging to run.parent/<run>-node<r>.log."""
-    port = _free_port()
+    port = free_port()
     train = (["--resume", str(run)] if extra == ("--resume",) else
              ["--config", str(REPO / "configs" / "test_tiny.yaml"), "--out", str(run), "--streams", "flow",
               "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
