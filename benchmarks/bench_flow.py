@@ -66,16 +66,23 @@ def load_pairs(video: str, pairs: int, short_side: int, crop_width: int) -> tupl
     return gray[:-1], gray[1:]
 
 
-def opencv_noise_floor(prev: np.ndarray, nxt: np.ndarray, reference: np.ndarray, seed: int = 0) -> float:
-    """Mean EPE between OpenCV's flow and OpenCV's flow of the same frames plus +-0.001 grey levels of noise.
+def noisy_opencv_flow(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params | None = None,
+                      rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
+    """OpenCV's flow of one uint8 pair plus uniform +-0.001 grey levels of noise (float input).
 
     The noise is 500x below the 8-bit step: the answer moves only because TV-L1 amplifies rounding differences.
     """
-    rng = np.random.default_rng(seed)
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    rng = rng if rng is not None else np.random.default_rng(0)
     # OpenCV multiplies float input by 255, so pass (grey + noise) / 255
-    flows = [tvl1.calc(*[((f + rng.uniform(-1e-3, 1e-3, f.shape)) / 255).astype(np.float32) for f in (a, b)], None)
-             for a, b in zip(prev, nxt, strict=True)]  # fmt: skip
+    prev, nxt = (((f + rng.uniform(-1e-3, 1e-3, f.shape)) / 255).astype(np.float32) for f in (prev, nxt))
+    return make_engine("opencv", params).calc(prev, nxt)
+
+
+def opencv_noise_floor(prev: np.ndarray, nxt: np.ndarray, reference: np.ndarray, seed: int = 0) -> float:
+    """Mean EPE between OpenCV's flow (`reference`) and OpenCV's flow of the same frames plus noise
+    (`noisy_opencv_flow`): how far float rounding alone moves OpenCV's own answer."""
+    rng = np.random.default_rng(seed)
+    flows = [noisy_opencv_flow(a, b, rng=rng) for a, b in zip(prev, nxt, strict=True)]
     return float(np.linalg.norm(np.stack(flows) - reference, axis=-1).mean())
 
 

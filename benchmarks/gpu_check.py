@@ -121,19 +121,16 @@ def load_frames(args, size) -> dict:
 
 
 def _opencv_flow(prev, nxt, params, noise_seed=None):
-    """OpenCV's TV-L1 of one pair; with `noise_seed`, of the frames plus +-0.001 grey levels (bench_flow's floor)."""
+    """OpenCV's TV-L1 of one pair, in a pool process; with `noise_seed`, bench_flow's noisy version (the floor)."""
+    import bench_flow
     import cv2
 
-    from flow.engines.opencv import OpenCVTVL1
+    from flow.engines import make_engine
 
     cv2.setNumThreads(1)
-    engine = OpenCVTVL1(params)
     if noise_seed is None:
-        return engine.calc(prev, nxt)
-    rng = np.random.default_rng(noise_seed)
-    # OpenCV multiplies float input by 255, so pass (grey + noise) / 255
-    prev, nxt = (((f + rng.uniform(-1e-3, 1e-3, f.shape)) / 255).astype(np.float32) for f in (prev, nxt))
-    return engine.calc(prev, nxt)
+        return make_engine("opencv", params).calc(prev, nxt)
+    return bench_flow.noisy_opencv_flow(prev, nxt, params, np.random.default_rng(noise_seed))
 
 
 def tvl1(args, size) -> dict:
@@ -153,10 +150,10 @@ def tvl1(args, size) -> dict:
                    for job in jobs}  # fmt: skip
         reference = {job: f.result() for job, f in futures.items()}
     out = {"videos": {}, "rows": []}
+    refs = {name: np.stack([reference[name, i, None] for i in range(k)]) for name in data}
     for name, (prev, _) in data.items():
-        ref = np.stack([reference[name, i, None] for i in range(k)])
         noisy = np.stack([reference[name, i, i] for i in range(k)])
-        floor = float(np.linalg.norm(noisy - ref, axis=-1).mean())
+        floor = float(np.linalg.norm(noisy - refs[name], axis=-1).mean())
         out["videos"][name] = {"size": list(prev.shape[1:]), "pairs": len(prev), "noise_floor_epe": floor}
     for batch in size["batches"]:
         if time.perf_counter() > args.deadline_at:
@@ -170,8 +167,7 @@ def tvl1(args, size) -> dict:
             start = time.perf_counter()
             flow = engine.calc_pairs(prev[:n], nxt[:n])
             seconds = time.perf_counter() - start
-            ref = np.stack([reference[name, i, None] for i in range(k)])
-            epe = float(np.linalg.norm(flow[:k] - ref, axis=-1).mean())
+            epe = float(np.linalg.norm(flow[:k] - refs[name], axis=-1).mean())
             out["rows"].append({"video": name, "batch": batch, "pairs": n, "seconds": seconds,
                                 "pairs_per_s": n / seconds, "epe_vs_opencv": epe,
                                 "noise_floor_epe": out["videos"][name]["noise_floor_epe"]})  # fmt: skip
