@@ -17,7 +17,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
 def textured_pairs(n: int = 3, h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """n pairs of a smooth random texture moved by (1.5 + i/2, -1) px: real sub-pixel motion for TV-L1."""
+    """n pairs of a smooth random texture moved by (1.5 + i/2, -1) px: real sub-pixel motion for TV-L1, different per
+    pair (unlike conftest.textured_frames), so the pairs of one batch stop after different iteration counts."""
     import cv2
 
     rng = np.random.default_rng(0)
