@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["faces", "faces.*", "flow", "flow.*", "i3d", "i3d.*"]),
+    packages=find_packages(include=["common", "common.*", "faces", "faces.*", "flow", "flow.*", "i3d", "i3d.*"]),
     package_data={"i3d.inference": ["kinetics400_labels.txt"]},  # DeepMind's label map: predict's default names
     install_requires=[
         "torch>=2.4,<3",

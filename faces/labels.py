@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow.files import write_atomic
-from i3d.data.dfdc import CLASSES, read_metadata
+from common.files import write_atomic
+from common.dfdc import CLASSES, read_metadata
 
 
 @dataclass(frozen=True)
@@ -102,5 +102,5 @@ def write_crop_metadata(out: Path, records: list[dict], folders: dict[str, dict]
 
 
 def write_json(path: Path, data) -> None:
-    """Write `data` as JSON atomically (`flow.files.write_atomic`: a temporary file, then os.replace)."""
+    """Write `data` as JSON atomically (`common.files.write_atomic`: a temporary file, then os.replace)."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))

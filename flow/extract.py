@@ -5,7 +5,7 @@ Every option is checked once, before any video is touched (`ExtractOptions`, `ch
 job that never raises: a bad video becomes a "failed" record with its path and reason, and the run goes on. A store
 that is already complete is "skipped" without being opened for writing (with `verify`, after reading all of it),
 so a rerun (or a SLURM array job restarted after a timeout) redoes only what is missing or damaged. Workers die
-with the run that started them (`flow.workers`).
+with the run that started them (`common.workers`).
 """
 
 import contextlib
@@ -30,7 +30,7 @@ from flow.report import RunReport
 from flow.store import FLOW_CODEC, FLOW_CODECS, FlowStoreError, StoreWriter, VideoStore, is_complete, verify_store
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VIDEO_EXTENSIONS, VideoReader
-from flow.workers import FrameChannel, RunBar, die_with_parent, send_frames
+from common.workers import FrameChannel, RunBar, die_with_parent, send_frames
 
 
 @dataclass(frozen=True)
@@ -434,7 +434,7 @@ def threads_per_video(cores: int, workers: int, videos_left: int) -> int:
 
 def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: int, progress_address=None) -> dict:
     """extract_video in a pool process whose engine may use `threads` threads (`threads_per_video`), telling the
-    parent's progress bar at `progress_address` (see `flow.workers`) how many frames it has written.
+    parent's progress bar at `progress_address` (see `common.workers`) how many frames it has written.
 
     Only the numba engine takes the threads (its record says how many it got: `threads`). OpenCV's TV-L1 stays on
     one thread: its own threading gained nothing on 2 cores (docs/PERFORMANCE.md, "TV-L1 engines").
@@ -453,7 +453,7 @@ def _extract_in_worker(video_id: str, src, dst, opts: ExtractOptions, threads: i
 
 
 def _run_dask(jobs, opts: ExtractOptions, scheduler: str):
-    """Dask workers belong to their nanny, not to this process: see `flow.workers` for what a killed client leaves."""
+    """Dask workers belong to their nanny, not to this process: see `common.workers` for what a killed client leaves."""
     try:
         from distributed import Client, as_completed
     except ImportError as e:

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from flow.files import write_atomic
+from common.files import write_atomic
 
 
 class RunReport:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from flow.files import write_atomic
+from common.files import write_atomic
 from i3d.build import build_model_from_config
 from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
 from i3d.data.spec import InputSpec, InputSpecError
@@ -88,7 +88,7 @@ def copy_atomic(src: str | Path, dst: str | Path) -> None:
     write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
-TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # flow.files.write_atomic's name: .last.pt.tmp-12345
+TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # common.files.write_atomic's name: .last.pt.tmp-12345
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flow.convert import convert_stores, find_stores
 from flow.store import FLOW_CODEC, FLOW_CODECS
-from i3d.cli import run_tool
+from common.cli import run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.models.pretrained import i3d_from_file, state_dict_to_piergiaj
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from i3d.checkpoint import CheckpointError, load_checkpoint
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.config import ConfigError, config_from_dict, config_to_dict, load_config
 
 

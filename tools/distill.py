@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from i3d.checkpoint import CheckpointError
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_distill_run, load_teacher
 

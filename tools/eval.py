@@ -20,7 +20,7 @@ import torch
 
 from i3d import evaluate as ev
 from i3d.checkpoint import model_from_checkpoint
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.config import apply_overrides
 from i3d.loaders import build_dataset, build_eval_loader
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from faces.extract import FaceOptions, extract_faces
 from flow.extract import parse_shard
-from i3d.cli import run_tool
+from common.cli import run_tool
 
 DEFAULTS = FaceOptions()
 

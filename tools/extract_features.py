@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from flow.engines import ENGINES
 from flow.extract import parse_shard, select_shard
-from i3d.cli import resolve_device, run_tool
+from common.cli import resolve_device, run_tool
 from i3d.inference import feature_run
 from i3d.inference.features import FeatureOptions
 from i3d.inference.predict import kinetics_spec

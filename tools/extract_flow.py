@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flow.extract import ExtractOptions, extract_all, parse_shard
 from flow.tvl1 import TVL1Params
-from i3d.cli import run_tool
+from common.cli import run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.synthetic.fake_toy import CODECS, FakeToyConfig, make_fake_dataset
 
 

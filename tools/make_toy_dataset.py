@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.synthetic.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, make_dataset, video_list
 
 

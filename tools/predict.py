@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from flow.video import VideoError
-from i3d.cli import resolve_device, run_tool
+from common.cli import resolve_device, run_tool
 from i3d.inference import predict
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from faces.extract import FaceOptions, recorded_options
 from flow.extract import find_videos
-from i3d.cli import resolve_device, run_tool
+from common.cli import resolve_device, run_tool
 from i3d.inference import ensemble
 
 

@@ -7,7 +7,7 @@ The DFDC training set comes as folders `dfdc_train_part_N/`, each holding mp4 fi
 
 Like every index builder in `i3d.data.index`, `dfdc_index` returns `(pairs, classes)`; the video_id is the video's
 path relative to the root without extension (`dfdc_train_part_0/aaqaifqrwn`), which is how extract_flow.py names
-its stores. The classes are ["REAL", "FAKE"] (not sorted: FAKE is the positive class of the competition's log loss).
+its stores. The metadata files are read by `common.dfdc`; the classes are ["REAL", "FAKE"].
 
 A fake is its original with a face swapped in, so a fake and its original must fall on the same side of a
 train/validation split; `split_by_original` keeps each such family together.
@@ -15,54 +15,11 @@ train/validation split; `split_by_original` keeps each such family together.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-CLASSES = ["REAL", "FAKE"]
-LABELS = {"REAL": 0, "FAKE": 1}
-
-
-@dataclass(frozen=True)
-class DfdcRecord:
-    """One video of a DFDC metadata.json."""
-
-    video_id: str  # path relative to the root, without extension
-    label: int  # 1 = FAKE, 0 = REAL
-    original: str | None  # video_id of the real video a fake was made from (None for real videos)
-    split: str | None  # the metadata's "split" field ("train" in the public parts), if any
-    path: Path  # the video file (it may be absent: metadata is read without touching the videos)
-
-
-def read_metadata(path: str | Path, root: str | Path | None = None) -> list[DfdcRecord]:
-    """Parse one DFDC metadata.json; video ids are made relative to `root` (default: the file's folder)."""
-    path = Path(path)
-    folder = path.parent
-    prefix = folder.relative_to(root) if root is not None else Path()
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read DFDC metadata ({err}); re-extract this part's archive") from err
-    if not isinstance(entries, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping video file names to entries")
-    records = []
-    for name, entry in sorted(entries.items()):
-        label = entry.get("label") if isinstance(entry, dict) else None
-        if label not in LABELS:
-            raise ValueError(f"{path}: {name!r} has label {label!r}; DFDC labels are 'REAL' or 'FAKE'")
-        original = entry.get("original")
-        records.append(
-            DfdcRecord(
-                video_id=(prefix / Path(name).stem).as_posix(),
-                label=LABELS[label],
-                original=(prefix / Path(original).stem).as_posix() if original else None,
-                split=entry.get("split"),
-                path=folder / name,
-            )
-        )
-    return records
+from common.dfdc import CLASSES, DfdcRecord, read_metadata
 
 
 def dfdc_records(root: str | Path, *, split: str | None = None) -> list[DfdcRecord]:

@@ -5,7 +5,7 @@
     output: OUT/<video_id>_<stream>.npy (K, 1024) float32 per stream (+ _<stream>_logits.npy with logits=True) and
             OUT/<video_id>.json (start/end frame of every row, fps, mode, the input spec), written last, so a
             video counts as done only when its .json exists; or with fmt="h5" one OUT/<video_id>.h5 holding it all.
-            Every file is written to a temporary name and renamed (`flow.files.write_atomic`).
+            Every file is written to a temporary name and renamed (`common.files.write_atomic`).
     records: OUT/index.csv (finished videos) and OUT/report.json (every video's status and error), rewritten
             atomically after each video, so a killed run keeps its record; a rerun skips finished videos.
 """
@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from flow.extract import find_videos
-from flow.files import write_atomic
+from common.files import write_atomic
 from flow.store import VideoStore
 from flow.video import read_video
 from i3d.checkpoint import model_from_checkpoint

@@ -1,6 +1,6 @@
 """Real mistakes with the training and evaluation tools: one `error: ...` line naming the file and the fix, status 2.
 
-Three run as scripts (the `__main__` wiring through i3d.cli.run_tool, --debug included); the others call
+Three run as scripts (the `__main__` wiring through common.cli.run_tool, --debug included); the others call
 `run_tool(tool.main, tool.parse_args, argv)` in this process, which is what the scripts do, without a torch start-up.
 """
 
@@ -14,7 +14,7 @@ import torch
 from conftest import load_script
 
 from i3d.checkpoint import save_checkpoint
-from i3d.cli import run_tool
+from common.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "test_tiny.yaml"

@@ -7,7 +7,7 @@ import pytest
 from conftest import load_script
 
 from flow.video import write_video
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.synthetic.faces import astronaut_video
 
 

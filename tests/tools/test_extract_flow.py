@@ -8,7 +8,7 @@ import pytest
 from conftest import load_script
 
 from flow.store import FlowStoreError, VideoStore
-from i3d.cli import run_tool
+from common.cli import run_tool
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 
@@ -77,7 +77,7 @@ BAD_OPTIONS = [
     (["--backend", "dask"], "--backend dask needs --scheduler"),
     (["--overwrite", "nope"], "--overwrite nope: no such video id"),
     (["--out", "{file}/sub"], "is a file, not a folder"),
-]  # argparse's own mistakes (--workers two) keep argparse's usage line, as in every tool (i3d.cli)
+]  # argparse's own mistakes (--workers two) keep argparse's usage line, as in every tool (common.cli)
 
 
 @pytest.mark.parametrize("extra, message", BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])

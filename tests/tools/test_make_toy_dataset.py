@@ -10,7 +10,7 @@ import pytest
 from conftest import load_script
 
 from flow.video import read_video
-from i3d.cli import run_tool
+from common.cli import run_tool
 from i3d.data.index import ucf101_index
 from i3d.synthetic import toy
 

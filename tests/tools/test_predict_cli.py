@@ -98,7 +98,7 @@ def test_tool_keeps_going_past_a_broken_video(tool, checkpoint, translating_vide
 
 
 def test_tool_errors(tool, tmp_path):
-    with pytest.raises(CheckpointError, match="missing.pt not found"):  # one line and status 2 from i3d.cli.run_tool
+    with pytest.raises(CheckpointError, match="missing.pt not found"):  # one line and status 2 from common.cli.run_tool
         run(tool, tmp_path / "v.mp4", "--checkpoint", tmp_path / "missing.pt")
     with pytest.raises(SystemExit) as info:
         tool.parse_args(["v.mp4", "--checkpoint", "a.pt", "--kinetics-rgb", "w.ckpt"])

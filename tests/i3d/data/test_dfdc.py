@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from i3d.data.dfdc import dfdc_index, dfdc_records, read_metadata, split_by_original
+from common.dfdc import read_metadata
+from i3d.data.dfdc import dfdc_index, dfdc_records, split_by_original
 
 
 def _part(root, name, entries):

@@ -13,12 +13,12 @@ and keeps `main(args)` raising, so tests and notebooks that call `main(parse_arg
 on stderr and returns 2 instead of a traceback, whose last line would have said the same. `--debug` anywhere on the
 command line (every tool takes it; it is removed before `parse_args` sees it) shows the traceback instead. Known:
 
-- an error class of this project (`i3d.*`, `flow.*`, `faces.*`: ConfigError, CheckpointError, InputSpecError,
+- an error class of this project (`common.*`, `i3d.*`, `flow.*`, `faces.*`: ConfigError, CheckpointError, InputSpecError,
   WeightsError, DistillError, PredictError, EnsembleError, FlowStoreError, VideoError, FaceDetectorError, ...): their
   messages name the file and the fix;
 - a missing, unreadable or misplaced file (FileNotFoundError, PermissionError, IsADirectoryError, ...), which
   names the path;
-- a ValueError raised by the project's own code (faces/, flow/, i3d/, tools/): a bad option or input, e.g.
+- a ValueError raised by the project's own code (common/, faces/, flow/, i3d/, tools/): a bad option or input, e.g.
   "data.store_root is empty; set it to tools/extract_flow.py's --out folder".
 
 An error raised in a DataLoader worker (a damaged store read during training) reaches the tool re-raised by torch,
@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("faces", "flow", "i3d")  # the project's packages: their error classes and ValueErrors are known
+PACKAGES = ("common", "faces", "flow", "i3d")  # the project's packages: their error classes and ValueErrors are known
 PROJECT_DIRS = tuple(str(ROOT / name) + os.sep for name in (*PACKAGES, "tools"))
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 WORKER_TRACEBACK = "\nOriginal Traceback (most recent call last):\n"  # torch's ExceptionWrapper.reraise
@@ -80,7 +80,7 @@ def is_known_error(e: BaseException) -> bool:
 
 def raised_by_project(e: BaseException) -> bool:
     """Whether the innermost frame of `e`'s traceback (a DataLoader worker's, for an error re-raised from one) is in
-    faces/, flow/, i3d/ or tools/, not in a library."""
+    common/, faces/, flow/, i3d/ or tools/, not in a library."""
     worker = str(e).partition(WORKER_TRACEBACK)[2]
     if worker:
         files = re.findall(r'^  File "(.*?)", line', worker, flags=re.M)

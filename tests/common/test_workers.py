@@ -1,4 +1,4 @@
-"""flow.workers: a worker dies with its parent (prctl and the watch thread, each on its own), and frame counts sent
+"""common.workers: a worker dies with its parent (prctl and the watch thread, each on its own), and frame counts sent
 by other processes all reach the parent's channel."""
 
 import contextlib
@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from flow.workers import FrameChannel, send_frames
+from common.workers import FrameChannel, send_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ time.sleep(60)
 """
 CHILD = """
 import os, time
-from flow.workers import die_with_parent
+from common.workers import die_with_parent
 die_with_parent(os.getppid(), arm_prctl={arm}, poll_seconds=0.1)
 print("armed", flush=True)
 time.sleep(60)
@@ -66,7 +66,7 @@ def test_worker_dies_with_its_parent(arm):
 def test_frame_counts_from_another_process_all_arrive():
     counts = []
     with FrameChannel(counts.append) as channel:
-        code = f"from flow.workers import send_frames\nfor n in range(1, 51): send_frames({channel.address!r}, n)"
+        code = f"from common.workers import send_frames\nfor n in range(1, 51): send_frames({channel.address!r}, n)"
         subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         send_frames(channel.address, 7)
     assert sorted(counts) == sorted([*range(1, 51), 7])  # closing drained what the thread had not yet taken

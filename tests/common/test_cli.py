@@ -1,4 +1,4 @@
-"""i3d.cli.run_tool: a known error is one line and exit status 2, --debug and unknown errors keep the traceback."""
+"""common.cli.run_tool: a known error is one line and exit status 2, --debug and unknown errors keep the traceback."""
 
 import argparse
 
@@ -8,7 +8,7 @@ import torch
 
 from flow.quantize import quantize_flow
 from flow.store import FlowStoreError
-from i3d.cli import is_known_error, run_tool
+from common.cli import is_known_error, run_tool
 from i3d.config import ConfigError
 
 
@@ -118,7 +118,7 @@ def test_errors_of_a_dataloader_worker_are_judged_by_its_traceback(kind, line, c
 def test_resolve_device_refuses_what_this_machine_lacks():
     import torch
 
-    from i3d.cli import resolve_device
+    from common.cli import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
