@@ -2,11 +2,13 @@
 
     build_model_from_config(cfg) -> TwoStreamI3D: build_backbone per stream (I3D, or a zoo model), pretrained init
     check_input_contract(cfg): the RGB input against the model's published one (i3d.models.contracts)
+    check_batch_norm_input(cfg, model): every BatchNorm gets more than one value per channel at train.batch_size
     build_optimizer(cfg, model, steps_per_epoch) -> (SGD, LambdaLR of lr_factor)
 
 The data side is i3d/loaders.py; both are used by i3d/train.py, i3d/distill_train.py and the tools.
 """
 
+import copy
 import logging
 import math
 from pathlib import Path
@@ -65,6 +67,48 @@ def check_input_contract(cfg: Config) -> None:
     if d.crop_size != base.crop_size:
         log.warning("data.crop_size=%d differs from %s's contract (%d px); tools feed the checkpoint its %d px",
                     d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
+
+
+class _OneValue(Exception):
+    """Raised by a hook at the first BatchNorm whose input has one value per channel: (layer name, input shape)."""
+
+
+def check_batch_norm_input(cfg: Config, model: TwoStreamI3D) -> None:
+    """Refuse a batch that leaves a BatchNorm one value per channel, before any data is read.
+
+    In training, batch norm normalises each channel over the batch and the positions of its feature map, and one
+    value cannot be normalised: torch stops at the first such step with a long traceback. The last blocks of a net
+    see few positions (an 8 x 32 x 32 clip leaves I3D's Mixed_5 1 x 1 x 1), so train.batch_size=1 fails there. A
+    forward pass of a copy on the meta device (shapes only, no arithmetic or memory) finds the first such layer.
+
+    Raises:
+        ConfigError naming the stream, the layer, its input shape and the settings that avoid it.
+    """
+    d, batch = cfg.data, cfg.train.batch_size
+    for stream in model.streams:
+        net = copy.deepcopy(getattr(model, stream)).to("meta").train()
+        for name, module in net.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.register_forward_pre_hook(lambda m, args, name=name: _check_values(name, args[0]))
+        clip = torch.empty(batch, IN_CHANNELS[stream], d.num_frames, d.crop_size, d.crop_size, device="meta")
+        try:
+            with torch.no_grad():
+                net(clip)
+        except _OneValue as e:
+            layer, shape = e.args
+            raise ConfigError(
+                f"train.batch_size={batch} with {d.num_frames}x{d.crop_size}x{d.crop_size} clips leaves the {stream} "
+                f"stream's {layer} one value per channel (input {'x'.join(map(str, shape))}), and batch norm cannot "
+                f"train on one value; set train.batch_size=2 or more, or give larger clips (data.num_frames, "
+                "data.crop_size)"
+            ) from None
+        except Exception as e:  # an op without a meta kernel: the real forward will report whatever else is wrong
+            log.debug("batch norm check skipped for the %s stream (%s)", stream, e)
+
+
+def _check_values(name: str, x: torch.Tensor) -> None:
+    if x.dim() > 1 and x.numel() // x.shape[1] <= 1:
+        raise _OneValue(name, tuple(x.shape))
 
 
 def param_groups(cfg: Config, model: nn.Module) -> list[dict]:

@@ -14,7 +14,7 @@ import torch
 import yaml
 from torch import nn
 
-from i3d.build import build_model_from_config
+from i3d.build import build_model_from_config, check_batch_norm_input
 from i3d.checkpoint import load_checkpoint, model_from_checkpoint, seed_everything
 from i3d.config import (
     STREAMS,
@@ -162,6 +162,7 @@ def fit_distill(run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, out_dir
     device, rank, world = setup_device(run_cfg)
     seed_everything(run_cfg.train.seed)
     distiller, wrapper = build_distiller(run_cfg, cfg, teacher, student)
+    check_batch_norm_input(run_cfg, wrapper)  # the student trains; the teacher stays in eval mode
     distiller.to(device)
     both = dataclasses.replace(run_cfg, model=dataclasses.replace(run_cfg.model, streams=distill_inputs(cfg)))
     pin = device.type == "cuda"

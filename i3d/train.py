@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from i3d import evaluate as ev
-from i3d.build import build_model_from_config, build_optimizer, check_input_contract
+from i3d.build import build_model_from_config, build_optimizer, check_batch_norm_input, check_input_contract
 from i3d.checkpoint import (
     copy_atomic,
     load_checkpoint,
@@ -256,7 +256,9 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
     check_input_contract(cfg)
     device, rank, world = setup_device(cfg)
     seed_everything(cfg.train.seed)
-    model = (model or build_model_from_config(cfg)).to(device, memory_format=memory_format(cfg, device))
+    model = model or build_model_from_config(cfg)
+    check_batch_norm_input(cfg, model)  # before the stores are opened: a batch of one clip may be too small
+    model = model.to(device, memory_format=memory_format(cfg, device))
     train_loader, val_loader, classes, spec = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
     extra = {"classes": classes, "input_spec": spec.to_dict()}  # what every consumer of the checkpoint feeds it
     run = Run(model, model, model, train_loader, val_loader, device, rank, world, extra=extra)

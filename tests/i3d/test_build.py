@@ -1,9 +1,10 @@
-"""i3d.build: the model and optimiser the config describes (BatchNorm momentum, per-stream learning rates)."""
+"""i3d.build: the model and optimiser the config describes (BatchNorm momentum, per-stream learning rates, batch norm
+input sizes)."""
 
 import pytest
 from torch import nn
 
-from i3d.build import build_model_from_config, build_optimizer
+from i3d.build import build_model_from_config, build_optimizer, check_batch_norm_input
 from i3d.config import ConfigError, load_config
 
 
@@ -48,3 +49,23 @@ def test_each_stream_learns_at_its_own_lr_scale_under_the_schedule():
 def test_lr_scale_must_be_positive():
     with pytest.raises(ConfigError, match="model.rgb.lr_scale=0.0 and model.flow.lr_scale=1.0 must be positive"):
         load_config(overrides=["model.rgb.lr_scale=0"])
+
+
+def test_a_batch_that_leaves_batch_norm_one_value_per_channel_is_refused_before_training():
+    """8 x 32 x 32 clips leave I3D's Mixed_5 one position: a batch of 1 has one value per channel there."""
+    small = ["model.num_classes=2", "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"]
+    model = build_model_from_config(load_config(overrides=small))
+    message = (r"train.batch_size=1 with 8x32x32 clips leaves the rgb stream's Mixed_5b.b0.bn one value per channel "
+               r"\(input 1x256x1x1x1\), .*set train.batch_size=2 or more")  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        check_batch_norm_input(load_config(overrides=small), model)
+    check_batch_norm_input(load_config(overrides=[*small, "train.batch_size=2"]), model)
+    check_batch_norm_input(load_config(overrides=[*small, "data.num_frames=16"]), model)  # 2 positions per clip
+    assert all(p.device.type == "cpu" for p in model.parameters())  # the check ran on a copy
+
+
+def test_the_batch_norm_check_covers_the_zoo_models():
+    cfg = load_config(overrides=["model.num_classes=2", "model.streams=flow", "model.flow.name=res34",
+                                 "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"the flow stream's layer4\.0\..* \(input 1x512x1x1x1\)"):
+        check_batch_norm_input(cfg, build_model_from_config(cfg))

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
+from conftest import load_script, write_motion_stores
 
-from i3d.checkpoint import save_checkpoint
 from common.cli import run_tool
+from i3d.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "test_tiny.yaml"
@@ -62,6 +62,18 @@ def test_bad_set_key_is_one_line(tmp_path, capsys):
     assert run_tool(tool.main, tool.parse_args, argv) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert "optim.momentun" in line
+
+
+def test_a_batch_of_one_too_small_for_batch_norm_is_one_line_before_training(tmp_path, capsys):
+    root = write_motion_stores(tmp_path, counts=(("train", 2), ("val", 1)))
+    tool = _tool("train_two_stream")
+    argv = ["--config", str(TINY), "--out", str(tmp_path / "run"), "--set", f"data.index={root / 'index.csv'}",
+            "--set", f"data.store_root={root / 'h5'}", "--set", "train.batch_size=1"]  # fmt: skip
+    assert run_tool(tool.main, tool.parse_args, argv) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith("error: train.batch_size=1 with 8x32x32 clips leaves the rgb stream's Mixed_5b")
+    assert "set train.batch_size=2 or more" in line
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_resume_from_a_cut_short_last_pt_points_at_best_pt(tmp_path, capsys):
