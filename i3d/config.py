@@ -67,7 +67,9 @@ class DataConfig:
     eval_start: str = "centre"  # centre (clips centred in equal segments) | first (one clip from frame 0, DFDC's)
     flip: bool = False  # random horizontal flip at training (negates flow x)
     normalization: str = "i3d"  # RGB normalisation of i3d.data.transforms.normalize_rgb
-    num_workers: int = 4
+    # DataLoader workers per process: -1 = one per CPU this process may use; a larger number is capped at that
+    # (more workers only queue for the same cores, and torch warns): i3d.loaders.loader_workers
+    num_workers: int = -1
     sampler: str = "random"  # random (a shuffle) | rebalanced (i3d.data.sampler.RebalancedSampler: classes equal)
 
 
@@ -266,6 +268,8 @@ def validate(cfg: Config) -> Config:
         (d.sampler in SAMPLERS, f"data.sampler={d.sampler!r} must be one of {SAMPLERS}"),
         (d.num_frames > 0 and d.crop_size > 0, "data.num_frames and data.crop_size must be positive"),
         (d.eval_num_frames >= 0 and d.eval_num_clips >= 1, "data.eval_num_frames >= 0 and data.eval_num_clips >= 1"),
+        (d.num_workers >= -1, f"data.num_workers={d.num_workers}: 0 (load in the training process), N, or -1 (a worker "
+         "per CPU)"),
         (d.eval_start in ("centre", "first") and (d.eval_start == "centre" or d.eval_num_clips == 1),
          f"data.eval_start={d.eval_start!r} must be centre or first (first: data.eval_num_clips=1)"),
         (o.schedule in ("step", "cosine", "constant"), f"optim.schedule={o.schedule!r} must be step|cosine|constant"),

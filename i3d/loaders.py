@@ -6,10 +6,13 @@
       build_train_sampler: DistributedSampler or RebalancedSampler, reshuffled by (train.seed, epoch)
       build_eval_loader: ShardSampler, each rank its own share
 
-Every loader's workers start with `i3d.data.worker_init_fn` (glibc malloc thresholds: 28 ms -> 1 ms of system time
-per 64x224 clip, docs/PERFORMANCE.md). OpenCV's thread count is never set inside a forked worker: that can hang.
+Every loader starts `loader_workers(data.num_workers)` workers, no more than the CPUs there are, and each starts with
+`i3d.data.worker_init_fn` (glibc malloc thresholds: 28 ms -> 1 ms of system time per 64x224 clip,
+docs/PERFORMANCE.md). OpenCV's thread count is never set inside a forked worker: that can hang.
 """
 
+import logging
+import os
 
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
@@ -20,6 +23,8 @@ from i3d.data.dataset import TwoStreamClipDataset
 from i3d.data.dfdc import dfdc_index
 from i3d.data.sampler import RebalancedSampler
 from i3d.data.spec import InputSpec, check_matches, stores_extraction
+
+log = logging.getLogger(__name__)
 
 
 def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
@@ -130,7 +135,7 @@ class ShardSampler(Sampler):
 def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
     """(train_loader, val_loader, class_names, input spec). The train order depends only on (seed, epoch)."""
     train_ds, val_ds, classes, spec = build_datasets(cfg)
-    t, workers = cfg.train, cfg.data.num_workers
+    t, workers = cfg.train, loader_workers(cfg.data.num_workers)
     sampler = build_train_sampler(cfg, train_ds, rank, world)
     if len(sampler) < t.batch_size:
         raise ValueError(f"{len(sampler)} training clips per process and epoch (data.sampler={cfg.data.sampler}, "
@@ -157,4 +162,18 @@ def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_m
     """Each rank its share of `dataset`; batches of 1 for whole videos (`eval_num_frames=0`: lengths differ)."""
     batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
     return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
-                      num_workers=cfg.data.num_workers, worker_init_fn=worker_init_fn)  # fmt: skip
+                      num_workers=loader_workers(cfg.data.num_workers), worker_init_fn=worker_init_fn)  # fmt: skip
+
+
+def loader_workers(requested: int) -> int:
+    """DataLoader workers for `data.num_workers`: -1 means one per CPU this process may use, and any number is capped
+    at that (more workers only queue for the same cores, and torch warns about them).
+
+    The CPUs are the process's affinity (a job scheduler's share, not the whole machine's), divided among the
+    processes torchrun started on this node (LOCAL_WORLD_SIZE).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    available = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if requested > available:
+        log.info("data.num_workers=%d: %d DataLoader workers, one per CPU this process may use", requested, available)
+    return available if requested < 0 else min(requested, available)
