@@ -38,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_flow import opencv_noise_floor  # noqa: E402  (a sibling script: one noise floor for both benchmarks)
 
+from common.runner import run_job  # noqa: E402
+from common.videos import find_videos  # noqa: E402
 from flow.engines import make_engine  # noqa: E402
-from flow.extract import ExtractOptions, extract_video, find_videos, run_jobs  # noqa: E402
+from flow.extract import ExtractOptions, extract_store, flow_job  # noqa: E402
 from flow.quantize import dequantize_flow, quantize_flow  # noqa: E402
 from flow.tvl1 import TVL1Params  # noqa: E402
 from flow.video import read_video  # noqa: E402
@@ -276,7 +278,7 @@ def main() -> None:
         print(f"bare calc():   {args.pairs / calc_s:.3f} pairs/s ({calc_s:.1f} s, CPU {calc_cpu:.1f} s); {load()}")
 
         start_cpu = time.process_time()
-        rec = extract_video("one", video, tmp / "w1" / "one.h5", opts)
+        rec = extract_store("one", video, tmp / "w1" / "one.h5", opts)
         cpu = time.process_time() - start_cpu
         assert rec["status"] == "done", rec
         res["workers1"] = {"seconds": rec["seconds"], "pairs_per_s": args.pairs / rec["seconds"],
@@ -290,7 +292,7 @@ def main() -> None:
 
         jobs = [(f"v{i}", video, tmp / "w2" / f"v{i}.h5") for i in range(2)]
         start = time.perf_counter()
-        recs = run_jobs(jobs, opts, workers=2, progress=False)
+        recs, _ = run_job(flow_job(opts), [jobs], tmp / "w2", workers=2, progress=False)
         wall = time.perf_counter() - start
         assert all(r["status"] == "done" for r in recs), recs
         res["workers2"] = {"seconds": wall, "pairs_per_s": 2 * args.pairs / wall, "load": load()}

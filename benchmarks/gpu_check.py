@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model  # noqa: E402
 
+from common.files import write_atomic  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 # cheap and certain first; torch.compile (minutes of compilation on a GPU) last
 SECTIONS = ("ceilings", "tests", "model", "train_step", "ddp", "compact", "tvl1", "compile")
@@ -390,9 +392,7 @@ def environment(args) -> dict:
 
 
 def write_json(results: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(results, indent=1, default=str)))
 
 
 def main(args: argparse.Namespace) -> int:

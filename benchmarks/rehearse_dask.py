@@ -259,7 +259,7 @@ def check_rerun(videos: Path, out: Path, ids: list[str], frames: int, extra: tup
 def throughput(work: Path, cluster: Cluster, videos: Path, count: int, slots: int, timeout: float) -> dict:
     """The same videos with the local joblib backend (`slots` processes) and on the cluster (`slots` workers).
 
-    Overhead per video: the wall time the run's `slots` processes had, less the seconds spent inside extract_video
+    Overhead per video: the wall time the run's `slots` processes had, less the seconds spent inside extract_store
     (as each record says), per video: tool start-up, worker start-up (joblib), scheduling and result transfer."""
     rows = {}
     for name, extra in (("local", ("--workers", str(slots))), ("dask", ("--backend", "dask", "--scheduler",
@@ -270,7 +270,7 @@ def throughput(work: Path, cluster: Cluster, videos: Path, count: int, slots: in
         inside = sum(r["seconds"] for r in json.loads((out / "report.json").read_text())["videos"])
         skip = run_tool(videos, out, *extra, timeout=timeout)  # start-up + checking finished stores only
         rows[name] = {"wall_s": round(result["wall"], 2), "videos_per_s": round(count / result["wall"], 2),
-                      "in_extract_video_s_per_video": round(inside / count, 4),
+                      "in_extract_store_s_per_video": round(inside / count, 4),
                       "overhead_s_per_video": round((result["wall"] * slots - inside) / count, 4),
                       "rerun_all_skipped_wall_s": round(skip["wall"], 2)}  # fmt: skip
     return rows

@@ -13,9 +13,9 @@ and keeps `main(args)` raising, so tests and notebooks that call `main(parse_arg
 on stderr and returns 2 instead of a traceback, whose last line would have said the same. `--debug` anywhere on the
 command line (every tool takes it; it is removed before `parse_args` sees it) shows the traceback instead. Known:
 
-- an error class of this project (`common.*`, `i3d.*`, `flow.*`, `faces.*`: ConfigError, CheckpointError, InputSpecError,
-  WeightsError, DistillError, PredictError, EnsembleError, FlowStoreError, VideoError, FaceDetectorError, ...): their
-  messages name the file and the fix;
+- an error class of this project (`common.*`, `i3d.*`, `flow.*`, `faces.*`: ConfigError, CheckpointError,
+  InputSpecError, WeightsError, PredictError, FlowStoreError, VideoError, DiskFullError, ...): their messages name the
+  file and the fix;
 - a missing, unreadable or misplaced file (FileNotFoundError, PermissionError, IsADirectoryError, ...), which
   names the path;
 - a ValueError raised by the project's own code (common/, faces/, flow/, i3d/, tools/): a bad option or input, e.g.
@@ -23,6 +23,9 @@ command line (every tool takes it; it is removed before `parse_args` sees it) sh
 
 An error raised in a DataLoader worker (a damaged store read during training) reaches the tool re-raised by torch,
 its type kept and the worker's traceback in its message: it is judged, and printed, by the worker's own traceback.
+Ctrl-C (KeyboardInterrupt) prints one line, `interrupted: ...` (what the run had finished, for the batch runner's
+jobs), and returns 130, the shell's status for SIGINT.
+
 Anything else (a ValueError inside numpy or torch, a KeyError, a RuntimeError) is a bug or an unforeseen fault and
 keeps Python's traceback and exit status 1. argparse's own mistakes keep argparse's usage line and status 2.
 """
@@ -51,7 +54,7 @@ def run_tool(main: Callable, parse_args: Callable, argv: Sequence[str] | None = 
         argv: the command line without the program name (default `sys.argv[1:]`); `--debug` is taken out of it.
 
     Returns:
-        main's exit status (None counts as 0), or 2 after a known error.
+        main's exit status (None counts as 0), 2 after a known error, 130 after Ctrl-C.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -62,6 +65,11 @@ def run_tool(main: Callable, parse_args: Callable, argv: Sequence[str] | None = 
         if e.code == 0 and ("-h" in argv or "--help" in argv):
             print(DEBUG_HELP)
         raise
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        return 130
     except Exception as e:
         if debug or not is_known_error(e):
             raise

@@ -1,10 +1,10 @@
-"""What the extraction's worker processes need besides the job itself: dying with the run that started them, and
-telling its progress bar how many frames they have done.
+"""What the batch runner's worker processes need besides the job itself: dying with the run that started them, and
+telling its progress how many frames they have done.
 
 Dying with the parent. A scheduler's time limit or the OOM killer ends `tools/extract_flow.py` with SIGKILL, which
 no code in it can catch. Left alone, loky's workers are reparented to init and go on with the videos already
-queued to them for minutes, writing temporary stores that nobody will rename. `die_with_parent` is the loky
-initializer of every worker (`flow.extract` passes it to joblib) and makes two arrangements:
+queued to them for minutes, writing outputs that nobody supervises. `die_with_parent` runs in the initializer of
+every worker of `common.runner` and makes two arrangements:
 
 - Linux: `prctl(PR_SET_PDEATHSIG, SIGKILL)`: the kernel kills the worker the moment its parent dies, even in the
   middle of an engine call that holds the GIL (numba). The kernel's "parent" is the *thread* that started the
@@ -12,13 +12,13 @@ initializer of every worker (`flow.extract` passes it to joblib) and makes two a
 - everywhere: a daemon thread that checks `os.getppid()` twice a second and ends the worker once the parent is gone
   (on Linux without prctl, macOS, or a pool started from another thread).
 
-A worker killed this way leaves at most the temporary file of the video it was on (`.<id>.h5.tmp-<pid>`, never a
-store at a final path); the rerun removes it when it redoes that video.
+A worker killed this way leaves at most the temporary files of the video it was on (`common.files.temp_path`,
+never a file at a final path); the rerun removes them when it redoes that video.
 
 Dask. A Dask worker is a process of its nanny (`dask worker`), not of the client, and outlives any client by
 design. When the client dies the scheduler drops its futures: queued videos are never started, and a video already
 running finishes and is renamed into place whole (the rerun skips it) or, if the worker dies too, leaves only a
-temporary file. Stores are atomic, so no half-written store can appear either way.
+temporary file. Outputs are atomic, so no half-written one can appear either way.
 
 Progress. Workers send the number of frames they have just written as UDP datagrams to a socket on 127.0.0.1 that
 the parent reads in a thread (`FrameChannel`); the address travels with each task. On the loopback interface a
@@ -36,12 +36,21 @@ import threading
 import time
 from collections.abc import Callable
 
-from tqdm import tqdm
-
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 # -- dying with the parent ---------------------------------------------------------------------------------------
+def init_worker(parent_pid: int, arm_prctl: bool = True) -> None:
+    """The initializer of every pool process: die with the parent (`die_with_parent`) and ignore SIGINT.
+
+    Ctrl-C in a terminal sends SIGINT to the whole foreground process group. Only the parent acts on it: it stops
+    the pool, removes the temporaries of the videos in flight and writes the run's record; a worker interrupted on
+    its own would die half way through a video with no one to clean up after it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid, arm_prctl)
+
+
 def die_with_parent(parent_pid: int, arm_prctl: bool = True, poll_seconds: float = 0.5) -> None:
     """Make this process end when `parent_pid` (its parent) dies: prctl on Linux and a watch thread everywhere.
 
@@ -129,31 +138,3 @@ def send_frames(address: tuple[str, int], frames: int) -> None:
         _SENDER.sendto(str(int(frames)).encode(), tuple(address))
     except OSError:  # a full buffer or a closed channel: progress is best effort, the video goes on
         pass
-
-
-class RunBar:
-    """The run's one progress bar: frames extracted, with 'videos i/N' (and failures) in its postfix. Thread-safe:
-    frames arrive from the channel's thread, finished videos from the main loop."""
-
-    def __init__(self, num_videos: int, enabled: bool = True):
-        self.num_videos, self.videos, self.failed, self.frames = num_videos, 0, 0, 0
-        self._lock = threading.Lock()
-        self._bar = tqdm(unit=" frames", disable=not enabled, postfix=self._postfix())
-
-    def add_frames(self, frames: int) -> None:
-        with self._lock:
-            self.frames += frames
-            self._bar.update(frames)
-
-    def add_video(self, failed: bool) -> None:
-        with self._lock:
-            self.videos += 1
-            self.failed += failed
-            self._bar.set_postfix_str(self._postfix())
-
-    def _postfix(self) -> str:
-        return f"videos {self.videos}/{self.num_videos}" + (f", failed {self.failed}" if self.failed else "")
-
-    def close(self) -> None:
-        with self._lock:
-            self._bar.close()

@@ -38,11 +38,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.videos import find_run_videos, select_shard
 from faces.crop import CropPlan, cut, plan_crops
 from faces.detect import MTCNNDetector
 from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
 from faces.track import Track, link_tracks
-from flow.extract import find_run_videos, select_shard
 from flow.video import VideoReader, write_video
 
 SIDECAR = ".faces.json"

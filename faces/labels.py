@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.files import write_atomic
 from common.dfdc import CLASSES, read_metadata
+from common.files import write_atomic
 
 
 @dataclass(frozen=True)

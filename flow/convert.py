@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from common.files import remove_temps, temp_path
 from flow.store import (
     FLOW_CODEC,
     FORMAT_VERSION,
@@ -26,7 +27,6 @@ from flow.store import (
     is_complete,
     load_plugins,
     read_attrs,
-    temp_path,
     verify_store,
 )
 
@@ -47,8 +47,7 @@ def convert_store(path: str | os.PathLike, codec: str = FLOW_CODEC, frames_per_s
         FlowStoreError: the store is incomplete or does not read back (re-extract it; the message says how).
     """
     path = Path(path)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed conversion (or extraction)
-        stale.unlink(missing_ok=True)
+    remove_temps(path.parent, path.name)  # left by a killed conversion (or extraction)
     if not needs_conversion(path, codec):
         return False
     load_plugins(path)  # the old store may be of any codec; the new one may need the plugin

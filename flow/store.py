@@ -32,6 +32,7 @@ import cv2
 import h5py
 import numpy as np
 
+from common.files import temp_path
 from flow.quantize import DEFAULT_BOUND, LEVELS, ZERO_CODE, quantize_flow
 
 FORMAT_VERSION = 2
@@ -439,11 +440,6 @@ def write_store(
         if flow is not None:
             writer.add_flow(flow)
         return writer.close(attrs)
-
-
-def temp_path(path: Path) -> Path:
-    """Where `write_store` writes before the rename: hidden, same folder (same filesystem), unique per process."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def is_complete(path: str | os.PathLike) -> bool:

@@ -14,9 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-VIDEO_EXTENSIONS = (
-    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".gif",
-)  # fmt: skip
+from common.files import temp_path
 
 
 class VideoError(Exception):
@@ -141,11 +139,6 @@ class VideoWriteError(Exception):
     """OpenCV cannot write the video (codec or container unavailable) or a frame is unusable; the message says why."""
 
 
-def _temp_path(path: Path) -> Path:
-    # Same folder, so os.replace is an atomic rename; same suffix, because OpenCV picks the container from it.
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 def _check_frame(frame: np.ndarray, shape: tuple[int, ...], index: int, path: Path) -> None:
     if frame.shape != shape or frame.dtype != np.uint8:
         raise VideoWriteError(
@@ -178,7 +171,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, f
     if first.ndim != 3 or first.shape[2] != 3:
         raise VideoWriteError(f"{path}: frames must be (H, W, 3) RGB, got {first.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
+    tmp = temp_path(path)  # same suffix: OpenCV picks the container from it
     h, w = first.shape[:2]
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     try:

@@ -16,14 +16,12 @@ Eval, predict, the ensemble and the distillation teacher all come through `model
 imports the training loop.
 
 Every value is a tensor or a plain Python object, so `torch.load(weights_only=True)` reads it. Writes are atomic
-(temporary name `.last.pt.tmp-PID` in the same folder + `os.replace`): a checkpoint on disk is always whole, even
+(temporary name `.last.tmp-PID.pt` in the same folder + `os.replace`): a checkpoint on disk is always whole, even
 after a crash; a save killed outright (SIGKILL, OOM) leaves its temporary file, which the run's next start removes.
 """
 
 import logging
-import os
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -32,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.files import write_atomic
+from common.files import remove_temps, write_atomic
 from i3d.build import build_model_from_config
 from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
 from i3d.data.spec import InputSpec, InputSpecError
 from i3d.models.contracts import CONTRACTS
-from i3d.models.pretrained import WeightsError, short_reason, torch_load
+from i3d.models.pretrained import WeightsError, holds_objects, short_reason, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -88,41 +86,17 @@ def copy_atomic(src: str | Path, dst: str | Path) -> None:
     write_atomic(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
-TEMPORARY = re.compile(r"\..+\.pt\.tmp-(\d+)")  # common.files.write_atomic's name: .last.pt.tmp-12345
-
-
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     """Delete the temporary checkpoints that killed saves left in `run_dir`; returns those removed.
 
     Called by the one process that writes the run's checkpoints (rank 0) when a run starts or resumes. A file whose
     process is still alive is kept (another run writing into the same folder, or a PID reused by an unrelated
-    process; then it is named in a warning), except our own PID's: this process has not saved yet.
+    process), except our own PID's: this process has not saved yet.
     """
-    removed = []
-    for path in sorted(Path(run_dir).glob(".*.pt.tmp-*")):
-        match = TEMPORARY.fullmatch(path.name)
-        if not match or not path.is_file():
-            continue
-        pid = int(match.group(1))
-        if pid != os.getpid() and _process_alive(pid):
-            log.warning("kept %s: process %d is alive (another run writing %s?); delete it if not", path, pid,
-                        run_dir)  # fmt: skip
-            continue
-        size = path.stat().st_size
-        path.unlink(missing_ok=True)
-        log.warning("removed %s (%.1f MB), left by a save that was killed", path, size / 1e6)
-        removed.append(path)
+    removed = remove_temps(run_dir, "*.pt", keep_live=True)
+    for path in removed:
+        log.warning("removed %s, left by a save that was killed", path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 class CheckpointError(ValueError):
@@ -143,8 +117,10 @@ def read_checkpoint(path: str | Path, required=("model", "config")) -> dict:
         ckpt = torch_load(path, "checkpoint")
     except WeightsError as e:
         reason = short_reason(e.__cause__) if e.__cause__ else str(e)  # torch's message runs to paragraphs
-        advice = best_checkpoint_advice(path) if path.name == "last.pt" else "copy it again (cut short?)"
-        raise CheckpointError(f"{path} is not a readable checkpoint ({reason}); {advice}") from e
+        advice = best_checkpoint_advice(path) if path.name == "last.pt" else "copy it again"
+        if e.__cause__ is not None and holds_objects(e.__cause__):
+            raise CheckpointError(f"{path} is not a readable checkpoint ({reason}); {advice}") from e
+        raise CheckpointError(f"{path} is truncated or not a torch file ({reason}); {advice}") from e
     missing = sorted(set(required) - set(ckpt)) if isinstance(ckpt, dict) else sorted(required)
     if missing:
         raise CheckpointError(f"{path} lacks {missing}: not a checkpoint of tools/train_two_stream.py")

@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.cli import run_tool
 from flow.convert import convert_stores, find_stores
 from flow.store import FLOW_CODEC, FLOW_CODECS
-from common.cli import run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:

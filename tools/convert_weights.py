@@ -11,13 +11,13 @@ piergiaj` writes piergiaj/pytorch-i3d's names instead (their InceptionI3d loads 
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from common.cli import run_tool
+from common.files import write_atomic
 from i3d.models.pretrained import i3d_from_file, state_dict_to_piergiaj
 
 
@@ -33,10 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     model, fmt = i3d_from_file(args.src, prefix=args.prefix)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
     state = model.state_dict() if args.to == "ours" else state_dict_to_piergiaj(model.state_dict())
-    torch.save(state, tmp)
-    os.replace(tmp, args.out)  # atomic: never a half-written file under the final name
+    write_atomic(args.out, lambda tmp: torch.save(state, tmp))  # never a half-written file under the final name
     print(f"{args.src} ({fmt}) -> {args.out} ({args.to} names): InceptionI3d(num_classes={model.num_classes}, "
           f"in_channels={model.in_channels})")
     return 0

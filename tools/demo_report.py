@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from i3d.checkpoint import CheckpointError, load_checkpoint
 from common.cli import run_tool
+from i3d.checkpoint import CheckpointError, load_checkpoint
 from i3d.config import ConfigError, config_from_dict, config_to_dict, load_config
 
 

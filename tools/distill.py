@@ -21,8 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
-from i3d.checkpoint import CheckpointError
 from common.cli import run_tool
+from i3d.checkpoint import CheckpointError
 from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_distill_run, load_teacher
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from common.cli import run_tool
 from i3d import evaluate as ev
 from i3d.checkpoint import model_from_checkpoint
-from common.cli import run_tool
 from i3d.config import apply_overrides
 from i3d.loaders import build_dataset, build_eval_loader
 

@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from faces.extract import FaceOptions, extract_faces
-from flow.extract import parse_shard
 from common.cli import run_tool
+from common.videos import parse_shard
+from faces.extract import FaceOptions, extract_faces
 
 DEFAULTS = FaceOptions()
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from flow.engines import ENGINES
-from flow.extract import parse_shard, select_shard
 from common.cli import resolve_device, run_tool
+from common.videos import parse_shard, select_shard
+from flow.engines import ENGINES
 from i3d.inference import feature_run
 from i3d.inference.features import FeatureOptions
 from i3d.inference.predict import kinetics_spec

@@ -13,24 +13,17 @@ why) and 2, with one line `error: ...` on stderr and before any video is touched
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-from flow.extract import ExtractOptions, extract_all, parse_shard
-from flow.tvl1 import TVL1Params
 from common.cli import run_tool
+from common.runner import add_run_arguments, overwrite_option, print_outcome
+from common.videos import parse_shard
+from flow.extract import ExtractOptions, extract_all
+from flow.tvl1 import TVL1Params
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
-    p.add_argument("--out", type=Path, required=True, help="output folder for <video_id>.h5, report.json, index.csv")
-    p.add_argument("--root", help="video ids are paths relative to this folder (default: the folder given)")
-    p.add_argument("--workers", type=int, default=1, help="processes (local backend)")
-    p.add_argument("--backend", choices=("local", "dask"), default="local")
-    p.add_argument("--scheduler", help="Dask scheduler address for --backend dask")
-    p.add_argument("--shard", help="I/N: process the I-th (from 0) of N parts of the sorted list")
-    p.add_argument("--overwrite", nargs="*", metavar="VIDEO_ID",
-                   help="redo finished stores: all of them, or only these video ids")
+    add_run_arguments(p, "stores (<video_id>.h5)")
     p.add_argument("--verify", action="store_true", help="read every finished store fully; redo those that fail")
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate; 0 keeps the native rate")
     p.add_argument("--short-side", type=int, default=256, help="resize the short side to this (0: native size)")
@@ -44,7 +37,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=ExtractOptions.batch, help="frame pairs per engine call")
     p.add_argument("--prefetch", type=int, default=ExtractOptions.prefetch,
                    help="batches decoded ahead while the engine works (0: off)")
-    p.add_argument("--no-progress", action="store_true")
     tvl1 = p.add_argument_group("TV-L1 parameters (OpenCV's defaults)")
     for f in dataclasses.fields(TVL1Params):
         flag = "--" + f.name.rstrip("_").replace("_", "-")
@@ -58,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     # Every option is checked before any video (ExtractOptions, parse_shard, extract_all's check_run): a ValueError
     # of one line, which run_tool prints as `error: ...` with exit status 2.
-    overwrite = tuple(args.overwrite) if args.overwrite else args.overwrite == []  # bare --overwrite: every store
+    overwrite = overwrite_option(args.overwrite)
     params = TVL1Params(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TVL1Params)})
     opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
                           convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
@@ -67,9 +59,7 @@ def main(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
                              backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
-    for r in records:
-        if r["status"] == "failed" or r["warnings"]:
-            print(f"{r['status'].upper()} {r['source']}: {r['error'] or '; '.join(r['warnings'])}", file=sys.stderr)
+    print_outcome(records)
     print(f"done {s['done']}, skipped {s['skipped']}, failed {s['failed']}, flagged {s['flagged']}; "
           f"{s['frames']} frames in {s['seconds']:.1f} s ({s['frames_per_second']:.1f} frames/s); "
           f"report {s['report']}, index {s['index']}")  # fmt: skip

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from flow.video import VideoError
 from common.cli import resolve_device, run_tool
+from flow.video import VideoError
 from i3d.inference import predict
 
 

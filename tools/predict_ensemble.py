@@ -23,9 +23,9 @@ import logging
 import sys
 from pathlib import Path
 
-from faces.extract import FaceOptions, recorded_options
-from flow.extract import find_videos
 from common.cli import resolve_device, run_tool
+from common.videos import find_videos
+from faces.extract import FaceOptions, recorded_options
 from i3d.inference import ensemble
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from i3d.checkpoint import config_of_checkpoint, load_checkpoint
 from common.cli import run_tool
+from i3d.checkpoint import config_of_checkpoint, load_checkpoint
 from i3d.config import apply_overrides, load_config, validate
 from i3d.train import NonFiniteLossError, fit
 

@@ -16,9 +16,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from common.videos import VIDEO_EXTENSIONS
+
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".gif", ".h5")
+ENTRY_EXTENSIONS = (*VIDEO_EXTENSIONS, ".h5")  # an index lists videos, or the stores made from them
 # How the Kinetics download scripts (ActivityNet's Crawler/Kinetics) name a trimmed clip: label folder, then
 # youtube id and the start and end seconds as 6-digit numbers, e.g. "abseiling/--0edUL8zmA_000014_000024".
 KINETICS_ID_FORMAT = "{label}/{youtube_id}_{time_start:06d}_{time_end:06d}"
@@ -35,7 +37,7 @@ def _read_lines(path: str | Path) -> list[str]:
 
 def _strip_extension(name: str) -> str:
     path = Path(name)
-    return str(path.with_suffix("")) if path.suffix.lower() in VIDEO_EXTENSIONS else name
+    return str(path.with_suffix("")) if path.suffix.lower() in ENTRY_EXTENSIONS else name
 
 
 def _check_subset(subset: str, allowed: Sequence[str], what: str) -> None:
@@ -199,7 +201,7 @@ def csv_index(
     return pairs, classes
 
 
-def folder_index(root: str | Path, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> tuple[Pairs, list[str]]:
+def folder_index(root: str | Path, extensions: Sequence[str] = ENTRY_EXTENSIONS) -> tuple[Pairs, list[str]]:
     """A folder-per-class tree `root/<class>/<video>.<ext>` (videos, or the `.h5` stores themselves).
 
     Every sub-folder of `root` is a class, even an empty one, so ids do not shift when a class has no videos yet.

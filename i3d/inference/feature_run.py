@@ -23,8 +23,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from flow.extract import find_videos
 from common.files import write_atomic
+from common.videos import find_videos
 from flow.store import VideoStore
 from flow.video import read_video
 from i3d.checkpoint import model_from_checkpoint

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import zlib
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.files import write_atomic
 from flow.video import write_video
 
 GENERATOR_VERSION = "2"  # 2: scenes shared by all classes
@@ -408,9 +408,7 @@ def video_list(cfg: ToyConfig) -> list[tuple[str, int, int, bool]]:
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8"))
 
 
 def write_split_files(out: Path, cfg: ToyConfig) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.cli import is_known_error, run_tool
 from flow.quantize import quantize_flow
 from flow.store import FlowStoreError
-from common.cli import is_known_error, run_tool
 from i3d.config import ConfigError
 
 

@@ -117,12 +117,12 @@ def test_a_rerun_skips_finished_videos_without_detecting(run, tmp_path, monkeypa
     shutil.copytree(run["out"], out)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.avi")}
     (out / "people" / "two_1_1.avi").unlink()  # a clip lost: that video is redone
-    (out / "people" / ".two_0_0.4242.tmp.avi").write_bytes(b"left by a killed run")
+    (out / "people" / ".two_0_0.tmp-4242.avi").write_bytes(b"left by a killed run")
     records, summary = extract_faces([str(run["videos"])], out, OPTS, progress=False)
     status = {r["video_id"]: r["status"] for r in records}
     assert status == {"people/two": "done", "people/none": "skipped", "people/bad": "failed",
                       "dfdc/real": "skipped", "dfdc/fake": "skipped"}  # fmt: skip
-    assert not (out / "people" / ".two_0_0.4242.tmp.avi").exists() and (out / "people" / "two_1_1.avi").exists()
+    assert not (out / "people" / ".two_0_0.tmp-4242.avi").exists() and (out / "people" / "two_1_1.avi").exists()
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if "two_" not in p.name)
     monkeypatch.setattr(fx, "get_detector", lambda opts: pytest.fail("a finished video was detected again"))
     records, _ = extract_faces([str(run["videos"])], out, OPTS, progress=False)

@@ -116,7 +116,7 @@ def test_kill_9_mid_conversion_leaves_the_old_store_and_a_rerun_finishes(tmp_pat
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = [p for p in tmp_path.iterdir() if p.name != "v.h5"]
-    assert leftovers and leftovers[0].name.startswith(".v.h5.tmp-")  # the half-written copy, never at the final path
+    assert leftovers and leftovers[0].name.startswith(".v.tmp-")  # the half-written copy, never at the final path
     assert _digest(path) == before and verify_store(path) is None
     with open(leftovers[0], "r+b") as f:  # and a truncated one is no better
         f.truncate(os.path.getsize(leftovers[0]) // 2)

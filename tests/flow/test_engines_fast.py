@@ -9,7 +9,7 @@ import torch
 from conftest import textured_frames
 
 from flow.engines import make_engine
-from flow.extract import ExtractOptions, extract_video
+from flow.extract import ExtractOptions, extract_store
 from flow.store import VideoStore
 from flow.tvl1 import TVL1Params
 from flow.video import read_video
@@ -147,7 +147,7 @@ def test_extraction_with_numba_engine_same_layout(translating_video, tmp_path):
     stores = {}
     for engine in ("opencv", "numba"):
         opts = ExtractOptions(short_side=0, engine=engine)
-        record = extract_video("clip", path, tmp_path / engine / "clip.h5", opts)
+        record = extract_store("clip", path, tmp_path / engine / "clip.h5", opts)
         assert record["status"] == "done", record
         stores[engine] = VideoStore(record["store"])
     ref, ours = stores["opencv"], stores["numba"]

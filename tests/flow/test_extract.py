@@ -6,15 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from flow.extract import (
-    ExtractOptions,
-    extract_all,
-    extract_video,
-    find_videos,
-    parse_shard,
-    run_jobs,
-    select_shard,
-)
+from common.runner import run_job
+from common.videos import find_videos
+from flow.extract import ExtractOptions, extract_all, extract_store, flow_job
 from flow.store import VideoStore
 from flow.tvl1 import TVL1Params
 
@@ -29,7 +23,7 @@ def _psnr(a, b):
 @pytest.mark.parametrize("dx, dy", [(2.0, 1.0), (-1.0, 3.0)])
 def test_known_translation(translating_video, tmp_path, dx, dy):
     path, frames = translating_video(num_frames=6, height=64, width=80, dx=dx, dy=dy)
-    record = extract_video("clip", path, tmp_path / "out" / "clip.h5", NATIVE)
+    record = extract_store("clip", path, tmp_path / "out" / "clip.h5", NATIVE)
     assert record["status"] == "done" and record["frames"] == 6, record
     with VideoStore(record["store"]) as store:
         flow = store.read_flow(range(6))
@@ -47,7 +41,7 @@ def test_known_translation(translating_video, tmp_path, dx, dy):
 def test_forward_convention(translating_video, tmp_path):
     path, _ = translating_video(num_frames=4, height=48, width=64, dx=2.0, dy=0.0)
     opts = ExtractOptions(short_side=0, convention="forward", tvl1=TVL1Params(nscales=3))
-    record = extract_video("clip", path, tmp_path / "clip.h5", opts)
+    record = extract_store("clip", path, tmp_path / "clip.h5", opts)
     with VideoStore(record["store"]) as store:
         flow = store.read_flow(range(4))
         assert store.attrs["flow_convention"] == "forward" and store.attrs["tvl1_nscales"] == 3
@@ -69,7 +63,7 @@ def test_resume_skips_complete_stores_and_redoes_broken(translating_video, tmp_p
     assert [r["video_id"] for r in records] == ["a/x", "a/y", "b/z"] and summary["done"] == 3
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.h5")}
     (out / "b" / "z.h5").write_bytes(b"half a store")  # as if a copy was cut short
-    (out / "b" / ".z.h5.tmp-99999").write_bytes(b"stale")  # left by a killed run
+    (out / "b" / ".z.tmp-99999.h5").write_bytes(b"stale")  # left by a killed run
     records, summary = extract_all([str(root)], out, NATIVE, progress=False)
     assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 2, 0)
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.h5")}
@@ -81,27 +75,6 @@ def test_resume_skips_complete_stores_and_redoes_broken(translating_video, tmp_p
     assert "flow_convention 'backward' (asked 'forward')" in records[0]["warnings"][0]  # kept, but said so
     _, summary = extract_all([str(root)], out, ExtractOptions(short_side=0, overwrite=True), progress=False)
     assert summary["done"] == 3 and (out / "a" / "x.h5").stat().st_ino != before["x.h5"][0]
-
-
-def test_dead_worker_is_reported_not_fatal(translating_video, tmp_path, monkeypatch):
-    import joblib
-
-    root = _dataset(translating_video, tmp_path)
-    jobs = [(vid, src, tmp_path / "out" / f"{vid}.h5") for vid, src in find_videos([str(root)])]
-
-    class DyingParallel:  # the first job finishes, then the pool loses a worker (as loky does on a segfault)
-        def __init__(self, **kwargs):
-            pass
-
-        def __call__(self, tasks):
-            func, args, kwargs = next(iter(tasks))
-            yield func(*args, **kwargs)
-            raise RuntimeError("A worker process managed by the executor was unexpectedly terminated")
-
-    monkeypatch.setattr(joblib, "Parallel", DyingParallel)
-    records = run_jobs(jobs, NATIVE, workers=2, progress=False)
-    assert [r["status"] for r in records] == ["done", "failed", "failed"]
-    assert "unexpectedly terminated" in records[1]["error"] and "rerun to resume" in records[1]["error"]
 
 
 def test_broken_file_is_reported_and_others_complete(translating_video, tmp_path):
@@ -124,12 +97,12 @@ def test_dask_backend_matches_local(translating_video, tmp_path):
     distributed = pytest.importorskip("distributed")
     root = _dataset(translating_video, tmp_path, names=("p.avi", "q.avi"))
     videos = find_videos([str(root)])
-    jobs = lambda out: [(vid, src, out / f"{vid}.h5") for vid, src in videos]  # noqa: E731
-    local = run_jobs(jobs(tmp_path / "local"), NATIVE, progress=False)
+    tasks = lambda out: [(vid, src, out / f"{vid}.h5") for vid, src in videos]  # noqa: E731
+    local, _ = run_job(flow_job(NATIVE), [tasks(tmp_path / "local")], tmp_path / "local", progress=False)
     loopback = dict(processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, **loopback) as cluster:
-        remote = run_jobs(jobs(tmp_path / "dask"), NATIVE, backend="dask", scheduler=cluster.scheduler_address,
-                          progress=False)  # fmt: skip
+        remote, _ = run_job(flow_job(NATIVE), [tasks(tmp_path / "dask")], tmp_path / "dask", backend="dask",
+                            scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
     assert [r["status"] for r in local + remote] == ["done"] * 4
     for vid, _ in videos:
         with h5py.File(tmp_path / "local" / f"{vid}.h5") as a, h5py.File(tmp_path / "dask" / f"{vid}.h5") as b:
@@ -137,78 +110,42 @@ def test_dask_backend_matches_local(translating_video, tmp_path):
             assert all(np.array_equal(x, y) for x, y in zip(a["rgb"][:], b["rgb"][:], strict=True))
             assert set(a.attrs) == set(b.attrs) and all(np.array_equal(a.attrs[k], b.attrs[k]) for k in a.attrs)
     with pytest.raises(ValueError, match="--scheduler"):
-        run_jobs(jobs(tmp_path / "dask"), NATIVE, backend="dask")
-
-
-def test_find_videos_and_ids(tmp_path):
-    for name in ("ClassA/v_1.avi", "ClassA/v_2.mp4", "ClassB/sub/v_3.MKV", "ClassB/notes.txt"):
-        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "data" / name).write_bytes(b"x")
-    ids = [vid for vid, _ in find_videos([str(tmp_path / "data")])]
-    assert ids == ["ClassA/v_1", "ClassA/v_2", "ClassB/sub/v_3"]
-    assert [vid for vid, _ in find_videos([str(tmp_path / "data" / "Class*" / "*.avi")])] == ["ClassA/v_1"]
-    listing = tmp_path / "data" / "list.txt"
-    listing.write_text("# comment\nClassA/v_2.mp4\n\nClassB/sub/v_3.MKV\n")
-    assert [vid for vid, _ in find_videos([str(listing)])] == ["ClassA/v_2", "ClassB/sub/v_3"]
-    assert find_videos([str(tmp_path / "data" / "ClassA" / "v_1.avi")])[0][0] == "v_1"
-    root = str(tmp_path / "data")
-    assert find_videos([str(tmp_path / "data" / "ClassA" / "v_1.avi")], root=root)[0][0] == "ClassA/v_1"
-    with pytest.raises(FileNotFoundError, match="matches no file"):
-        find_videos([str(tmp_path / "nothing" / "*.avi")])
-
-
-def test_shards_partition_the_sorted_list():
-    items = [f"v{i:02d}" for i in range(10)]
-    parts = [select_shard(items[::-1], i, 3) for i in range(3)]
-    assert sorted(sum(parts, [])) == items and parts[0] == ["v00", "v03", "v06", "v09"]
-    assert parse_shard("2/4") == (2, 4)
-    for bad in ("4/4", "x", "1/0", "-1/3"):
-        with pytest.raises(ValueError, match="shard"):
-            parse_shard(bad)
+        run_job(flow_job(NATIVE), [tasks(tmp_path / "dask")], tmp_path / "dask", backend="dask")
 
 
 def test_missing_file_fails_cleanly(tmp_path):
-    record = extract_video("gone", tmp_path / "gone.mp4", tmp_path / "out" / "gone.h5", NATIVE)
-    assert record["status"] == "failed" and "gone.mp4: no such file" in record["error"]
+    from flow.video import VideoError
+
+    with pytest.raises(VideoError, match="gone.mp4: no such file"):
+        extract_store("gone", tmp_path / "gone.mp4", tmp_path / "out" / "gone.h5", NATIVE)
     assert not os.path.exists(tmp_path / "out")  # nothing written for a failed video
 
 
 def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_path):
     numba = pytest.importorskip("numba")
-    from flow.extract import _extract_in_worker
-
     src, _ = translating_video(num_frames=3, height=32, width=40)
     before = numba.get_num_threads()
     try:
         opts = ExtractOptions(fps=0, short_side=0, engine="numba")
-        record = _extract_in_worker("clip", src, tmp_path / "clip.h5", opts, threads=1)
+        record = extract_store("clip", src, tmp_path / "clip.h5", opts, threads=1)
         assert record["status"] == "done", record["error"]
         assert numba.get_num_threads() == 1  # 2 workers x all cores each would oversubscribe the machine
     finally:
         numba.set_num_threads(before)
 
 
-def test_threads_per_video_shares_the_cores_of_the_videos_that_can_run():
-    from flow.extract import threads_per_video
-
-    assert [threads_per_video(2, 2, left) for left in (5, 2, 1)] == [1, 1, 2]  # the last video gets the idle core
-    assert threads_per_video(2, 2, 1) == 2  # one video, --workers 2: both cores (it was cores // workers = 1)
-    assert [threads_per_video(16, 4, left) for left in (9, 4, 3, 2, 1)] == [4, 4, 5, 8, 16]
-    assert threads_per_video(2, 8, 8) == 1 and threads_per_video(1, 1, 1) == 1  # never 0
-
-
 def test_pool_gives_the_last_video_the_idle_cores(translating_video, tmp_path):
-    """Through real loky workers, whose NUMBA_NUM_THREADS joblib would otherwise cap at cores // workers."""
+    """Through the runner's real loky workers (joblib's Parallel would cap NUMBA_NUM_THREADS at cores // workers)."""
     pytest.importorskip("numba")
     cores = os.cpu_count() or 1
     if cores < 2:
         pytest.skip("needs 2 cores")
     src, _ = translating_video(num_frames=3, height=32, width=40)
-    jobs = [(f"v{i}", src, tmp_path / f"v{i}.h5") for i in range(3)]
-    records = run_jobs(jobs, ExtractOptions(fps=0, short_side=0, engine="numba"), workers=2, progress=False)
+    tasks = [(f"v{i}", src, tmp_path / f"v{i}.h5") for i in range(3)]
+    job = flow_job(ExtractOptions(fps=0, short_side=0, engine="numba"))
+    records, _ = run_job(job, [tasks], tmp_path, workers=2, progress=False)
     assert [r["status"] for r in records] == ["done"] * 3, records
     assert [r["threads"] for r in records] == [cores // 2, cores // 2, cores]  # v2 starts last: every core
-    assert "NUMBA_NUM_THREADS" not in os.environ  # the pool's setting does not outlive it
 
 
 def test_store_that_cannot_be_summarised_is_redone_not_dropped(translating_video, tmp_path):
@@ -216,10 +153,10 @@ def test_store_that_cannot_be_summarised_is_redone_not_dropped(translating_video
     again with a warning, rather than becoming a failure that drops out of index.csv."""
     src, _ = translating_video(num_frames=3, height=24, width=32)
     dst = tmp_path / "out" / "clip.h5"
-    assert extract_video("clip", src, dst, NATIVE)["status"] == "done"
+    assert extract_store("clip", src, dst, NATIVE)["status"] == "done"
     with h5py.File(dst, "a") as f:
         del f.attrs["height"]
-    record = extract_video("clip", src, dst, NATIVE)
+    record = extract_store("clip", src, dst, NATIVE)
     assert record["status"] == "done"
     assert record["warnings"][0].endswith("cannot be read (KeyError: 'height'); extracted again")
     assert VideoStore(dst).height == 24
@@ -233,13 +170,11 @@ def test_a_store_does_not_depend_on_the_videos_its_worker_did_before(translating
     big, _ = translating_video(name="big.avi", num_frames=3, height=48, width=64, seed=0)
     small, _ = translating_video(name="small.avi", num_frames=3, height=24, width=32, dx=3.0, seed=1)
     for name, src in (("first", big), ("small", small), ("again", big)):
-        assert extract_video(name, src, tmp_path / f"{name}.h5", NATIVE)["status"] == "done"
+        assert extract_store(name, src, tmp_path / f"{name}.h5", NATIVE)["status"] == "done"
     with h5py.File(tmp_path / "first.h5") as a, h5py.File(tmp_path / "again.h5") as b:
         np.testing.assert_array_equal(a["flow"][:], b["flow"][:])
 
 
 def test_a_missing_video_path_on_the_command_line_is_an_error_up_front(tmp_path):
-    from flow.extract import find_videos
-
     with pytest.raises(FileNotFoundError, match="nonexist: no such file or folder"):
         find_videos([str(tmp_path / "nonexist")])

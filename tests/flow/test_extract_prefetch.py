@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flow.extract
-from flow.extract import ExtractOptions, extract_video
+from flow.extract import ExtractOptions, extract_store
 from flow.tvl1 import TVL1Params
 from flow.video import VideoError, VideoReader
 
@@ -29,7 +29,7 @@ def test_same_store_with_and_without_prefetch(translating_video, tmp_path, max_f
     path, _ = translating_video(num_frames=10, height=40, width=48, dx=2.0, dy=1.0)
     stores = {}
     for prefetch in (0, 2):
-        record = extract_video("clip", path, tmp_path / f"p{prefetch}" / "clip.h5",
+        record = extract_store("clip", path, tmp_path / f"p{prefetch}" / "clip.h5",
                                _opts(prefetch=prefetch, max_frames=max_frames))  # fmt: skip
         assert record["status"] == "done" and record["frames"] == (max_frames or 10), record
         stores[prefetch] = _datasets(record["store"])
@@ -63,7 +63,7 @@ def test_decode_error_is_the_same_with_prefetch_and_leaves_nothing(translating_v
     errors = {}
     for prefetch in (0, 2):
         out = tmp_path / f"p{prefetch}"
-        record = extract_video("clip", path, out / "clip.h5", _opts(prefetch=prefetch))
+        record = extract_store("clip", path, out / "clip.h5", _opts(prefetch=prefetch))
         assert record["status"] == "failed" and not list(out.iterdir())  # no store and no temporary file
         errors[prefetch] = record["error"]
         assert threading.active_count() == threads
@@ -112,7 +112,7 @@ def test_engine_error_stops_the_decoder_ahead_of_it(translating_video, tmp_path,
         monkeypatch.setattr(CountingReader, "decoded", 0)
         monkeypatch.setattr(CountingReader, "closed", False)
         if attempt == "record":
-            record = extract_video("clip", path, tmp_path / "out" / "clip.h5", _opts(prefetch=2))
+            record = extract_store("clip", path, tmp_path / "out" / "clip.h5", _opts(prefetch=2))
             error = record["error"]
         else:  # while the traceback (and with it _extract's frame) is alive: closing() must not wait for the GC
             with pytest.raises(RuntimeError) as info:

@@ -36,7 +36,7 @@ def test_piergiaj_flow_net_to_our_state_dict(tmp_path):
     assert converted.keys() == state.keys()
     for k, v in state.items():
         assert torch.equal(converted[k], v), k
-    assert not list(out.parent.glob("*.tmp"))
+    assert not list(out.parent.glob(".*.tmp-*"))
 
 
 def test_one_stream_of_a_two_stream_checkpoint_and_errors(tool, tmp_path):

@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import load_script
 
-from flow.video import write_video
 from common.cli import run_tool
+from flow.video import write_video
 from i3d.synthetic.faces import astronaut_video
 
 

@@ -89,7 +89,7 @@ def _kill_at_random_point(videos: Path, out: Path, rng: np.random.Generator, log
 
 
 def _assert_no_partial_output(out: Path) -> None:
-    for store in out.glob("*.h5"):  # temporaries are hidden (.v0.h5.tmp-PID): only whole stores at final paths
+    for store in out.glob("*.h5"):  # temporaries are hidden (.v0.tmp-PID.h5): only whole stores at final paths
         assert verify_store(store) is None, store
     if (out / "report.json").exists():  # replaced whole, never half-written
         listed = [r["video_id"] for r in json.loads((out / "report.json").read_text())["videos"]]

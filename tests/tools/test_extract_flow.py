@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from flow.store import FlowStoreError, VideoStore
 from common.cli import run_tool
+from flow.store import FlowStoreError, VideoStore
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 

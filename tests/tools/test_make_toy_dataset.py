@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from flow.video import read_video
 from common.cli import run_tool
+from flow.video import read_video
 from i3d.data.index import ucf101_index
 from i3d.synthetic import toy
 

@@ -2,7 +2,7 @@
 
 The flow I3D of configs/test_tiny.yaml on tiny stores: 3 epochs of 2 steps, one DataLoader worker per loader (so
 there are child processes to orphan). Two fixed-seed kill points: during a checkpoint save (the k-th time a temporary
-`.last.pt.tmp-PID` / `.best.pt.tmp-PID` appears; k drawn) and at a random time after the first epoch's last.pt (a
+`.last.tmp-PID.pt` / `.best.tmp-PID.pt` appears; k drawn) and at a random time after the first epoch's last.pt (a
 fraction, drawn, of the rest of an uninterrupted run). After each kill: last.pt / best.pt are whole, `--resume` ends
 with weights bit-identical to the uninterrupted run's and no temporary file left, and the killed run's loader workers
 have exited within a grace period.

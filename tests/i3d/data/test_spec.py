@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flow.extract import ExtractOptions, extract_video
+from flow.extract import ExtractOptions, extract_store
 from flow.store import write_store
 from flow.tvl1 import TVL1Params
 from i3d.data.spec import InputSpec, InputSpecError, check_matches, read_extraction, stores_extraction
@@ -20,7 +20,7 @@ def _store(path, attrs, h=24, w=32):
 def test_extraction_settings_come_from_the_store_attributes(tmp_path, translating_video):
     video, _ = translating_video(num_frames=4, height=48, width=64)
     opts = ExtractOptions(fps=15, short_side=40, engine="opencv", bound=8, tvl1=TVL1Params(warps=3))
-    assert extract_video("v", video, tmp_path / "v.h5", opts)["status"] == "done"
+    assert extract_store("v", video, tmp_path / "v.h5", opts)["status"] == "done"
     assert read_extraction(tmp_path / "v.h5") == {"fps": 15.0, "short_side": 40, "flow_engine": "opencv",
                                                   "tvl1": TVL1Params(warps=3), "flow_bound": 8.0,
                                                   "flow_convention": "backward"}  # fmt: skip

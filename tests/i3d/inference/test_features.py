@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from flow.extract import ExtractOptions, extract_video
+from flow.extract import ExtractOptions, extract_store
 from flow.quantize import max_error
 from i3d.data import transforms as T
 from i3d.data.spec import InputSpec
@@ -78,7 +78,7 @@ def test_video_mode_is_piergiaj_s_pooling_over_the_whole_clip(nets):
 def test_flow_from_the_store_and_from_the_video_agree_within_the_storage_error(nets, translating_video, tmp_path):
     video, _ = translating_video(num_frames=18, height=48, width=64, dx=2.0, dy=-1.0)
     store = tmp_path / "clip.h5"
-    assert extract_video("clip", video, store, ExtractOptions(short_side=40))["status"] == "done"
+    assert extract_store("clip", video, store, ExtractOptions(short_side=40))["status"] == "done"
     extractor = FeatureExtractor({"flow": nets["flow"]}, SPEC, FeatureOptions(snippet=8, stride=8))
     from_store, fps_store = load_frames(extractor, None, store)
     from_video, fps_video = load_frames(extractor, video, None)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flow.engines import make_engine
-from flow.extract import ExtractOptions, extract_video
+from flow.extract import ExtractOptions, extract_store
 from flow.quantize import max_error
 from flow.store import VideoStore
 from flow.video import VideoError, read_video
@@ -114,7 +114,7 @@ def test_predict_video_matches_a_direct_model_call(predictor, translating_video)
 def test_inputs_equal_what_the_stores_and_the_eval_dataset_give(predictor, translating_video, tmp_path):
     video, _ = translating_video(num_frames=10, height=64, width=80, dx=-1.5, dy=2.0)
     store_path = tmp_path / "clip.h5"
-    record = extract_video("clip", video, store_path, ExtractOptions(short_side=37))
+    record = extract_store("clip", video, store_path, ExtractOptions(short_side=37))
     assert record["status"] == "done", record["error"]
     sample = TwoStreamClipDataset([(store_path, 0)], num_frames=0, crop_size=32, train=False, min_frames=8,
                                   flow_bound=20)[0]  # fmt: skip
