@@ -9,7 +9,7 @@ Scenes (`i3d.synthetic.faces`): 640x360 videos of a window panning and zooming o
 face-free photos. A hit is a detection with IoU >= 0.4 with a known box (hand-marked, so a detector's own box
 convention costs a little IoU); every other detection is a false positive. One CPU thread per detector, as in
 extraction (the workers parallelise). Then MTCNN's time per frame at DFDC's sizes, full size and shrunk to 960;
-with --dfdc first the seconds a DFDC-sized video takes through `faces.extract.extract_video`.
+with --dfdc first the seconds a DFDC-sized video takes through `faces.extract.cut_faces`.
 
 Candidates: MTCNN (facenet-pytorch), dlib's HOG detector (dlib-bin, upsampling once), scikit-image's LBP cascade
 and, given --haar-xml, OpenCV's Haar cascade (OpenCV 5's wheel no longer ships the XML files; an OpenCV 4 wheel has
@@ -38,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--dfdc",
         action="store_true",
-        help="also time extract_video on one DFDC-sized video (300 frames 1920x1080), as REAL and as FAKE",
+        help="also time cut_faces on one DFDC-sized video (300 frames 1920x1080), as REAL and as FAKE",
     )
     p.add_argument("--skip-detectors", action="store_true", help="only the DFDC-sized video")
     return p.parse_args(argv)
@@ -152,7 +152,7 @@ def dfdc_video() -> None:
     import tempfile
     from pathlib import Path
 
-    from faces.extract import FaceOptions, extract_video, sidecar_path
+    from faces.extract import FaceOptions, cut_faces, sidecar_path
     from flow.video import write_video
 
     photo, boxes = photo_faces("astronaut")
@@ -162,8 +162,8 @@ def dfdc_video() -> None:
         write_video(src, frames, 30.0, fourcc="mp4v")
         del frames
         opts = FaceOptions()
-        real = extract_video("real", src, Path(tmp) / "out", opts)
-        fake = extract_video("fake", src, Path(tmp) / "out", opts, boxes_from=sidecar_path(Path(tmp) / "out", "real"))
+        real = cut_faces("real", src, out=Path(tmp) / "out", opts=opts)
+        fake = cut_faces("fake", src, sidecar_path(Path(tmp) / "out", "real"), out=Path(tmp) / "out", opts=opts)
     for name, r in (("REAL", real), ("FAKE", fake)):
         print(f"DFDC-sized {name}: {r['status']}, {len(r['crops'])} clips, {r['seconds']:.1f} s "
               f"(detection {r['detect_seconds']:.1f} s in {r['sampled']} frames)")  # fmt: skip

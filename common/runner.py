@@ -341,6 +341,7 @@ def print_outcome(records: list[dict], statuses: tuple[str, ...] = ("failed",)) 
     """Each failed video once, `FAILED path: reason`, and each warning, `WARNING path: ...`, on stderr."""
     for r in records:
         if r["status"] in statuses:
-            print(f"{r['status'].upper()} {r['source']}: {r['error'] or '; '.join(r['warnings'])}", file=sys.stderr)
+            reason = (r["error"] or "; ".join(r["warnings"])).removeprefix(f"{r['source']}: ")  # errors name the file
+            print(f"{r['status'].upper()} {r['source']}: {reason}", file=sys.stderr)
         elif r.get("warnings"):
             print(f"WARNING {r['source']}: {'; '.join(r['warnings'])}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Face-crop videos from raw videos: one video (`extract_video`) and many (`extract_faces`).
+"""Face-crop videos from raw videos: one video (`cut_faces`) and many (`extract_faces`, on `common.runner`).
 
 For each video, OUT gets one clip per person and segment and a record of how they were made:
 
@@ -6,7 +6,8 @@ For each video, OUT gets one clip per person and segment and a record of how the
                                            away), size x size, the source's frame rate
     OUT/<video_id>.faces.json              detections, tracks, clips, clips set aside, options; written last, so
                                            its presence means the video is finished (a rerun skips it)
-    OUT/report.json                        every video's outcome (done / skipped / no_face / failed)
+    OUT/report.json, OUT/index.csv         every video's outcome (done / skipped / no_face / failed), the
+                                           finished ones with their clip count (`common.record`)
     OUT/<folder>/metadata.json             DFDC labels for the crops (`faces.labels`)
 
 One video: decode and detect faces in every `stride`-th frame (`faces.detect`), link the detections into tracks
@@ -19,8 +20,9 @@ cuts a fake's clips through exactly the boxes of its original's clips. A video w
 `.faces.json` says so, and a rerun does not detect again. A video that cannot be read is a "failed" record.
 `--overwrite REAL_ID` redoes that video only: name its fakes too, or they keep the clips cut through its old boxes.
 
-Many videos: the files, folders, globs and lists of `flow.extract.find_videos`, shards (`--shard I/N`, by family:
-a real video with its fakes, so that reuse works inside a shard), joblib processes, real videos before fakes.
+Many videos: the files, folders, globs and lists of `common.videos.find_videos`, shards (`--shard I/N`, by family:
+a real video with its fakes, so that reuse works inside a shard), the batch runner's processes or Dask cluster,
+real videos before fakes.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from common.videos import find_run_videos, select_shard
+from common.files import remove_temps
+from common.runner import Job, check_backend, check_out, run_job
+from common.videos import find_run_videos, select_shard, shard_suffix
 from faces.crop import CropPlan, cut, plan_crops
 from faces.detect import MTCNNDetector
 from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
@@ -140,54 +144,63 @@ def get_detector(opts: FaceOptions) -> MTCNNDetector:
     return _DETECTORS[key]
 
 
-def extract_video(video_id: str, src: str | Path, out: str | Path, opts: FaceOptions,
-                  boxes_from: str | Path | None = None) -> dict:  # fmt: skip
-    """Detect, track and cut one video's faces into OUT. Never raises for a bad video: the record says what happened.
+def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = None, *, out: str | Path,
+              opts: FaceOptions, threads: int = 0, on_frames=None) -> dict:  # fmt: skip
+    """Detect, track and cut one video's faces into OUT (or skip it when it is finished there).
 
     Args:
         boxes_from: the original's `.faces.json` for a FAKE (reuse its tracks); when it is missing, the video's own
             faces are detected, with a warning.
+        threads: torch threads for MTCNN (0: torch's default); OpenCV stays on one.
+        on_frames: progress (`common.runner.Job.work`); called with the frames of each decoding pass.
 
     Returns:
         A record: video_id, source, status (see `STATUSES`), frames, fps, height, width, boxes_from, sampled
         (frames detected in), tracks, crops (file, track, segment, start, end, box), set_aside, detect_seconds,
-        seconds, warnings, error.
+        seconds, warnings, error (None).
+
+    Raises:
+        VideoError, OSError, ...: for a video that cannot be read or written (the runner records it as failed).
     """
     start = time.perf_counter()
     out = Path(out)
     record = _record(video_id, src)
-    try:
-        sidecar = sidecar_path(out, video_id)
-        earlier = None if opts.overwrites(video_id) else finished(out, video_id, src)
-        if earlier is not None:
-            record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
-                          error=None, seconds=0.0)  # fmt: skip
-            record["warnings"] += option_mismatches(earlier, opts)
-            return record
-        _remove_earlier(out, video_id)
-        tracks, stride, frames_hint = _find_tracks(video_id, src, opts, boxes_from, record)
-        keep, aside = plan_crops(tracks, frames_hint, stride=stride, split_frames=opts.split_frames,
-                                 margin=opts.margin, min_frames=opts.min_frames, square=opts.square)  # fmt: skip
-        if keep:
-            keep, aside = _cut_clips(video_id, src, out, keep, aside, opts, record)
-        record.update(status="done" if keep else "no_face", tracks=[t.to_json() for t in tracks],
-                      crops=[_plan_json(crop_file(video_id, p), p) for p in keep],
-                      set_aside=[_plan_json(None, p) for p in aside])  # fmt: skip
-        if not keep:
-            reason = "no face found" if not tracks else f"every clip is shorter than {opts.min_frames} frames"
-            record["warnings"].append(f"{reason}; nothing written")
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        write_json(sidecar, {**record, "options": opts.recorded(), "source_stamp": source_stamp(src), "seconds": None})
-    except Exception as e:  # a bad video must not stop the run; the error is reported with its path
-        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(1)
+    sidecar = sidecar_path(out, video_id)
+    earlier = None if opts.overwrites(video_id) else finished(out, video_id, src)
+    if earlier is not None:
+        record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
+                      error=None, seconds=0.0)  # fmt: skip
+        record["warnings"] += option_mismatches(earlier, opts)
+        return record
+    _remove_earlier(out, video_id)
+    tracks, stride, frames_hint = _find_tracks(video_id, src, opts, boxes_from, record)
+    keep, aside = plan_crops(tracks, frames_hint, stride=stride, split_frames=opts.split_frames,
+                             margin=opts.margin, min_frames=opts.min_frames, square=opts.square)  # fmt: skip
+    if keep:
+        keep, aside = _cut_clips(video_id, src, out, keep, aside, opts, record)
+    record.update(status="done" if keep else "no_face", tracks=[t.to_json() for t in tracks],
+                  crops=[_plan_json(crop_file(video_id, p), p) for p in keep],
+                  set_aside=[_plan_json(None, p) for p in aside])  # fmt: skip
+    if not keep:
+        reason = "no face found" if not tracks else f"every clip is shorter than {opts.min_frames} frames"
+        record["warnings"].append(f"{reason}; nothing written")
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    write_json(sidecar, {**record, "options": opts.recorded(), "source_stamp": source_stamp(src), "seconds": None})
+    if on_frames is not None:
+        on_frames(record["frames"])
     record["seconds"] = time.perf_counter() - start
     return record
 
 
-def _record(video_id: str, src, error: str | None = None) -> dict:
+def _record(video_id: str, src) -> dict:
     return {"video_id": video_id, "source": str(src), "status": "failed", "frames": 0, "fps": None, "height": None,
             "width": None, "boxes_from": None, "detector": None, "sampled": 0, "tracks": [], "crops": [],
-            "set_aside": [], "detect_seconds": 0.0, "seconds": 0.0, "warnings": [], "error": error}  # fmt: skip
+            "set_aside": [], "detect_seconds": 0.0, "seconds": 0.0, "warnings": [], "error": None}  # fmt: skip
 
 
 def _plan_json(file: str | None, plan: CropPlan) -> dict:
@@ -234,9 +247,9 @@ def _remove_earlier(out: Path, video_id: str) -> None:
         sidecar.unlink()
         for crop in old["crops"]:
             (out / crop["file"]).unlink(missing_ok=True)
-    name = glob.escape(Path(video_id).name)
-    for stale in [*sidecar.parent.glob(f".{name}_*.tmp.avi"), *sidecar.parent.glob(f".{name}{SIDECAR}.tmp-*")]:
-        stale.unlink(missing_ok=True)
+    for pattern in outputs(video_id):
+        path = out / pattern
+        remove_temps(path.parent, path.name)
 
 
 def _find_tracks(video_id: str, src, opts: FaceOptions, boxes_from, record: dict) -> tuple[list[Track], int, int]:
@@ -320,108 +333,55 @@ def shard_families(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel]
     return [(video_id, src) for video_id, src in videos if family[video_id] in mine]
 
 
-class FaceReport:
-    """OUT/report{suffix}.json, rewritten (atomically) as each video finishes and merged with an earlier run's:
-    videos this run does not touch keep their record while their `.faces.json` is there (or they had failed)."""
-
-    def __init__(self, out: Path, opts: FaceOptions, suffix: str = ""):
-        self.out, self.path, self.opts = out, out / f"report{suffix}.json", opts
-        try:
-            earlier = json.loads(self.path.read_text(encoding="utf-8"))["videos"]
-        except (OSError, ValueError, KeyError, TypeError):
-            earlier = []
-        self.records = {r["video_id"]: r for r in earlier if isinstance(r, dict) and "video_id" in r
-                        and (r.get("status") == "failed" or sidecar_path(out, r["video_id"]).is_file())}  # fmt: skip
-        self.this_run: list[dict] = []
-        self.start, self.last_write = time.perf_counter(), 0.0
-
-    def add(self, record: dict) -> None:
-        self.records[record["video_id"]] = record
-        self.this_run.append(record)
-        if time.perf_counter() - self.last_write > 2.0:  # a killed run still says what it finished
-            self.write(complete=False)
-
-    def write(self, complete: bool = True) -> dict:
-        """Write the report; returns this run's summary (counts per status, clips written and set aside)."""
-        count = {s: sum(r["status"] == s for r in self.this_run) for s in STATUSES}
-        made = [r for r in self.this_run if r["status"] in ("done", "no_face")]
-        summary = {**count, "crops": sum(len(r["crops"]) for r in made)}
-        summary.update(set_aside=sum(len(r["set_aside"]) for r in made), seconds=time.perf_counter() - self.start)
-        summary.update(complete=complete, report=str(self.path))
-        videos = sorted(self.records.values(), key=lambda r: r["video_id"])
-        write_json(self.path, {"summary": summary, "options": asdict(self.opts), "videos": videos})
-        self.last_write = time.perf_counter()
-        return summary
+def outputs(video_id: str) -> list[str]:
+    """Name globs under OUT of every file a video writes: its clips and its `.faces.json`."""
+    name = glob.escape(video_id)
+    return [f"{name}_*.avi", f"{name}{SIDECAR}"]
 
 
-def run_jobs(jobs: list[tuple], out: Path, opts: FaceOptions, *, workers: int = 1, bar=None,
-             on_record=None) -> list[dict]:  # fmt: skip
-    """extract_video over (video_id, source, boxes_from) jobs, in this process or in `workers` joblib processes."""
-    if workers <= 1 or len(jobs) <= 1:
-        records = (extract_video(video_id, src, out, opts, boxes_from) for video_id, src, boxes_from in jobs)
-    else:
-        records = _run_local(jobs, out, opts, workers)
-    results = []
-    for record in records:
-        results.append(record)
-        if bar is not None:
-            bar.update(1)
-        if on_record is not None:
-            on_record(record)
-    return results
+def index_row(record: dict) -> dict | None:
+    """A finished video's row of index.csv: its `.faces.json` and how many clips it has."""
+    if record["status"] not in ("done", "skipped", "no_face"):
+        return None
+    return {"video_id": record["video_id"], "faces": f"{record['video_id']}{SIDECAR}", "clips": len(record["crops"]),
+            "frames": record["frames"], "fps": record["fps"]}  # fmt: skip
 
 
-def _run_local(jobs: list[tuple], out: Path, opts: FaceOptions, workers: int):
-    from joblib import Parallel, delayed
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    seen = set()
-    try:
-        for record in parallel(delayed(_extract_in_worker)(*job, out, opts, threads) for job in jobs):
-            seen.add(record["video_id"])
-            yield record
-    except Exception as e:  # a worker process died (a codec crash, the OOM killer): report, allow resume
-        error = f"worker process failed ({type(e).__name__}: {e}); rerun to resume, finished videos are kept"
-        yield from (_record(video_id, src, error=error) for video_id, src, _ in jobs if video_id not in seen)
+def clip_counts(records: list[dict]) -> dict:
+    """Videos without a face, clips written and clips set aside by this run (the summary's own fields)."""
+    made = [r for r in records if r["status"] in ("done", "no_face")]
+    return {"no_face": sum(r["status"] == "no_face" for r in records), "crops": sum(len(r["crops"]) for r in made),
+            "set_aside": sum(len(r["set_aside"]) for r in made)}  # fmt: skip
 
 
-def _extract_in_worker(video_id: str, src, boxes_from, out: Path, opts: FaceOptions, threads: int) -> dict:
-    """extract_video in a pool process: MTCNN may use `threads` threads (cores // workers), OpenCV one."""
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(1)
-    return extract_video(video_id, src, out, opts, boxes_from)
+def faces_job(out: Path, opts: FaceOptions) -> Job:
+    """Face cropping as a job of the batch runner: tasks (video_id, source, boxes_from)."""
+    return Job("faces", work=partial(cut_faces, out=out, opts=opts), options=opts,
+               finished_file=lambda vid: f"{vid}{SIDECAR}", outputs=outputs,
+               index_columns=("video_id", "faces", "clips", "frames", "fps"), index_row=index_row,
+               summarize=clip_counts)  # fmt: skip
 
 
 def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=None, shard=None, workers: int = 1,
+                  backend: str = "local", scheduler: str | None = None,
                   progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
     """Find the videos, keep this shard's, cut their faces into OUT (real videos first, then the fakes that reuse
     their boxes), and write OUT/report.json and the crops' DFDC metadata.json files.
 
     Raises ValueError (a bad option) or FileNotFoundError (no videos) before any video is touched.
     """
-    if workers < 1:
-        raise ValueError(f"--workers {workers}: must be >= 1 (processes)")
+    check_backend(backend, scheduler, workers)
     videos = find_run_videos(specs, root, opts.overwrite)
     labels = read_labels(videos)
     if shard:
         videos = shard_families(videos, labels, *shard)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from None
-    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
-    report = FaceReport(out, opts, suffix)
+    out = check_out(out)
     first, then = plan_jobs(videos, labels, out, opts)
-    with tqdm(total=len(videos), unit="video", desc="faces", disable=not progress) as bar:
-        records = [r for jobs in (first, then) for r in run_jobs(jobs, out, opts, workers=workers, bar=bar,
-                                                                  on_record=report.add)]  # fmt: skip
-    crops_of = {video_id: record["crops"] for video_id, record in report.records.items()}
+    records, summary = run_job(faces_job(out, opts), [first, then], out, workers=workers, backend=backend,
+                               scheduler=scheduler, shard=shard, progress=progress)  # fmt: skip
+    crops_of = {r["video_id"]: r["crops"] for r in records if r["status"] != "failed"}
     for label in labels.values():  # originals done by an earlier run
         if label.original and label.original not in crops_of:
             crops_of[label.original] = (finished(out, label.original) or {}).get("crops", [])
-    write_crop_metadata(out, records, crop_entries(records, labels, crops_of), suffix)
-    return sorted(records, key=lambda r: r["video_id"]), report.write(complete=True)
+    write_crop_metadata(out, records, crop_entries(records, labels, crops_of), shard_suffix(shard))
+    return records, summary
