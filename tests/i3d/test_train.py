@@ -237,7 +237,7 @@ def test_checkpoint_round_trip_and_bad_file(tmp_path):
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
     assert ckpt["epoch"] == 3 and _equal_state(ckpt["model"], model.state_dict())
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ckpt_io.CheckpointError, match=r"junk.pt is not a readable checkpoint \(UnpicklingError"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"junk.pt is truncated or not a torch file \(UnpicklingError"):
         ckpt_io.load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(ckpt_io.CheckpointError, match="missing.pt not found"):
         ckpt_io.load_checkpoint(tmp_path / "missing.pt")

@@ -85,9 +85,22 @@ def test_resume_from_a_cut_short_last_pt_points_at_best_pt(tmp_path, capsys):
     tool = _tool("train_two_stream")
     assert run_tool(tool.main, tool.parse_args, ["--resume", str(run)]) == 2
     (line,) = _error_lines(capsys.readouterr().err)
-    assert line.startswith(f"error: {run / 'last.pt'} is not a readable checkpoint")
+    assert line.startswith(f"error: {run / 'last.pt'} is truncated or not a torch file (")
     assert f"{run / 'best.pt'} is whole (epoch 4, step 8): evaluate or predict with it, or, to continue" in line
     assert f"training from it, cp {run / 'best.pt'} " in line
+
+
+def test_converting_weights_cut_in_half_is_one_line(tmp_path, capsys):
+    from i3d.models import InceptionI3d
+
+    whole = tmp_path / "rgb_imagenet.pt"
+    torch.save(InceptionI3d(num_classes=4).state_dict(), whole)
+    (tmp_path / "half.pt").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a download stopped early
+    tool = _tool("convert_weights")
+    assert run_tool(tool.main, tool.parse_args, [str(tmp_path / "half.pt"), str(tmp_path / "out.pt")]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {tmp_path / 'half.pt'} is truncated or not a torch file (RuntimeError: ")
+    assert line.endswith("; download or copy it again") and not (tmp_path / "out.pt").exists()
 
 
 @pytest.mark.parametrize("tool", sorted(p.stem for p in (REPO / "tools").glob("*.py")))

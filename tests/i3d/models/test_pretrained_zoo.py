@@ -53,7 +53,7 @@ def test_wrong_architecture_and_bad_files_are_reported(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         load_torchvision_video(r3d_18(), tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="junk.pth is not a readable"):
+    with pytest.raises(WeightsError, match="junk.pth is truncated or not a torch file"):
         load_torchvision_video(r3d_18(), tmp_path / "junk.pth")
 
 
