@@ -2,7 +2,8 @@
 
 Each command of a ```bash block that runs `tools/NAME.py` must start with `.venv/bin/` (the system Python has no
 torch), and every `--option` it passes must be one that the tool's `--help` lists (a renamed or removed option, such
-as the `--skip-missing` an error message once recommended, fails here).
+as the `--skip-missing` an error message once recommended, fails here). The weight conversion runs as written, on the
+real checkpoint in ../shared (I3D_SHARED_DIR when it lives elsewhere).
 """
 
 import contextlib
@@ -12,7 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import load_script
+from conftest import SHARED, load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,3 +48,17 @@ def test_readme_runs_the_tools_with_options_they_have():
         helps.setdefault(name, tool_help(name))
         for option in (w.split("=")[0] for w in words if w.startswith("--")):
             assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", helps[name]), f"README: {name}.py {option}"
+
+
+def test_readme_converts_the_shared_weights_as_written(tmp_path, capsys):
+    """Every README `convert_weights.py` example reads a file that is in ../shared, and converts it."""
+    commands = [words for name, words in readme_commands() if name == "convert_weights"]
+    assert commands, "README: no tools/convert_weights.py example"
+    tool = load_script("tools/convert_weights.py")
+    for src, out, *options in commands:
+        assert src.startswith("../shared/"), f"README: {src} is not in ../shared, beside the checkout"
+        path = SHARED / src.removeprefix("../shared/")
+        if not path.is_file():
+            pytest.skip(f"{path} not found: set I3D_SHARED_DIR to the folder holding {src.removeprefix('../shared/')}")
+        assert tool.main(tool.parse_args([str(path), str(tmp_path / out), *options])) == 0
+        assert (tmp_path / out).is_file() and "num_classes=400, in_channels=3" in capsys.readouterr().out
