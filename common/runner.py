@@ -318,10 +318,10 @@ def _run_dask(work, tasks: list[tuple], scheduler: str, bar: RunProgress) -> Ite
 
 
 # -- the tools' side ---------------------------------------------------------------------------------------------
-def add_run_arguments(p, what: str = "outputs") -> None:
+def add_run_arguments(p, what: str = "outputs", videos_required: bool = True) -> None:
     """The options every per-video tool shares: which videos, where to, how many processes or which cluster, shard,
     redo, progress."""
-    p.add_argument("--videos", nargs="+", required=True, help="video files, folders, globs or .txt lists")
+    p.add_argument("--videos", nargs="+", required=videos_required, help="video files, folders, globs or .txt lists")
     p.add_argument("--out", type=Path, required=True, help=f"output folder for the {what}, report.json, index.csv")
     p.add_argument("--root", help="video ids are paths relative to this folder (default: the folder given)")
     p.add_argument("--workers", type=int, default=1, help="processes (local backend; 1: this process)")

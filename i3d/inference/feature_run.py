@@ -1,46 +1,51 @@
 """A feature-extraction run over many videos: where frames come from, how results are written, resume and records.
 
     frames: a store of tools/extract_flow.py when there is one for the video (its extraction must match the spec),
-            else the video decoded as the spec says (`flow.video.read_video`) with TV-L1 flow computed on the fly
+            else the video decoded as the spec says with TV-L1 flow computed on the fly, streamed (`load_frames`)
     output: OUT/<video_id>_<stream>.npy (K, 1024) float32 per stream (+ _<stream>_logits.npy with logits=True) and
             OUT/<video_id>.json (start/end frame of every row, fps, mode, the input spec), written last, so a
             video counts as done only when its .json exists; or with fmt="h5" one OUT/<video_id>.h5 holding it all.
             Every file is written to a temporary name and renamed (`common.files.write_atomic`).
     records: OUT/index.csv (finished videos) and OUT/report.json (every video's status and error), rewritten
-            atomically after each video, so a killed run keeps its record; a rerun skips finished videos.
+            atomically after each video by the batch runner (`common.runner`), so a killed run keeps its record; a
+            rerun skips finished videos.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
+import glob
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
-from common.files import write_atomic
-from common.videos import find_videos
+from common.files import remove_temps, write_atomic
+from common.runner import Job, check_backend, check_out, run_job
+from common.videos import find_run_videos
 from flow.store import VideoStore
-from flow.video import read_video
 from i3d.checkpoint import model_from_checkpoint
 from i3d.data.spec import InputSpec, check_matches, read_extraction, stores_extraction
 from i3d.inference.features import FeatureExtractor, FeatureOptions, Features
-from i3d.inference.predict import video_flow
+from i3d.inference.frames import count_frames, store_chunks, video_chunks, video_reader
 from i3d.models.pretrained import i3d_from_file
 
 FORMATS = ("npy", "h5")
 
 
-def list_jobs(videos: list[str] | None, stores: Path | None) -> list[tuple[str, Path | None, Path | None]]:
-    """(video_id, video, store) of every video (`flow.extract.find_videos` specs), with its store under `stores` when
-    there is one; without `videos`, every store under `stores`."""
+def list_jobs(videos: list[str] | None, stores: Path | None, root=None) -> list[tuple[str, Path | None, Path | None]]:
+    """(video_id, video, store) of every video (`common.videos.find_run_videos` specs, ids relative to `root`), with
+    its store under `stores` when there is one; without `videos`, every store under `stores`."""
     if videos:
-        found = [(vid, path, Path(stores) / f"{vid}.h5" if stores else None) for vid, path in find_videos(videos)]
+        found = [(vid, path, Path(stores) / f"{vid}.h5" if stores else None)
+                 for vid, path in find_run_videos(videos, root)]  # fmt: skip
         return [(vid, path, store if store is not None and store.is_file() else None) for vid, path, store in found]
     stores = Path(stores)
     found = [(str(p.relative_to(stores).with_suffix("")), None, p) for p in sorted(stores.rglob("*.h5"))]
@@ -71,23 +76,36 @@ def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, w
 
 
 def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None
-                ) -> tuple[dict[str, np.ndarray], float]:  # fmt: skip
-    """({stream: frames}, the frame rate they have) of one video: from `store` when given (all of its frames), else
-    decoded as the spec says with TV-L1 computed on the fly."""
+                ) -> tuple[Iterator[dict[str, np.ndarray]], int | None, float]:  # fmt: skip
+    """One video's frames as consecutive {stream: (n, H, W, C)} chunks (`i3d.inference.frames`), its number of
+    frames when known before reading them, and their frame rate: from `store` when given (read a chunk at a time),
+    else decoded as the spec says with TV-L1 computed on the fly (mode="video" first counts the frames in a decode
+    pass: its windows depend on the count)."""
     spec, streams = extractor.spec, extractor.streams
     if store is not None:
         check_matches(spec, read_extraction(store), str(store))
         with VideoStore(store) as s:
             if "flow" in streams and not s.has_flow:
                 raise ValueError(f"{store} holds no flow (an RGB-only store); drop the flow stream (--streams rgb)")
-            everything = np.arange(s.num_frames)
-            fps = float(s.attrs.get("sampled_fps") or spec.fps)
-            return {st: s.read_rgb(everything) if st == "rgb" else s.read_flow(everything) for st in streams}, fps
-    frames, info = read_video(video, fps=spec.fps, short_side=spec.short_side)
-    out = {"rgb": frames} if "rgb" in streams else {}
-    if "flow" in streams:
-        out["flow"] = video_flow(frames, spec)
-    return out, float(info["sampled_fps"])
+            num_frames, fps = s.num_frames, float(s.attrs.get("sampled_fps") or spec.fps)
+        return store_chunks(store, streams), num_frames, fps
+    num_frames = count_frames(video, spec)[0] if extractor.options.mode == "video" else None
+    reader = video_reader(video, spec)
+    chunks = video_chunks(reader, spec, streams)
+    first = next(chunks)  # starts the decoder, which then knows the frame rate
+    return itertools.chain([first], chunks), num_frames, float(reader.info["sampled_fps"])
+
+
+def video_features(extractor: FeatureExtractor, video: Path | None, store: Path | None,
+                   on_batch: Callable[[int], None] | None = None) -> tuple[Features, float]:  # fmt: skip
+    """One video's features (`FeatureExtractor.extract_chunks`) and the frame rate of its rows (start_frame / fps
+    is seconds), from its store or its file (`load_frames`), in memory that does not grow with the video.
+
+    Raises:
+        ShortVideoError: no snippet fits (the record should say so; nothing is written).
+    """
+    chunks, num_frames, fps = load_frames(extractor, video, store)
+    return extractor.extract_chunks(chunks, num_frames, on_batch), fps
 
 
 def settings(extractor: FeatureExtractor) -> dict:
@@ -139,63 +157,121 @@ def setting_changes(earlier: dict, now: dict) -> list[str]:
     return [k for k in now if earlier.get(k) != now[k]]
 
 
-def run(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, extractor: FeatureExtractor, *,
-        fmt: str = "npy", overwrite: bool = False, progress: Callable[[str, dict], None] | None = None,
-        on_batch: Callable[[int], None] | None = None) -> list[dict]:  # fmt: skip
-    """Extract features of (video_id, video path or None, store path or None) jobs into `out`.
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """How to build a run's `FeatureExtractor` (`extractor_from_files`'s arguments): what travels to each worker
+    process, which builds the extractor once (`cached_extractor`) instead of receiving the weights with every video."""
 
-    A failing video is recorded with its error and the others go on. `progress(video_id, record)` is called after
-    each video, `on_batch(clips)` after each forward pass. Returns one record per job: video_id, source, status
-    ("done", "skipped", "failed"), num_features, seconds, error.
+    streams: tuple[str, ...]
+    options: FeatureOptions
+    checkpoint: Path | None = None
+    weights: tuple[tuple[str, Path | None], ...] = ()  # (("rgb", path), ("flow", path))
+    spec: InputSpec | None = None
+    store_paths: tuple[Path, ...] = ()
+    device: str = "cpu"
+
+    def build(self) -> FeatureExtractor:
+        return extractor_from_files(self.streams, self.options, checkpoint=self.checkpoint, weights=dict(self.weights),
+                                    spec=self.spec, store_paths=self.store_paths, device=self.device)  # fmt: skip
+
+
+_EXTRACTORS: dict[str, FeatureExtractor] = {}
+
+
+def cached_extractor(recipe: FeatureRecipe, built: FeatureExtractor | None = None) -> FeatureExtractor:
+    """The recipe's extractor, built once per process (`built`: one the caller has already made from it)."""
+    key = repr(recipe)
+    if built is not None:
+        _EXTRACTORS.clear()  # one recipe per process at a time: a run's models, not every run's
+        _EXTRACTORS[key] = built
+    if key not in _EXTRACTORS:
+        _EXTRACTORS.clear()
+        _EXTRACTORS[key] = recipe.build()
+    return _EXTRACTORS[key]
+
+
+def features_of_video(video_id: str, video: Path | None, store: Path | None, *, out: Path, recipe: FeatureRecipe,
+                      fmt: str = "npy", overwrite: bool | tuple[str, ...] = False, threads: int = 0,
+                      on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+    """Extract one video's features into OUT (see the module docstring), or skip it when it is finished there.
+
+    Returns:
+        A record: video_id, source, status ("done" or "skipped"), frames, num_features, seconds, warnings, error.
+
+    Raises:
+        ShortVideoError, VideoError, ...: for a bad or too short video (the runner records it as failed).
+    """
+    start = time.perf_counter()
+    source = store if store is not None else video
+    record = {"video_id": video_id, "source": str(source), "status": "skipped", "frames": 0, "num_features": None,
+              "seconds": 0.0, "warnings": [], "error": None}  # fmt: skip
+    extractor = cached_extractor(recipe)
+    redo = overwrite is True or (isinstance(overwrite, tuple) and video_id in overwrite)
+    earlier = None if redo else finished(out, video_id, fmt)
+    if earlier is not None:
+        record["num_features"] = earlier.get("num_features")
+        changed = setting_changes(earlier, settings(extractor))
+        if changed:
+            record["warnings"].append(f"kept features made with other {', '.join(changed)}; --overwrite to redo "
+                                      "them with these settings")  # fmt: skip
+        return record
+    if threads:
+        torch.set_num_threads(threads)
+    for pattern in outputs(video_id):  # left by a killed run
+        path = out / pattern
+        remove_temps(path.parent, path.name)
+    result, fps = video_features(extractor, video, store)
+    (out / video_id).parent.mkdir(parents=True, exist_ok=True)
+    write_result(out, video_id, result, metadata(video_id, source, result, extractor, fps), fmt)
+    frames = int(result.end_frame.max()) if len(result.end_frame) else 0
+    if on_frames is not None:
+        on_frames(frames)
+    record.update(status="done", frames=frames, num_features=len(result.start_frame),
+                  seconds=time.perf_counter() - start)  # fmt: skip
+    return record
+
+
+def outputs(video_id: str) -> list[str]:
+    """Name globs under OUT of every file a video writes (either format)."""
+    name = glob.escape(video_id)
+    return [f"{name}_*.npy", f"{name}.json", f"{name}.h5"]
+
+
+def index_row(record: dict) -> dict | None:
+    if record["status"] not in ("done", "skipped"):
+        return None
+    return {"video_id": record["video_id"], "num_features": record["num_features"]}
+
+
+def features_job(out: Path, recipe: FeatureRecipe, fmt: str = "npy", overwrite: bool | tuple = False) -> Job:
+    """Feature extraction as a job of the batch runner: tasks (video_id, video or None, store or None)."""
+    marker = ".h5" if fmt == "h5" else ".json"
+    return Job("features", work=partial(features_of_video, out=out, recipe=recipe, fmt=fmt, overwrite=overwrite),
+               options={"recipe": repr(recipe), "format": fmt, "overwrite": overwrite},
+               finished_file=lambda vid: f"{vid}{marker}", outputs=outputs, index_columns=("video_id", "num_features"),
+               index_row=index_row)  # fmt: skip
+
+
+def extract_features(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, recipe: FeatureRecipe, *,
+                     extractor: FeatureExtractor | None = None, fmt: str = "npy", overwrite: bool | tuple = False,
+                     shard: tuple[int, int] | None = None, workers: int = 1, backend: str = "local",
+                     scheduler: str | None = None, progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
+    """Extract features of (video_id, video path or None, store path or None) jobs into OUT on the batch runner
+    (`common.runner.run_job`: a failing video is recorded and the others go on; OUT/report.json and OUT/index.csv
+    after each video).
+
+    Args:
+        extractor: the recipe's extractor when the caller has built it already (to check the options before any
+            video): this process uses it instead of building another.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for video_id, video, store in jobs:
-        source = store if store is not None else video
-        record = {"video_id": video_id, "source": str(source), "status": "skipped", "num_features": None,
-                  "seconds": 0.0, "error": None, "warning": None}  # fmt: skip
-        earlier = None if overwrite else finished(out, video_id, fmt)
-        if earlier is None:
-            record.update(_one(out, video_id, video, store, extractor, fmt, on_batch))
-        else:
-            record["num_features"] = earlier.get("num_features")
-            changed = setting_changes(earlier, settings(extractor))
-            if changed:
-                record["warning"] = (f"kept features made with other {', '.join(changed)}; --overwrite to redo "
-                                     "them with these settings")  # fmt: skip
-        records.append(record)
-        write_records(out, records)
-        if progress is not None:
-            progress(video_id, record)
-    return records
-
-
-def _one(out: Path, video_id: str, video, store, extractor: FeatureExtractor, fmt: str, on_batch=None) -> dict:
-    start = time.perf_counter()
-    try:
-        frames, fps = load_frames(extractor, video, store)
-        result = extractor.extract(frames, on_batch)
-        (out / video_id).parent.mkdir(parents=True, exist_ok=True)
-        write_result(out, video_id, result, metadata(video_id, store or video, result, extractor, fps), fmt)
-    except Exception as e:  # any bad video (decoder, store, too small for the crop) is recorded; the run goes on
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - start}
-    return {"status": "done", "num_features": len(result.start_frame), "seconds": time.perf_counter() - start}
-
-
-def write_records(out: Path, records: list[dict]) -> None:
-    """OUT/report.json (every job) and OUT/index.csv (finished videos: video_id, num_features), both atomic."""
-    ok = [r for r in records if r["status"] != "failed"]
-    report = {"done": sum(r["status"] == "done" for r in records), "skipped": sum(r["status"] == "skipped" for r in
-              records), "failed": sum(r["status"] == "failed" for r in records), "videos": records}  # fmt: skip
-    write_atomic(out / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["video_id", "num_features"])
-    writer.writerows([r["video_id"], r["num_features"] if r["num_features"] is not None else ""] for r in ok)
-    write_atomic(out / "index.csv", lambda tmp: tmp.write_text(text.getvalue()))
+        raise ValueError(f"--format {fmt!r}: use one of {FORMATS}")
+    check_backend(backend, scheduler, workers)
+    out = check_out(out)
+    if extractor is not None:
+        cached_extractor(recipe, extractor)
+    return run_job(features_job(out, recipe, fmt, overwrite), [jobs], out, workers=workers, backend=backend,
+                   scheduler=scheduler, shard=shard, progress=progress)  # fmt: skip
 
 
 def _write_h5(path: Path, result: Features, meta: dict) -> None:
