@@ -13,7 +13,9 @@ settings, clips, crop, normalisation; i3d/inference/ensemble.py); its probabilit
 softmax otherwise) are averaged with the weights. Each video is decoded once per distinct frame rate and short
 side. With --faces (raw DFDC videos) each video's faces are first cut into clips as tools/extract_faces.py cuts the
 training clips, every clip is scored and the video gets the clips' maximum (--aggregate). A video that fails to
-decode, or shows no face, gets --prior and is listed on stderr and in the report; the run goes on.
+decode, or shows no face, gets --prior and is listed once on stderr (FAILED PATH: reason, NO FACE PATH: reason) and in
+the report; the run goes on. The exit status is 1 if any video failed (one without a face has not), with every output
+written.
 
 Writes OUT (filename,label), OUT_per_model.csv (every model's probabilities, status) and OUT_report.json.
 """
@@ -66,14 +68,18 @@ def main(args: argparse.Namespace) -> int:
                                                         sampling=args.sampling, clips=args.clips, device=device))
     like = recorded_options(args.faces_like, device=device, reuse=False) if args.faces_like else None
     faces = (like or FaceOptions(device=device)) if args.faces or like else None  # --faces-like implies --faces
-    result = ensemble.predict_videos(members, find_videos(args.videos), prior=args.prior, faces=faces,
+    videos = find_videos(args.videos)
+    result = ensemble.predict_videos(members, videos, prior=args.prior, faces=faces,
                                      face_dir=args.face_dir or args.out.parent / "faces", aggregate=args.aggregate)
     paths = ensemble.write_outputs(result, args.out)
+    sources = {Path(path).name: path for _, path in videos}  # the outputs name a video by its file name
     for name, error in result.errors.items():
-        print(f"FAILED {name}: {error} (given the prior)", file=sys.stderr)
-    print(f"{len(result.filenames)} videos, {len(result.errors)} given the prior; wrote {paths['submission']}, "
-          f"{paths['per_model']}, {paths['report']}")  # fmt: skip
-    return 0
+        print(f"FAILED {sources[name]}: {error}", file=sys.stderr)
+    for name, reason in result.no_face.items():
+        print(f"NO FACE {sources[name]}: {reason}", file=sys.stderr)
+    print(f"{len(result.filenames)} videos, {len(result.errors)} failed and {len(result.no_face)} without a face "
+          f"(given the prior); wrote {paths['submission']}, {paths['per_model']}, {paths['report']}")  # fmt: skip
+    return 1 if result.errors else 0
 
 
 if __name__ == "__main__":

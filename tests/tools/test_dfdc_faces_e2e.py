@@ -63,5 +63,6 @@ def test_predict_ensemble_scores_raw_videos_by_their_faces(run, capsys):
     assert set(rows) == {"noface.avi", "face.avi"}
     assert rows["noface.avi"] == pytest.approx(0.3) and 0 < rows["face.avi"] < 1
     report = json.loads((run / "sub" / "submission_report.json").read_text())
-    assert [f["filename"] for f in report["failed"]] == ["noface.avi"] and "no face" in report["failed"][0]["error"]
+    assert report["failed"] == [] and [v["filename"] for v in report["no_face"]] == ["noface.avi"]
+    assert "no face" in report["no_face"][0]["reason"]
     assert list((run / "sub" / "faces").glob("*.avi"))  # the clips that were scored

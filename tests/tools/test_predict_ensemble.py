@@ -62,13 +62,13 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, capsys):
+def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, capsys, caplog):
     m0 = _constant_checkpoint(tmp_path / "m0.pt", 0.0, "mc3_18", "kinetics")
     m1 = _constant_checkpoint(tmp_path / "m1.pt", math.log(3.0), "mc3_112", "imagenet")
     out = tmp_path / "sub" / "submission.csv"
     code = _run("predict_ensemble", "--model", f"{m0}:1", "--model", f"{m1}:3", "--videos", videos,
                 "--out", out, "--prior", "0.3")  # fmt: skip
-    assert code == 0
+    assert code == 1  # a video failed; the submission is written all the same, with the prior for it
     sub = _rows(out)
     assert [r["filename"] for r in sub] == ["broken.mp4", "fake.avi", "real.avi", "short.avi"]
     assert list(sub[0]) == ["filename", "label"]
@@ -86,7 +86,34 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     assert [f["filename"] for f in report["failed"]] == ["broken.mp4"]
     assert [m["weight"] for m in report["members"]] == [1.0, 3.0]
     assert [m["input_spec"]["normalization"] for m in report["members"]] == ["kinetics", "imagenet"]
-    assert "FAILED broken.mp4" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.splitlines()  # the failure, once, as FAILED PATH: reason
+    assert line.startswith(f"FAILED {videos / 'broken.mp4'}: VideoError: ") and "ValueError" not in line
+    assert not [r for r in caplog.records if "broken.mp4" in r.getMessage()]
+
+
+def test_ensemble_tool_lists_no_face_videos_once_and_fails_only_for_failures(videos, tmp_path, capsys, monkeypatch):
+    """--faces: a video without a face gets the prior and one NO FACE line (exit status 0: nothing failed); a video
+    that fails adds one FAILED line and exit status 1."""
+    member = _constant_checkpoint(tmp_path / "m.pt", 0.0, "mc3_18", "kinetics")
+    no_face = {"real.avi", "short.avi"}
+
+    def score_faces(members, video_id, path, keys, *args):  # what cutting face clips found, without a detector
+        if path.name in no_face:
+            raise ensemble.NoFaceError("no face found; nothing written")
+        return ensemble._score(members, path, keys)
+
+    monkeypatch.setattr(ensemble, "_score_faces", score_faces)
+    argv = ["--model", member, "--faces", "--videos", videos / "real.avi", videos / "short.avi", videos / "fake.avi"]
+    assert _run("predict_ensemble", *argv, "--out", tmp_path / "a.csv", "--prior", "0.3") == 0
+    assert capsys.readouterr().err.splitlines() == [f"NO FACE {videos / name}: no face found; nothing written"
+                                                    for name in ("real.avi", "short.avi")]  # fmt: skip
+    report = json.loads((tmp_path / "a_report.json").read_text())
+    assert report["failed"] == [] and [v["filename"] for v in report["no_face"]] == ["real.avi", "short.avi"]
+    assert {r["filename"]: r["status"] for r in _rows(tmp_path / "a_per_model.csv")} == {
+        "real.avi": "no_face", "short.avi": "no_face", "fake.avi": "ok"}  # fmt: skip
+    assert _run("predict_ensemble", *argv, videos / "broken.mp4", "--out", tmp_path / "b.csv") == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"FAILED {videos / 'broken.mp4'}: VideoError: ")  # then NO FACE
 
 
 def test_ensemble_tool_reports_bad_model(videos, tmp_path):

@@ -159,6 +159,6 @@ def test_raw_videos_are_scored_by_their_face_clips(tmp_path, monkeypatch):
     result = en.predict_videos([member], videos, prior=0.2, faces=opts, face_dir=tmp_path / "faces")
     assert len(scored) == 2 and all(name.startswith("two") for name in scored)  # one clip per person
     np.testing.assert_allclose(result.probs[:, 1], [0.75, 0.2], atol=1e-6)
-    assert list(result.errors) == ["none.avi"] and "NoFaceError" in result.errors["none.avi"]
+    assert result.errors == {} and list(result.no_face) == ["none.avi"] and "no face" in result.no_face["none.avi"]
     with pytest.raises(en.EnsembleError, match="face_dir"):
         en.predict_videos([member], videos, faces=opts)
