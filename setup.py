@@ -10,7 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["common", "common.*", "faces", "faces.*", "flow", "flow.*", "i3d", "i3d.*"]),
-    package_data={"i3d.inference": ["kinetics400_labels.txt"]},  # DeepMind's label map: predict's default names
+    # DeepMind's label maps (Kinetics-400, Kinetics-600): predict's default names, picked by the class count
+    package_data={"i3d.inference": ["kinetics400_labels.txt", "kinetics600_labels.txt"]},
     install_requires=[
         "torch>=2.4,<3",
         "torchvision>=0.19",

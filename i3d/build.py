@@ -20,6 +20,7 @@ from i3d.config import Config, ConfigError, OptimConfig, StreamConfig
 from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.contracts import CONTRACTS
 from i3d.models.pretrained import load_pretrained, load_zoo_pretrained
+from i3d.models.tf_checkpoint import checkpoint_prefix
 from i3d.models.zoo import build_model
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: f
     else:
         net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream])
     if scfg.pretrained:
-        if not Path(scfg.pretrained).is_file():
+        if not Path(scfg.pretrained).is_file() and checkpoint_prefix(scfg.pretrained) is None:  # or TF's model.ckpt
             raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
         if scfg.name == "i3d":  # keeps a fresh head of another size
             load_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix, rgb_to_flow=scfg.rgb_to_flow)

