@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -143,6 +144,7 @@ def run_job(job: Job, phases: list[list[tuple]], out: str | Path, *, workers: in
                 records = _records(job.work, tasks, bar, in_flight, stack, workers, backend, scheduler)
                 for result in stack.enter_context(contextlib.closing(records)):
                     if result.get("disk_full"):
+                        in_flight[result["video_id"]] = ()  # its temporaries go with the others in flight
                         raise DiskFullError(out / job.finished_file(result["video_id"]))
                     results.append(result)
                     record.add(result)
@@ -263,7 +265,7 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
             while queue and len(pending) < workers:
                 task = queue.popleft()
                 threads = threads_per_video(cores, workers, len(queue) + 1)
-                pending[pool.submit(_attempt_in_worker, work, task, threads, progress_address)] = task
+                pending[_submit(pool, _attempt_in_worker, work, task, threads, progress_address)] = task
                 in_flight[task[0]] = task
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken = False
@@ -286,14 +288,40 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
         pool.shutdown(wait=True, kill_workers=bool(pending))
 
 
+def _submit(pool, *args):
+    return _sigint_blocked(pool.submit, *args)
+
+
+def _sigint_blocked(call, *args, **kwargs):
+    """`call` with SIGINT blocked in this thread. loky starts its processes, and the thread that manages them, when
+    the pool is made and on submit; both inherit the signal mask, so a Ctrl-C while a worker is still importing
+    waits until `init_worker` ignores it (instead of killing the worker with a traceback on the terminal)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return call(*args, **kwargs)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return call(*args, **kwargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a Ctrl-C that came meanwhile is raised here
+
+
 def _pool(workers: int, cores: int):
+    from multiprocessing import resource_tracker as mp_tracker
+
     from joblib.externals.loky import ProcessPoolExecutor
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    # Started first, unblocked: starting them would unblock SIGINT in this thread (the standard library's does) just
+    # before the first worker is spawned; they ignore SIGINT themselves.
+    mp_tracker.ensure_running()
+    loky_tracker.ensure_running()
 
     # prctl's "parent" is the thread that starts the workers: arm it only when that is the main thread
     lifeline = (os.getpid(), threading.current_thread() is threading.main_thread())
     share = str(max(1, cores // workers))  # BLAS/OpenMP pools of N workers must not each take every core
     env = {name: os.environ.get(name, share) for name in THREAD_VARIABLES}
-    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=lifeline, env=env)
+    return _sigint_blocked(ProcessPoolExecutor, max_workers=workers, initializer=init_worker, initargs=lifeline,
+                           env=env)  # fmt: skip
 
 
 def _run_dask(work, tasks: list[tuple], scheduler: str, bar: RunProgress) -> Iterator[dict]:

@@ -48,6 +48,8 @@ def init_worker(parent_pid: int, arm_prctl: bool = True) -> None:
     its own would die half way through a video with no one to clean up after it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # the runner starts its workers with SIGINT blocked (common.runner._submit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     die_with_parent(parent_pid, arm_prctl)
 
 

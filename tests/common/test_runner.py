@@ -1,0 +1,98 @@
+"""common.runner on a small job in this process: records, failures, a full disk and Ctrl-C stop the run cleanly, and
+the share of cores each video gets. (The same faults through the tools and their worker processes:
+tests/tools/test_job_faults.py.)"""
+
+import errno
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+import common.record
+from common.files import temp_path, write_atomic
+from common.runner import DiskFullError, Job, RunInterrupted, run_job, threads_per_video
+from flow.video import VideoError
+
+
+def _write(video_id, source, *, out: Path, fail: dict, threads=0, on_frames=None) -> dict:
+    """One video: a temporary file first (as every writer), then the output; `fail[video_id]` raises instead."""
+    temp_path(out / f"{video_id}.txt").write_text("half")
+    if video_id in fail:
+        raise fail[video_id]
+    write_atomic(out / f"{video_id}.txt", lambda tmp: tmp.write_text(source))  # the same temporary, renamed
+    return {"video_id": video_id, "source": source, "status": "done", "frames": 3, "warnings": [], "error": None}
+
+
+def _job(out: Path, fail: dict) -> Job:
+    return Job("test", work=partial(_write, out=out, fail=fail), options={}, finished_file=lambda v: f"{v}.txt",
+               outputs=lambda v: [f"{v}.txt"], index_columns=("video_id",),
+               index_row=lambda r: {"video_id": r["video_id"]} if r["status"] == "done" else None)  # fmt: skip
+
+
+TASKS = [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_a_bad_video_is_a_failed_record_and_the_others_finish(tmp_path):
+    records, summary = run_job(_job(tmp_path, {"b": VideoError("b.mp4: unreadable")}), [TASKS], tmp_path,
+                               progress=False)  # fmt: skip
+    assert [r["status"] for r in records] == ["done", "failed", "done", "done"]
+    assert records[1]["error"] == "b.mp4: unreadable"  # the project's own message, once, without a class name
+    assert (summary["done"], summary["failed"], summary["frames"], summary["complete"]) == (3, 1, 9, True)
+    assert (tmp_path / "index.csv").read_text().split() == ["video_id", "a", "c", "d"]
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   OSError(errno.EDQUOT, "Disk quota exceeded"),
+                                   RuntimeError("Can't close file (file write failed: errno = 28)")])  # h5py's
+def test_a_full_disk_stops_the_run_and_keeps_the_record(tmp_path, error):
+    with pytest.raises(DiskFullError) as stopped:
+        run_job(_job(tmp_path, {"c": error}), [TASKS], tmp_path, progress=False)
+    message = str(stopped.value)
+    assert message.startswith(f"disk full (or over quota) writing {tmp_path / 'c.txt'}: 2 videos done, 2 left")
+    assert "free space in" in message and "rerun" in message
+    assert not (tmp_path / "d.txt").exists()  # stopped at once: no video after the full one is tried
+    assert [r["video_id"] for r in _report(tmp_path)["videos"]] == ["a", "b"]  # not "failed": the rerun does c
+    assert not list(tmp_path.glob(".*.tmp-*"))
+
+
+def test_a_record_that_cannot_be_written_stops_the_run(tmp_path, monkeypatch):
+    real = common.record.write_atomic
+
+    def full_after_two(path, write):
+        if path.name == "report.json" and len(list(tmp_path.glob("*.txt"))) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, write)
+
+    monkeypatch.setattr(common.record, "write_atomic", full_after_two)
+    with pytest.raises(DiskFullError, match=r"writing .*report.json: 2 videos done, 2 left"):
+        run_job(_job(tmp_path, {}), [TASKS], tmp_path, progress=False)
+
+
+def test_ctrl_c_discards_the_video_in_flight_and_writes_the_record(tmp_path):
+    with pytest.raises(RunInterrupted) as stopped:
+        run_job(_job(tmp_path, {"c": KeyboardInterrupt()}), [TASKS], tmp_path, progress=False)
+    assert str(stopped.value).startswith("2 videos done, 2 left; the videos in flight were discarded")
+    assert not list(tmp_path.glob(".*.tmp-*"))  # c's temporary went with it
+    report = _report(tmp_path)
+    assert [r["video_id"] for r in report["videos"]] == ["a", "b"] and not report["summary"]["complete"]
+    records, summary = run_job(_job(tmp_path, {}), [TASKS], tmp_path, progress=False)  # the rerun
+    assert summary["done"] == 4 and len(_report(tmp_path)["videos"]) == 4
+
+
+def test_threads_per_video_shares_the_cores_of_the_videos_that_can_run():
+    assert [threads_per_video(2, 2, left) for left in (5, 2, 1)] == [1, 1, 2]  # the last video gets the idle core
+    assert threads_per_video(2, 2, 1) == 2  # one video, --workers 2: both cores
+    assert [threads_per_video(16, 4, left) for left in (9, 4, 3, 2, 1)] == [4, 4, 5, 8, 16]
+    assert threads_per_video(2, 8, 8) == 1 and threads_per_video(1, 1, 1) == 1  # never 0
+
+
+def test_bad_runner_options_are_one_line(tmp_path):
+    for kwargs, message in (({"workers": 0}, "--workers 0"), ({"backend": "x"}, "--backend 'x'"),
+                            ({"backend": "dask"}, "--scheduler")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            run_job(_job(tmp_path, {}), [TASKS], tmp_path, progress=False, **kwargs)
