@@ -53,7 +53,7 @@ def test_lr_scale_must_be_positive():
 
 def test_a_batch_that_leaves_batch_norm_one_value_per_channel_is_refused_before_training():
     """8 x 32 x 32 clips leave I3D's Mixed_5 one position: a batch of 1 has one value per channel there."""
-    small = ["model.num_classes=2", "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"]
+    small = ["model.num_classes=2", "model.streams=rgb", "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"]
     model = build_model_from_config(load_config(overrides=small))
     message = (r"train.batch_size=1 with 8x32x32 clips leaves the rgb stream's Mixed_5b.b0.bn one value per channel "
                r"\(input 1x256x1x1x1\), .*set train.batch_size=2 or more")  # fmt: skip
