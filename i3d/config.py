@@ -101,7 +101,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     eval_every: int = 1  # validate every N epochs (and after the last)
     log_every: int = 10  # TensorBoard scalars every N optimiser steps
-    progress: bool = True  # tqdm progress bar on rank 0
+    progress: bool = True  # rank 0: a bar on a terminal, a log line every log_every steps in a batch log
     cutmix_alpha: float = 0.0  # video CutMix (i3d.data.cutmix): lam ~ Beta(alpha, alpha); 0 = off
     cutmix_mode: str = "random"  # spatial | temporal | both | random (one of the three per batch)
 

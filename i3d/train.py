@@ -24,6 +24,7 @@ checkpoint ("input_spec"): eval, predict, the ensemble and distillation read it 
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -184,7 +185,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
     loss_fn = loss_fn or stream_loss_fn(cfg, rng)
     model.train()
     meter = EpochMeter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress, leave=False)
+    # a bar on a terminal; in a batch log (stderr not a terminal) a line every log_every steps instead
+    lines = writer is not None and cfg.train.progress and not sys.stderr.isatty()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress or lines,
+               leave=False)  # fmt: skip
     for i, batch in enumerate(bar):
         meter.start_batch()
         sync = (i + 1) % accum == 0 or i + 1 == len(loader)
@@ -202,6 +206,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
         clips_per_s = meter.end_batch(metrics, len(labels))
         if writer is not None and sync and step % cfg.train.log_every == 0:
             _log_step(writer, metrics, optimizer, step, clips_per_s, meter.wait_frac)
+            if lines:
+                log.info("epoch %d batch %d/%d step %d: %s; %.1f clips/s, data wait %.0f%%", epoch + 1, i + 1,
+                         len(loader), step, ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items()),
+                         clips_per_s, 100 * meter.wait_frac)  # fmt: skip
         bar.set_postfix({name: f"{v.item():.3f}" for name, v in losses.items()})
     return {**meter.result(), "step": step}
 

@@ -98,9 +98,12 @@ def tiny_cfg(index: Path, *overrides: str):
     return load_config(TINY, [f"data.index={index}", f"data.store_root={index.parent / 'h5'}", *overrides])
 
 
-def test_fit_learns_and_writes_run_folder(dataset, tmp_path):
-    cfg = tiny_cfg(dataset, "train.epochs=4", "optim.lr=0.1")
-    model, history = train.fit(cfg, tmp_path / "run", model=tiny_model())
+def test_fit_learns_and_writes_run_folder(dataset, tmp_path, caplog):
+    cfg = tiny_cfg(dataset, "train.epochs=4", "optim.lr=0.1", "train.log_every=2", "train.progress=true")
+    with caplog.at_level("INFO", logger="i3d.train"):
+        model, history = train.fit(cfg, tmp_path / "run", model=tiny_model())
+    # stderr is no terminal under pytest: progress is a log line every log_every steps, not a bar
+    assert sum(m.startswith("epoch 1 batch ") for m in caplog.messages) == 1, caplog.messages  # step 2 of 3
     assert [h["epoch"] for h in history] == [1, 2, 3, 4] and history[-1]["step"] == 4 * 3  # 12 videos / batch 4
     val = history[-1]["val"]
     assert set(val) == {"rgb", "flow", "fused"}
