@@ -42,10 +42,10 @@ def _faces_inputs(root: Path) -> list[str]:
     pytest.importorskip("skimage", reason="scikit-image ships the photographs with faces: pip install -e '.[dev]'")
     from i3d.synthetic.faces import astronaut_video
 
-    frames, _ = astronaut_video(20)
+    frames, _ = astronaut_video(11)
     for i in range(VIDEOS):
         write_video(root / "videos" / f"v{i}.avi", np.roll(frames, 4 * i, axis=2), 25)
-    return ["--size", "32", "--min-frames", "10", "--split-frames", "0", "--detect-size", "256"]
+    return ["--size", "32", "--min-frames", "10", "--split-frames", "0", "--detect-size", "160"]
 
 
 def _features_inputs(root: Path) -> list[str]:
@@ -159,11 +159,10 @@ def test_kill_9_then_ctrl_c_then_a_rerun_finishes_with_equal_outputs(job, tmp_pa
     time.sleep(0.5)
     assert _files(out) == after_kill, "something was written after the kill"
 
-    tag = uuid.uuid4().hex  # the rerun: Ctrl-C while videos are in flight
+    tag = uuid.uuid4().hex  # the rerun: Ctrl-C while videos are in flight (their workers still starting)
     log = tmp_path / "interrupted.log"
     proc = _start(tool, root, out, args, tag, log, "--workers", "2")
     _wait_for(lambda: _workers(tag) == 2, proc, log)
-    time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=15) == 130, log.read_text()
     lines = [ln for ln in log.read_text().splitlines() if ln.strip() and not ln.startswith("[")]  # ffmpeg's chatter
@@ -184,8 +183,8 @@ def test_kill_9_then_ctrl_c_then_a_rerun_finishes_with_equal_outputs(job, tmp_pa
 def _assert_equal(name: str, outputs: dict, reference: dict) -> None:
     assert outputs.keys() == reference.keys()
     for key, array in outputs.items():
-        if name == "features":  # the last video of a run gets both cores: float sums in another order
-            np.testing.assert_allclose(array, reference[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        if name == "features":  # a video's share of the cores depends on when it starts: float sums in another order
+            np.testing.assert_allclose(array, reference[key], rtol=1e-3, atol=1e-4, err_msg=key)
         else:
             np.testing.assert_array_equal(array, reference[key], err_msg=key)
 
@@ -221,13 +220,13 @@ def test_a_killed_dask_worker_loses_nothing(job, tmp_path):
     name, tool, root, args, reference = job
     out, log = tmp_path / "out", tmp_path / "dask.log"
     loopback = dict(protocol="tcp://", host="127.0.0.1", dashboard_address=None)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, **loopback) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, **loopback) as cluster:
         tag = uuid.uuid4().hex
         proc = _start(tool, root, out, args, tag, log, "--backend", "dask", "--scheduler", cluster.scheduler_address)
         with distributed.Client(cluster) as client:
             _wait_for(lambda: any(client.processing().values()), proc, log)
             pid = next(iter(client.run(os.getpid).values()))
-            os.kill(pid, signal.SIGKILL)  # the nanny starts another; the scheduler reschedules its video
+            os.kill(pid, signal.SIGKILL)  # its nanny starts another; the scheduler gives it the video again
         assert proc.wait(timeout=300) == 0, log.read_text()
     assert not _temporaries(out)
     _assert_equal(name, _outputs(name, out), reference)
