@@ -8,7 +8,7 @@ Every tool in `tools/` ends with
 and keeps `main(args)` raising, so tests and notebooks that call `main(parse_args([...]))` see the exception.
 `run_tool` runs the tool; when it stops on a known error it prints
 
-    error: runs/ucf101/last.pt is not a readable checkpoint (...); runs/ucf101/best.pt is whole (epoch 3): ...
+    error: runs/ucf101/last.pt is truncated or not a torch file (...); runs/ucf101/best.pt is whole (epoch 3): ...
 
 on stderr and returns 2 instead of a traceback, whose last line would have said the same. `--debug` anywhere on the
 command line (every tool takes it; it is removed before `parse_args` sees it) shows the traceback instead. Known:
