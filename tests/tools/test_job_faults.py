@@ -144,9 +144,10 @@ def test_kill_9_then_ctrl_c_then_a_rerun_finishes_with_equal_outputs(job, tmp_pa
     name, tool, root, args, reference = job
     out = tmp_path / "out"
 
-    tag = uuid.uuid4().hex  # kill -9 once a video is finished and both workers are up
+    tag = uuid.uuid4().hex  # kill -9 once a video is finished and both workers are up, plus a random moment
     proc = _start(tool, root, out, args, tag, tmp_path / "killed.log", "--workers", "2")
     _wait_for(lambda: _listed(out) >= 1 and _workers(tag) == 2, proc, tmp_path / "killed.log")
+    time.sleep(np.random.default_rng(sorted(JOBS).index(name)).uniform(0.0, 0.3))  # decoding, computing or writing
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(1.0)
