@@ -14,13 +14,19 @@ Two sampling modes, with their exact frame arithmetic (N = frames of the video a
 Every feature row records its first and last-plus-one real frame (`start_frame`, `end_frame`) and the frame rate, so
 `start_frame / fps` is its time in seconds.
 
+Memory does not grow with the video: frames arrive as chunks (`i3d.inference.frames`: decoded with flow computed on
+the fly, or read from a store) and are held only until their snippet batch has run (at most max(snippet, stride)
+frames plus a chunk), and the whole-video pass runs in overlapping windows of `FeatureOptions.window` frames whose
+kept Mixed_5c steps are the one pass's (`i3d.inference.windows`: about 1 GB of activations per stream at 224 px).
+
     extractor = FeatureExtractor({"rgb": rgb_net, "flow": flow_net}, spec, FeatureOptions(snippet=16, stride=16))
     result = extractor.extract(frames)   # {"rgb": (K, 1024), "flow": (K, 1024)}, starts, ends
+    result = extractor.extract_chunks(video_chunks(reader, spec, extractor.streams))   # a video of any length
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +36,12 @@ from torch import nn
 
 from i3d.data import transforms as T
 from i3d.data.spec import InputSpec
+from i3d.inference.frames import FrameBuffer, array_chunks
+from i3d.inference.windows import MIN_WINDOW, STRIDE, WINDOW, window_plan
+from i3d.models.inception import InceptionI3d
 
 MODES = ("snippets", "video")
 LAST = ("drop", "pad")
-TEMPORAL_STRIDE = 8  # I3D's Mixed_5c step in input frames (three stride-2 stages in time)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class FeatureOptions:
     last: str = "drop"
     batch_size: int = 8  # snippets per forward pass
     logits: bool = False  # the class scores of every row too (per snippet, or per step in video mode)
+    window: int = WINDOW  # frames per forward pass in video mode (i3d.inference.windows); the result is the same
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -55,6 +64,8 @@ class FeatureOptions:
         if self.snippet < 1 or self.stride < 1 or self.batch_size < 1:
             raise ValueError(f"snippet={self.snippet}, stride={self.stride} and batch_size={self.batch_size} must "
                              "be >= 1")  # fmt: skip
+        if self.window < MIN_WINDOW or self.window % STRIDE:
+            raise ValueError(f"window={self.window}: use a multiple of {STRIDE} of at least {MIN_WINDOW} frames")
 
 
 @dataclass
@@ -82,6 +93,10 @@ def snippet_indices(num_frames: int, snippet: int, stride: int, last: str = "dro
     return np.minimum(index, num_frames - 1).reshape(-1, snippet), np.minimum(index[:, -1] + 1, num_frames)
 
 
+class ShortVideoError(ValueError):
+    """A video with no snippet to extract (shorter than one snippet, last="drop"); the message says what to change."""
+
+
 class FeatureExtractor:
     """I3D backbones (one per stream) in eval mode, the input spec they want, and the sampling options."""
 
@@ -93,6 +108,7 @@ class FeatureExtractor:
             raise ValueError(f"nets must map 'rgb' and/or 'flow' to a backbone, got {sorted(nets)}")
         self.nets = {s: net.eval() for s, net in nets.items()}
         self.spec, self.options, self.source = spec, options, source
+        self.peak_frames = 0  # the most frames the last extraction held at once (its memory bound)
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -103,48 +119,111 @@ class FeatureExtractor:
         return next(next(iter(self.nets.values())).parameters()).device
 
     def extract(self, frames: dict[str, np.ndarray], on_batch: Callable[[int], None] | None = None) -> Features:
-        """Features of one video from its frames: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}.
+        """Features of one video from its frames in memory: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}.
 
         Args:
             on_batch: called with the number of clips after each forward pass (progress within long videos).
         """
-        n, h, w = next(iter(frames.values())).shape[:3]
+        return self.extract_chunks(array_chunks(frames), len(next(iter(frames.values()))), on_batch)
+
+    def extract_chunks(self, chunks: Iterable[dict[str, np.ndarray]], num_frames: int | None = None,
+                       on_batch: Callable[[int], None] | None = None) -> Features:  # fmt: skip
+        """Features of one video whose frames arrive as consecutive {stream: (n, H, W, C)} chunks
+        (`i3d.inference.frames`), held only as long as a snippet batch or a window needs them.
+
+        Args:
+            num_frames: the video's length; required in mode="video" (its windows depend on it:
+                `i3d.inference.windows`), checked against the stream when given.
+            on_batch: called with the number of clips (windows in mode="video") after each forward pass.
+
+        Raises:
+            ShortVideoError: no snippet fits and last="drop".
+        """
+        if self.options.mode == "video" and num_frames is None:
+            raise ValueError("mode='video' needs num_frames before the frames arrive (flow.video.count_frames)")
+        buffer = FrameBuffer(chunks)
+        if not buffer.fill(1):
+            raise ValueError("no frames to extract features from")
+        h, w = buffer.shape()
         self.spec.check_frames(h, w)
-        y0, x0 = T.center_crop_origin(h, w, self.spec.crop_size)
-        o = self.options
-        if o.mode == "snippets":
-            indices, ends = snippet_indices(n, o.snippet, o.stride, o.last)
+        origin = T.center_crop_origin(h, w, self.spec.crop_size)
+        if self.options.mode == "snippets":
+            result = self._snippets(buffer, origin, on_batch)
         else:
-            indices = np.arange(n, dtype=np.int64)[None]
-        feats, logits = {}, {}
-        for s in self.streams:
-            feats[s], logits[s] = self._run(s, frames[s], indices, y0, x0, on_batch)
-        if o.mode == "snippets":
-            starts = indices[:, 0]
-        else:  # row t: Mixed_5c steps t and t + 1, each TEMPORAL_STRIDE input frames
-            starts = np.arange(len(next(iter(feats.values()))), dtype=np.int64) * TEMPORAL_STRIDE
-            ends = np.minimum(starts + 2 * TEMPORAL_STRIDE, n)
-        return Features(feats, starts, ends, logits if o.logits else {})
+            result = self._video(buffer, num_frames, origin, on_batch)
+        self.peak_frames = buffer.peak
+        if num_frames is not None and buffer.fill(num_frames + 1) != num_frames:
+            raise ValueError(f"expected {num_frames} frames, the stream had {buffer.end}")
+        return result
+
+    def _snippets(self, buffer: FrameBuffer, origin: tuple[int, int], on_batch) -> Features:
+        """Snippets in order, each taken out of the buffer as soon as its last frame is in, run batch_size at a
+        time; the buffer holds at most max(snippet, stride) frames plus one chunk."""
+        o, pending, rows = self.options, [], []
+        k = 0
+        while buffer.fill(k * o.stride + o.snippet) >= k * o.stride + o.snippet:
+            pending.append(self._inputs(buffer.take(k * o.stride + np.arange(o.snippet)), origin))
+            k += 1
+            buffer.drop(k * o.stride)
+            if len(pending) == o.batch_size:
+                rows.append(self._forward(pending, "snippets", on_batch))
+                pending = []
+        n = buffer.end  # the stream ended: the length is known, and with it the padded last snippet
+        indices, ends = snippet_indices(n, o.snippet, o.stride, o.last)
+        if not len(indices):
+            raise ShortVideoError(f"{n} frames, shorter than one {o.snippet}-frame snippet; use --last pad or a "
+                                  "shorter --snippet")  # fmt: skip
+        for index in indices[k:]:  # at most the padded one
+            pending.append(self._inputs(buffer.take(index), origin))
+        if pending:
+            rows.append(self._forward(pending, "snippets", on_batch))
+        return self._features(rows, indices[:, 0], ends)
+
+    def _video(self, buffer: FrameBuffer, n: int, origin: tuple[int, int], on_batch) -> Features:
+        """The whole video's Mixed_5c map pooled (2, 7, 7) at stride 1, computed window by window
+        (`i3d.inference.windows`; other backbones than I3D in one pass); each window's first kept step is pooled
+        with the previous window's last."""
+        windowed = all(isinstance(net, InceptionI3d) for net in self.nets.values())
+        plan = window_plan(n, self.options.window) if windowed else [(0, n, 0, None)]
+        rows, last = [], {}
+        for start, end, first, stop in plan:
+            buffer.drop(start)
+            if buffer.fill(end) < end:
+                raise ValueError(f"expected {n} frames, the stream ended after {buffer.end}")
+            x = self._inputs(buffer.take(np.arange(start, end)), origin)
+            steps = slice(first - start // STRIDE, stop - start // STRIDE) if len(plan) > 1 else slice(None)
+            rows.append(self._forward([x], "video", on_batch, steps, last))
+        starts = np.arange(sum(len(f[self.streams[0]]) for f, _ in rows), dtype=np.int64) * STRIDE
+        return self._features(rows, starts, np.minimum(starts + 2 * STRIDE, n))
+
+    def _inputs(self, frames: dict[str, np.ndarray], origin: tuple[int, int]) -> dict[str, np.ndarray]:
+        """{stream: (1, C, T, S, S)} model input of one clip's frames: centre crop, normalise."""
+        spec = self.spec
+        return {s: T.stream_input(s, frames[s], *origin, spec.crop_size, normalization=spec.normalization,
+                                  flow_bound=spec.flow_bound) for s in self.streams}  # fmt: skip
 
     @torch.no_grad()
-    def _run(self, stream: str, frames: np.ndarray, indices: np.ndarray, y0: int, x0: int, on_batch=None):
-        """(K, 1024) features (and logits) of `stream` for clips `indices` (K, T), batch_size clips per pass."""
-        net, spec, feats, logits = self.nets[stream], self.spec, [], []
-        size = self.options.batch_size if self.options.mode == "snippets" else 1
-        for b in range(0, len(indices), size):
-            part = indices[b : b + size]
-            x = T.stream_input(stream, frames[part.reshape(-1)], y0, x0, spec.crop_size, clips=len(part),
-                               normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
-            fmap = net.forward_features(torch.from_numpy(x).to(self.device))  # (B, 1024, T', H', W')
-            f, lg = pool(net, fmap, self.options.mode)
-            feats.append(f.float().cpu().numpy())
-            logits.append(lg.float().cpu().numpy())
-            if on_batch is not None:
-                on_batch(len(part))
-        dim = getattr(net, "num_features", 0)
-        if not feats:  # no snippet fits (a video shorter than one snippet, last="drop")
-            return np.zeros((0, dim), np.float32), np.zeros((0, net.num_classes), np.float32)
-        return np.concatenate(feats), np.concatenate(logits)
+    def _forward(self, inputs: list[dict[str, np.ndarray]], mode: str, on_batch, steps: slice = slice(None),
+                 last: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+        """Features and logits {stream: (K, ...)} of a batch of clips; in mode="video" of one window's Mixed_5c
+        `steps`, after the previous window's last step (kept in `last`, updated)."""
+        feats, logits = {}, {}
+        for s, net in self.nets.items():
+            x = torch.from_numpy(np.concatenate([i[s] for i in inputs])).to(self.device)
+            fmap = net.forward_features(x)[:, :, steps]  # (B, 1024, T', H', W')
+            if mode == "video":  # row t pools steps t and t + 1: the previous window's last step comes first
+                previous, last[s] = last.get(s), fmap[:, :, -1:]
+                fmap = fmap if previous is None else torch.cat([previous, fmap], dim=2)
+            f, lg = pool(net, fmap, mode)
+            feats[s], logits[s] = f.float().cpu().numpy(), lg.float().cpu().numpy()
+        if on_batch is not None:
+            on_batch(len(inputs))
+        return feats, logits
+
+    def _features(self, rows: list, starts: np.ndarray, ends: np.ndarray) -> Features:
+        feats = {s: np.concatenate([f[s] for f, _ in rows]) for s in self.streams}
+        logits = {s: np.concatenate([lg[s] for _, lg in rows]) for s in self.streams} if self.options.logits else {}
+        return Features(feats, starts, np.asarray(ends, np.int64), logits)
 
 
 def pool(net: nn.Module, fmap: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
