@@ -22,17 +22,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from flow.extract import get_engine
-from flow.tvl1 import align_flow
+from flow.stream import stream_flow
 from flow.video import VideoError, read_video
 from i3d.checkpoint import model_from_checkpoint
 from i3d.data import transforms as T
 from i3d.data.spec import InputSpec
-from i3d.models import TwoStreamI3D
+from i3d.inference.features import FeatureExtractor, FeatureOptions
+from i3d.inference.frames import count_frames, gather_frames, video_chunks, video_reader
+from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.contracts import contract_for
 from i3d.models.pretrained import i3d_from_file
 from i3d.models.tf_checkpoint import checkpoint_prefix
@@ -158,17 +158,17 @@ def decode(path: str | Path, spec: InputSpec, max_frames: int | None = None) -> 
 
 
 def video_flow(frames: np.ndarray, spec: InputSpec, batch: int = 16) -> np.ndarray:
-    """(N, H, W, 2) float32 TV-L1 flow in pixels of (N, H, W, 3) uint8 RGB frames, one slot per frame.
+    """(N, H, W, 2) float32 TV-L1 flow in pixels of (N, H, W, 3) uint8 RGB frames in memory, one slot per frame:
+    `flow.stream.stream_flow` collected (as `flow.extract` makes the stores: `spec.flow_engine`, `spec.tvl1`,
+    `batch` pairs at a time, `spec.flow_convention`)."""
+    chunks = [f for _, f in stream_flow(frames, spec.flow_engine, spec.tvl1, spec.flow_convention, batch)]
+    return np.concatenate(chunks)
 
-    As `flow.extract` makes the stores: grayscale frames, consecutive pairs to `spec.flow_engine` with `spec.tvl1`,
-    `batch` pairs at a time, the N - 1 pair flows placed by `flow.tvl1.align_flow(spec.flow_convention)`.
-    """
-    eng = get_engine(spec.flow_engine, spec.tvl1)
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-    prev, nxt = gray[:-1], gray[1:]
-    pairs = [eng.calc_pairs(prev[i : i + batch], nxt[i : i + batch]) for i in range(0, len(prev), batch)]
-    pair_flow = np.concatenate(pairs) if pairs else np.zeros((0, *gray.shape[1:], 2), np.float32)
-    return align_flow(pair_flow, len(frames), spec.flow_convention)
+
+def eval_indices(num_frames: int, spec: InputSpec) -> np.ndarray:
+    """(K, T) frame indices of the spec's test clips of a `num_frames` video (`transforms.eval_clip_indices`)."""
+    return T.eval_clip_indices(num_frames, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames,
+                               spec.eval_start)  # fmt: skip
 
 
 def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray | None = None
@@ -180,17 +180,21 @@ def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray 
         streams: which inputs to make ("rgb", "flow").
         flow: (N, H, W, 2) pixels from `video_flow`; computed here when "flow" is wanted and it is None.
     """
-    n, h, w = frames.shape[:3]
-    spec.check_frames(h, w)
-    indices = T.eval_clip_indices(n, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames,  # (K, T)
-                                  spec.eval_start)  # fmt: skip
+    spec.check_frames(*frames.shape[1:3])
+    if "flow" in streams and flow is None:
+        flow = video_flow(frames, spec)
+    return clip_inputs({"rgb": frames, "flow": flow}, eval_indices(len(frames), spec), spec, streams)
+
+
+def clip_inputs(frames: dict[str, np.ndarray], indices: np.ndarray, spec: InputSpec, streams
+                ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """{stream: (K, C, T, S, S) float32} of the clips `indices` (K, T) into `frames` {"rgb", "flow"}: centre crop,
+    normalise (`transforms.stream_input`)."""
+    h, w = frames["rgb" if "rgb" in streams else "flow"].shape[1:3]
     y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
     inputs = {}
     for stream in streams:
-        if stream == "flow" and flow is None:
-            flow = video_flow(frames, spec)
-        source = frames if stream == "rgb" else flow
-        x = T.stream_input(stream, source[indices.reshape(-1)], y0, x0, spec.crop_size, clips=len(indices),
+        x = T.stream_input(stream, frames[stream][indices.reshape(-1)], y0, x0, spec.crop_size, clips=len(indices),
                            normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
         inputs[stream] = torch.from_numpy(x)
     return inputs
@@ -210,21 +214,62 @@ def to_probabilities(logits: torch.Tensor, binary: bool) -> np.ndarray:
 
 @torch.no_grad()
 def predict_frames(predictor: Predictor, frames: np.ndarray, path: str = "") -> Prediction:
-    """Classify decoded frames (from `decode`): clip logits averaged per stream, then fused as the model fuses."""
+    """Classify decoded frames in memory (from `decode`): clip logits averaged per stream, then fused as the model
+    fuses."""
     inputs = video_inputs(frames, predictor.spec, predictor.streams)
-    out = predictor.model(**{s: x.to(predictor.device) for s, x in inputs.items()})  # {name: (K, classes)}
-    logits = {s: x.float().mean(0).cpu().numpy() for s, x in out.items()}
-    probs = to_probabilities(torch.from_numpy(logits["fused"]), predictor.binary)
-    clip_frames = next(iter(inputs.values())).shape[2]
-    return Prediction(str(path), predictor.classes, probs, logits, len(frames), clip_frames)
+    return _classify(predictor, inputs, len(frames), str(path))
 
 
 def predict_video(predictor: Predictor, path: str | Path, max_frames: int | None = None) -> Prediction:
-    """Decode `path` (any format OpenCV reads, GIF included) and classify it; a bad or too small file raises
-    VideoError naming it."""
-    frames = decode(path, predictor.spec, max_frames)
+    """Decode `path` (any format OpenCV reads, GIF included) and classify it in memory that does not grow with the
+    video; a bad or too small file raises VideoError naming it.
+
+    A first decode pass counts the frames, since the test clips depend on the count. Then clip specs
+    (eval_num_frames > 0) decode again keeping only the clips' frames, with flow computed for those alone; whole-
+    video specs (eval_num_frames = 0) stream the video through I3D in windows (`i3d.inference.windows`: the same
+    logits as one pass). A video shorter than the training clip loops in memory, as in eval; whole videos of other
+    backbones than I3D are held in memory.
+    """
+    spec, streams = predictor.spec, predictor.streams
+    n, (h, w) = count_frames(path, spec, max_frames)
     try:
-        predictor.spec.check_frames(*frames.shape[1:3], where=str(path))
+        spec.check_frames(h, w, where=str(path))
     except ValueError as e:
         raise VideoError(str(e)) from None
-    return predict_frames(predictor, frames, str(path))
+    reader = video_reader(path, spec, max_frames)
+    nets = {s: getattr(predictor.model, s) for s in streams}
+    if spec.eval_num_frames == 0 and n >= spec.num_frames and all(isinstance(x, InceptionI3d) for x in nets.values()):
+        return _prediction(predictor, whole_video_logits(predictor, video_chunks(reader, spec, streams), n), str(path),
+                           n, n)  # fmt: skip
+    indices = eval_indices(n, spec)
+    wanted = np.unique(indices)
+    frames = gather_frames(reader, spec, streams, wanted)
+    inputs = clip_inputs(frames, np.searchsorted(wanted, indices), spec, streams)
+    return _classify(predictor, inputs, n, str(path))
+
+
+@torch.no_grad()
+def whole_video_logits(predictor: Predictor, chunks, num_frames: int) -> dict[str, torch.Tensor]:
+    """{stream or "fused": (classes,)} logits of one pass of a whole video, whose `num_frames` frames arrive as
+    chunks (`i3d.inference.frames`), computed in windows: the mean of `FeatureExtractor`'s per-step class scores
+    (mode="video"), which is what I3D's head averages over the Mixed_5c steps."""
+    nets = {s: getattr(predictor.model, s) for s in predictor.streams}
+    extractor = FeatureExtractor(nets, predictor.spec, FeatureOptions(mode="video", logits=True))
+    rows = extractor.extract_chunks(chunks, num_frames).logits  # {stream: (T' - 1, classes)}
+    logits = {s: torch.from_numpy(x).mean(0) for s, x in rows.items()}
+    logits["fused"] = predictor.model.fuse(logits)
+    return logits
+
+
+@torch.no_grad()
+def _classify(predictor: Predictor, inputs: dict[str, torch.Tensor], num_frames: int, path: str) -> Prediction:
+    out = predictor.model(**{s: x.to(predictor.device) for s, x in inputs.items()})  # {name: (K, classes)}
+    clip_frames = next(iter(inputs.values())).shape[2]
+    return _prediction(predictor, {s: x.float().mean(0) for s, x in out.items()}, path, num_frames, clip_frames)
+
+
+def _prediction(predictor: Predictor, logits: dict[str, torch.Tensor], path: str, num_frames: int,
+                clip_frames: int) -> Prediction:  # fmt: skip
+    logits = {s: x.float().cpu().numpy() for s, x in logits.items()}
+    probs = to_probabilities(torch.from_numpy(logits["fused"]), predictor.binary)
+    return Prediction(path, predictor.classes, probs, logits, num_frames, clip_frames)

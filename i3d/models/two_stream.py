@@ -47,8 +47,12 @@ class TwoStreamI3D(nn.Module):
             out[name] = net(x)
         if not out:
             raise ValueError(f"TwoStreamI3D.forward needs at least one of rgb=, flow= (streams: {self.streams})")
-        total = sum(self.fusion_weights[name] for name in out)
-        if total <= 0:
-            raise ValueError(f"fusion weights {self.fusion_weights} give zero total weight for streams {list(out)}")
-        out["fused"] = sum(self.fusion_weights[name] * logits for name, logits in out.items()) / total
+        out["fused"] = self.fuse(out)
         return out
+
+    def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The fusion-weighted mean of the streams' logits {stream: (..., classes)} (a stream's own when alone)."""
+        total = sum(self.fusion_weights[name] for name in logits)
+        if total <= 0:
+            raise ValueError(f"fusion weights {self.fusion_weights} give zero total weight for streams {list(logits)}")
+        return sum(self.fusion_weights[name] * x for name, x in logits.items()) / total

@@ -15,13 +15,17 @@ from flow.engines import make_engine
 from flow.extract import ExtractOptions, extract_store
 from flow.quantize import max_error
 from flow.store import VideoStore
-from flow.video import VideoError, read_video
+from flow.tvl1 import TVL1Params
+from flow.video import VideoError, read_video, write_video
 from i3d.build import build_model_from_config
 from i3d.checkpoint import CheckpointError
 from i3d.config import config_to_dict, load_config
 from i3d.data.dataset import TwoStreamClipDataset
 from i3d.data.spec import InputSpec
+from i3d.inference import frames as frames_module
 from i3d.inference import predict
+from i3d.inference.windows import WINDOW, window_plan
+from i3d.models import InceptionI3d, TwoStreamI3D
 
 CLASSES = ["Clap", "Jump", "Wave"]
 TINY = ["model.num_classes=3", "model.dropout=0", "data.crop_size=32", "data.num_frames=8"]
@@ -144,7 +148,7 @@ def test_short_video_loops_up_to_the_clip_length(predictor, translating_video):
 
 def test_rgb_only_checkpoint_computes_no_flow(tmp_path, translating_video, monkeypatch):
     predictor = predict.from_checkpoint(tiny_checkpoint(tmp_path / "rgb.pt", "rgb", bias=(2.0, 0.0, 0.0)))
-    monkeypatch.setattr(predict, "video_flow", lambda *a, **k: pytest.fail("flow computed for an RGB-only model"))
+    monkeypatch.setattr("i3d.inference.frames.stream_flow", lambda *a, **k: pytest.fail("flow for an RGB-only model"))
     video, _ = translating_video(num_frames=6)
     result = predict.predict_video(predictor, video)
     assert set(result.logits) == {"rgb", "fused"} and result.top(1)[0][0] == "Clap"
@@ -244,3 +248,44 @@ def test_a_video_smaller_than_the_crop_is_a_video_error_naming_it(predictor, tra
     with pytest.raises(VideoError, match=r"small.avi: 24x30 frames \(short side native\) are smaller than the "
                                          r"model's 32-px crop"):  # fmt: skip
         predict.predict_video(native, video)
+
+
+@pytest.fixture(scope="module")
+def tiny_two_stream() -> TwoStreamI3D:
+    torch.manual_seed(0)
+    return TwoStreamI3D(InceptionI3d(3, in_channels=3), InceptionI3d(3, in_channels=2), weights=(1.0, 2.0)).eval()
+
+
+# frames of 8x10 px: what is checked here is time (which frames, which windows), so space is as small as I3D allows
+FAST = TVL1Params(nscales=1, warps=2, outer_iterations=2, inner_iterations=5)
+
+
+def test_a_whole_video_longer_than_a_window_streams_to_the_one_pass_logits(tiny_two_stream, tmp_path):
+    spec = InputSpec(short_side=8, crop_size=8, num_frames=8, eval_num_frames=0, tvl1=FAST)
+    predictor = predict.Predictor(tiny_two_stream, CLASSES, spec)
+    texture = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    video = tmp_path / "long.avi"
+    write_video(video, [np.roll(texture, t // 3, axis=1) for t in range(WINDOW + 45)], fps=25.0)
+    assert len(window_plan(WINDOW + 45)) == 2
+    streamed = predict.predict_video(predictor, video)
+    in_memory = predict.predict_frames(predictor, predict.decode(video, spec))  # one pass of the whole video
+    assert (streamed.num_frames, streamed.clip_frames) == (in_memory.num_frames, in_memory.clip_frames) == (301, 301)
+    for name in ("rgb", "flow", "fused"):
+        np.testing.assert_allclose(streamed.logits[name], in_memory.logits[name], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(streamed.probs, in_memory.probs, atol=1e-6)
+
+
+def test_test_clips_decode_only_their_frames_and_their_flow(tiny_two_stream, tmp_path, monkeypatch):
+    spec = InputSpec(short_side=8, crop_size=8, num_frames=8, eval_num_frames=8, eval_num_clips=2, tvl1=FAST)
+    predictor = predict.Predictor(tiny_two_stream, CLASSES, spec)
+    frames = np.random.default_rng(1).integers(0, 256, (60, 8, 10, 3), dtype=np.uint8)
+    video = tmp_path / "clip.avi"
+    write_video(video, frames, fps=25.0)
+    flowed = []
+    real = frames_module.stream_flow
+    monkeypatch.setattr(frames_module, "stream_flow", lambda f, *a: flowed.append(len(f)) or real(f, *a))
+    streamed = predict.predict_video(predictor, video)
+    assert sorted(flowed) == [9, 9]  # clips 13-20 and 39-46, each with the frame before its first
+    in_memory = predict.predict_frames(predictor, predict.decode(video, spec))
+    for name in ("rgb", "flow", "fused"):
+        np.testing.assert_allclose(streamed.logits[name], in_memory.logits[name], rtol=1e-6, atol=1e-6)
