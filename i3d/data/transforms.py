@@ -149,6 +149,21 @@ def normalize_rgb(frames: np.ndarray, kind: str = "i3d", channel_axis: int = -1)
     return x
 
 
+def denormalize_rgb(x: np.ndarray, kind: str = "i3d", channel_axis: int = -1) -> np.ndarray:
+    """Inverse of `normalize_rgb`: model input back to uint8 0-255 (rounded, clipped), the same shape, to look at."""
+    x = np.asarray(x, np.float32)
+    if kind == "i3d":
+        x = (x + 1.0) * 127.5
+    elif kind in ("imagenet", "kinetics"):
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if kind == "imagenet" else (KINETICS_MEAN, KINETICS_STD)
+        shape = [1] * x.ndim
+        shape[channel_axis] = 3
+        x = (x * np.asarray(std, np.float32).reshape(shape) + np.asarray(mean, np.float32).reshape(shape)) * 255.0
+    elif kind != "none":
+        raise ValueError(f"unknown RGB normalization {kind!r}; choose one of {NORMALIZATIONS}")
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
 def normalize_flow(flow_px: np.ndarray, bound: float) -> np.ndarray:
     """Flow in pixels -> C-contiguous float32 clip(flow, -bound, bound) / bound in [-1, 1] (any input layout).
 
