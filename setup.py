@@ -23,6 +23,8 @@ setup(
         "hdf5plugin>=4.1",
         "joblib>=1.3",
         "tensorboard>=2.14",
+        # confusion matrices: tools/eval.py's PNG and the training run's TensorBoard picture (i3d.evaluate)
+        "matplotlib>=3.7",
         "pillow>=9",
         "tqdm>=4.60",
         "pyyaml>=6",
@@ -43,7 +45,6 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.9",
             "ipykernel>=6",
-            "matplotlib>=3.7",
             "scikit-image>=0.21",  # ships real photographs with faces (astronaut, camera): the face-crop tests
         ],
     },

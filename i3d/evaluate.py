@@ -171,8 +171,9 @@ def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int
     return cm
 
 
-def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
-    """Row-normalised confusion matrix as a PNG (matplotlib's Agg backend: no display needed)."""
+def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = ""):
+    """Row-normalised confusion matrix as a matplotlib figure (Agg backend: no display needed); the caller closes
+    it (TensorBoard's `add_figure` does)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,11 +192,25 @@ def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | P
     ax.set_title(title)
     fig.colorbar(im, fraction=0.046)
     fig.tight_layout()
+    return fig
+
+
+def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """`confusion_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(cm, class_names, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def fused_confusion(clip_preds: Predictions, fusion_weights: Mapping[str, float], num_classes: int) -> np.ndarray:
+    """The video-level confusion matrix of the fused logits (what results_confusion.png shows)."""
+    videos = video_level(clip_preds)
+    return confusion_matrix(predicted_classes(fuse(videos.logits, fusion_weights)), videos.labels, num_classes)
 
 
 def save_predictions(path: str | Path, preds: Predictions, class_names: Sequence[str] = ()) -> Path:
@@ -224,8 +239,7 @@ def write_report(out_json: str | Path, clip_preds: Predictions, fusion_weights: 
     num_classes = len(class_names)
     results = compute_results(clip_preds, fusion_weights, num_classes)
     videos = video_level(clip_preds)
-    fused = fuse(videos.logits, fusion_weights)
-    cm = confusion_matrix(predicted_classes(fused), videos.labels, num_classes)
+    cm = fused_confusion(clip_preds, fusion_weights, num_classes)
     stem = out_json.with_suffix("")
     png = save_confusion_png(cm, class_names, f"{stem}_confusion.png", title=f"fused, {len(videos)} videos")
     npz = save_predictions(f"{stem}_predictions.npz", clip_preds, class_names)

@@ -10,7 +10,8 @@ same clips; one optimiser step updates both. Everything is a plain function:
 `train_one_epoch(..., loss_fn=...)` and `train_epochs(cfg, out_dir, Run(...))` are also what knowledge distillation
 (i3d/distill_train.py) trains with: a `Run` says what is trained, validated and saved, a `loss_fn` what is minimised.
 Around this file: i3d/build.py (config -> model, contract check, optimiser), i3d/loaders.py (config -> DataLoaders),
-i3d/checkpoint.py (atomic files, RNG states), i3d/distributed.py (device, DDP, all-reduce), i3d/losses.py.
+i3d/checkpoint.py (atomic files, RNG states), i3d/distributed.py (device, DDP, all-reduce), i3d/losses.py,
+i3d/board.py (TensorBoard: the curves, each epoch's input clips and the validation confusion matrix as pictures).
 
 Runs on CPU or CUDA, and under `torchrun` with DistributedDataParallel (gloo on CPU, nccl on CUDA; rank 0 writes).
 
@@ -37,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from i3d import board
 from i3d import evaluate as ev
 from i3d.build import build_model_from_config, build_optimizer, check_batch_norm_input, check_input_contract
 from i3d.checkpoint import (
@@ -48,7 +50,7 @@ from i3d.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from i3d.config import Config, config_to_dict, save_config
+from i3d.config import Config, config_to_dict
 from i3d.data.cutmix import cutmix
 from i3d.distributed import all_reduce, broadcast_buffers, setup_device, world_size, wrap_ddp
 from i3d.distributed import rank as process_rank
@@ -191,6 +193,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
                leave=False)  # fmt: skip
     for i, batch in enumerate(bar):
         meter.start_batch()
+        if i == 0 and writer is not None:  # once per epoch: a few clips as the model receives them
+            board.log_inputs(writer, batch, cfg.data.normalization, step)
         sync = (i + 1) % accum == 0 or i + 1 == len(loader)
         with nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
             with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
@@ -205,7 +209,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
         metrics = batch_metrics(outputs, losses, labels)
         clips_per_s = meter.end_batch(metrics, len(labels))
         if writer is not None and sync and step % cfg.train.log_every == 0:
-            _log_step(writer, metrics, optimizer, step, clips_per_s, meter.wait_frac)
+            board.log_step(writer, metrics, optimizer, step, clips_per_s, meter.wait_frac)
             if lines:
                 log.info("epoch %d batch %d/%d step %d: %s; %.1f clips/s, data wait %.0f%%", epoch + 1, i + 1,
                          len(loader), step, ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items()),
@@ -224,21 +228,22 @@ def optimizer_step(model: nn.Module, optimizer, scaler, clip_grad_norm: float) -
     optimizer.zero_grad(set_to_none=True)
 
 
-def _log_step(writer, metrics: dict, optimizer, step: int, clips_per_s: float, wait_frac: float) -> None:
-    for key, value in metrics.items():
-        writer.add_scalar(f"train/{key}", value, step)
-    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-    writer.add_scalar("train/clips_per_s", clips_per_s, step)
-    writer.add_scalar("train/data_wait_frac", wait_frac, step)
-
-
 def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:
     """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}}, gathered over ranks."""
+    return validation_results(gather_predictions(model, loader, cfg, device), cfg)
+
+
+def gather_predictions(model, loader, cfg: Config, device: torch.device) -> ev.Predictions:
+    """Every clip's logits of `loader`, from every rank."""
     preds = ev.predict(model, loader, device, amp_dtype(cfg, device))
     if torch.distributed.is_initialized():
         parts = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(parts, preds)
         preds = ev.Predictions.concatenate(parts)
+    return preds
+
+
+def validation_results(preds: ev.Predictions, cfg: Config) -> dict:
     weights = dict(zip(("rgb", "flow"), cfg.model.fusion_weights, strict=True))
     return ev.compute_results(preds, weights, cfg.model.num_classes)
 
@@ -316,15 +321,17 @@ def train_epochs(cfg: Config, out_dir: Path, run: Run, *, resume: bool = False) 
     if resume:
         start_epoch, step, best, history = _resume(out_dir / "last.pt", run, *opt)
     model = wrap_ddp(run.model, run.device, cfg.train.seed + run.rank, resume) if run.world > 1 else run.model
-    writer = tensorboard_writer(out_dir, cfg) if run.rank == 0 else None
+    writer = board.tensorboard_writer(out_dir, cfg) if run.rank == 0 else None
     for epoch in range(start_epoch, cfg.train.epochs):
         stats = _train_epoch(model, run, cfg, opt, epoch=epoch, step=step, writer=writer, out_dir=out_dir)
         step = stats.pop("step")
-        val = _validate(run, cfg, epoch)
+        val, preds = _validate(run, cfg, epoch)
         is_best, best = val_score(val) > best, max(best, val_score(val))
         history.append({"epoch": epoch + 1, "step": step, "train": stats, "val": val})
         if run.rank == 0:
-            log_epoch(writer, stats, val, step, epoch)
+            board.log_epoch(writer, stats, val, step, epoch)
+            if preds is not None:
+                board.log_confusion(writer, preds, cfg, run.extra.get("classes"), step)
             save_checkpoint(out_dir / "last.pt", _checkpoint(cfg, run, opt, epoch + 1, step, best, history))
             if is_best:
                 copy_atomic(out_dir / "last.pt", out_dir / "best.pt")
@@ -345,13 +352,15 @@ def _train_epoch(model, run: Run, cfg: Config, opt: tuple, *, epoch: int, step: 
         raise NonFiniteLossError(f"{e}; the last good checkpoint is kept: {kept}") from None
 
 
-def _validate(run: Run, cfg: Config, epoch: int) -> dict:
-    """Validation of `run.net` every train.eval_every epochs and after the last one; {} in between."""
+def _validate(run: Run, cfg: Config, epoch: int) -> tuple[dict, ev.Predictions | None]:
+    """Validation of `run.net` every train.eval_every epochs and after the last one: (metrics, clip predictions);
+    ({}, None) in between."""
     if (epoch + 1) % cfg.train.eval_every != 0 and epoch + 1 != cfg.train.epochs:
-        return {}
+        return {}, None
     if run.world > 1:  # rank 0's batch-norm statistics on every rank, as DDP's next forward would broadcast them
         broadcast_buffers(run.net)
-    return evaluate(run.net, run.val_loader, cfg, run.device)
+    preds = gather_predictions(run.net, run.val_loader, cfg, run.device)
+    return validation_results(preds, cfg), preds
 
 
 def _checkpoint(cfg: Config, run: Run, opt: tuple, epoch: int, step: int, best: float, history: list) -> dict:
@@ -377,26 +386,3 @@ def _resume(path: Path, run: Run, optimizer, scheduler, scaler) -> tuple[int, in
     set_rng_state(ckpt["rng"])
     best = ckpt.get("best_score", ckpt.get("best_top1", -math.inf))  # runs from before binary heads saved best_top1
     return ckpt["epoch"], ckpt["step"], best, ckpt["history"]
-
-
-def tensorboard_writer(out_dir: Path, cfg: Config):
-    """Save the resolved config as out_dir/config.yaml and open a SummaryWriter on out_dir/tb."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    save_config(cfg, out_dir / "config.yaml")
-    return SummaryWriter(str(out_dir / "tb"))
-
-
-def log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
-    """The epoch's means (epoch/<key>) and validation metrics (val/<key>_<stream>) to TensorBoard and the log."""
-    for key, value in stats.items():
-        writer.add_scalar(f"epoch/{key}", value, step)
-    for stream, metrics in val.items():  # top1, top5, mean_class_acc, loss; or log_loss, auc, accuracy (binary)
-        for key, value in metrics.items():
-            if key not in ("num", "clip", "positive_rate"):
-                writer.add_scalar(f"val/{key}_{stream}", value, step)
-    writer.flush()
-    headline = "log_loss" if "log_loss" in val.get("fused", {}) else "top1"
-    log.info("epoch %d step %d: %s; val %s %s", epoch + 1, step,
-             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), headline,
-             {s: round(m[headline], 4) for s, m in val.items()})  # fmt: skip

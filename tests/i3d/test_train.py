@@ -7,6 +7,7 @@ covered by `build_model_from_config` here and by tests/tools/test_train_eval_cli
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,9 @@ import torch.nn.functional as F
 from conftest import run_torchrun
 from torch import nn
 
+from common.pictures import GAP, LINE
 from flow.store import write_store
-from i3d import build, loaders, train
+from i3d import board, build, loaders, train
 from i3d import checkpoint as ckpt_io
 from i3d.config import load_config
 from i3d.models import InceptionI3d, TwoStreamI3D
@@ -127,6 +129,23 @@ def test_fit_learns_and_writes_run_folder(dataset, tmp_path, caplog):
     first_perfect = min(h["epoch"] for h in history if h["val"]["fused"]["top1"] == 1)
     assert best["best_top1"] == 1.0 and best["epoch"] == first_perfect
     assert not list(run.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+def test_tensorboard_shows_each_epochs_input_clips_and_confusion_matrix(dataset, tmp_path, one_torch_thread):
+    cfg = tiny_cfg(dataset, "train.epochs=2", "data.flip=true", "train.eval_every=1", "train.batch_size=6")
+    train.fit(cfg, tmp_path / "run", model=tiny_model())
+    tb = tmp_path / "run" / "tb"
+    inputs = board.read_images(tb, "inputs/clips")
+    assert [step for step, _ in inputs] == [0, 2]  # the first step of each epoch, nothing per step
+    # 4 clips of the batch of 6, each: a caption of two lines, then RGB over flow, 8 frames of the 32-px crop enlarged
+    # to 64 px: 8 * 64 + 7 gaps of 4 px wide
+    clip = 2 * LINE + 2 + 64 + GAP + 64
+    assert inputs[0][1].shape == (4 * clip + 3 * 8, 8 * 64 + 7 * GAP, 3)
+    assert not np.array_equal(inputs[0][1], inputs[1][1])  # another epoch, other crops
+    confusion = board.read_images(tb, "val/confusion_fused")
+    assert [step for step, _ in confusion] == [2, 4] and min(confusion[0][1].shape[:2]) > 200
+    board.image_to_png(tb, "inputs/clips", tmp_path / "inputs.png")
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(tmp_path / "inputs.png")), cv2.COLOR_BGR2RGB), inputs[1][1])
 
 
 def _equal_state(a: dict, b: dict) -> bool:
