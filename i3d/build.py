@@ -1,7 +1,7 @@
 """The run config turned into the model, its input contract, the optimiser and the learning-rate schedule.
 
-    build_model_from_config(cfg) -> TwoStreamI3D: build_backbone per stream (I3D, or a zoo model), pretrained init
-    check_input_contract(cfg): the RGB input against the model's published one (i3d.models.contracts)
+    build_model_from_config(cfg) -> TwoStreamI3D: build_backbone per stream (its i3d.models.zoo entry), pretrained init
+    check_input_contract(cfg): the RGB input against the model's published one (i3d.models.zoo.contract_for)
     check_batch_norm_input(cfg, model): every BatchNorm gets more than one value per channel at train.batch_size
     build_optimizer(cfg, model, steps_per_epoch) -> (SGD, LambdaLR of lr_factor)
 
@@ -17,29 +17,23 @@ import torch
 from torch import nn
 
 from i3d.config import Config, ConfigError, OptimConfig, StreamConfig
-from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.contracts import CONTRACTS
-from i3d.models.pretrained import load_pretrained, load_zoo_pretrained
+from i3d.models import TwoStreamI3D
 from i3d.models.tf_checkpoint import checkpoint_prefix
-from i3d.models.zoo import build_model
+from i3d.models.zoo import MODELS, build_model, model_entry
 
 log = logging.getLogger(__name__)
 IN_CHANNELS = {"rgb": 3, "flow": 2}
 
 
 def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: float) -> nn.Module:
-    """One stream's net, initialised from `scfg.pretrained` when given (a different class count resets the head)."""
-    if scfg.name == "i3d":  # built here rather than by the zoo: the zoo's builder takes no dropout
-        net = InceptionI3d(num_classes=num_classes, in_channels=IN_CHANNELS[stream], dropout=dropout)
-    else:
-        net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream])
+    """One stream's net from its zoo entry, initialised from `scfg.pretrained` when given (a different class count
+    resets the head)."""
+    net = build_model(scfg.name, num_classes, in_channels=IN_CHANNELS[stream], dropout=dropout)
     if scfg.pretrained:
         if not Path(scfg.pretrained).is_file() and checkpoint_prefix(scfg.pretrained) is None:  # or TF's model.ckpt
             raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
-        if scfg.name == "i3d":  # keeps a fresh head of another size
-            load_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix, rgb_to_flow=scfg.rgb_to_flow)
-        else:  # torchvision / kenshohara / ours; averages RGB stem filters for a flow net by itself
-            load_zoo_pretrained(net, scfg.pretrained, prefix=scfg.pretrained_prefix)
+        model_entry(scfg.name).load_weights(net, scfg.pretrained, prefix=scfg.pretrained_prefix,
+                                            rgb_to_flow=scfg.rgb_to_flow)  # fmt: skip
     return net
 
 
@@ -59,11 +53,11 @@ def build_model_from_config(cfg: Config) -> TwoStreamI3D:
 def check_input_contract(cfg: Config) -> None:
     """Refuse an RGB normalisation other than the model's contract (a silent mix-up); log another crop size."""
     name, d = cfg.model.rgb.name, cfg.data
-    base = CONTRACTS.get(name)
-    if "rgb" not in cfg.model.streams or base is None:
+    if "rgb" not in cfg.model.streams or name not in MODELS:
         return
+    base = MODELS[name].contract
     if d.normalization != base.normalization:
-        raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.contracts) but "
+        raise ConfigError(f"model.rgb.name={name} takes {base.normalization!r} input (i3d.models.zoo) but "
                           f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
     if d.crop_size != base.crop_size:
         log.warning("data.crop_size=%d differs from %s's contract (%d px); tools feed the checkpoint its %d px",

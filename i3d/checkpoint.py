@@ -6,7 +6,7 @@ One checkpoint is one dict (STYLE point 12), written by `i3d.train.fit` and `i3d
      "config": the resolved config as a plain dict, "classes", "input_spec": InputSpec.to_dict(), "best_score",
      "history", ...}
 
-    read_checkpoint(path)                 the one reader (pretrained.torch_load); CheckpointError names the file
+    read_checkpoint(path)                 the one reader (weights_io.torch_load); CheckpointError names the file
     model_from_checkpoint(path)           -> (model in eval mode, InputSpec, class names, Config, the dict)
     load_checkpoint(path)                 a resumable checkpoint (optimiser, RNG, ... present); for a damaged last.pt
                                           the error says whether best.pt beside it is whole and how to go on from it
@@ -34,8 +34,8 @@ from common.files import remove_temps, write_atomic
 from i3d.build import build_model_from_config
 from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
 from i3d.data.spec import InputSpec, InputSpecError
-from i3d.models.contracts import CONTRACTS
-from i3d.models.pretrained import WeightsError, holds_objects, short_reason, torch_load
+from i3d.models.weights_io import WeightsError, holds_objects, short_reason, torch_load
+from i3d.models.zoo import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def checkpoint_spec(ckpt: dict, cfg: Config, path: str | Path = "checkpoint") ->
             raise CheckpointError(f"{path}: its input_spec cannot be read ({e})") from e
     d = cfg.data
     legacy = ckpt.get("input_contract") or {}
-    base = CONTRACTS.get(cfg.model.rgb.name, CONTRACTS["i3d"])
+    base = MODELS.get(cfg.model.rgb.name, MODELS["i3d"]).contract
     short_side = legacy.get("short_side") or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
     spec = InputSpec(short_side=short_side, crop_size=d.crop_size, num_frames=d.num_frames,
                      eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips, eval_start=d.eval_start,

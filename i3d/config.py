@@ -30,10 +30,10 @@ class ConfigError(ValueError):
 class StreamConfig:
     """One stream's backbone and where its initial weights come from."""
 
-    name: str = "i3d"  # a name of i3d.models.zoo.build_model ('i3d' = DeepMind's InceptionI3d)
-    pretrained: str = ""  # i3d.models.pretrained weights ("" = random init); another class count resets the head
+    name: str = "i3d"  # a key of i3d.models.zoo.MODELS ('i3d' = DeepMind's InceptionI3d)
+    pretrained: str = ""  # weights for the zoo entry's loader ("" = random init); another class count resets the head
     pretrained_prefix: str = ""  # e.g. "rgb." to pick one stream out of one of our two-stream checkpoints
-    rgb_to_flow: bool = False  # I3D flow stream from RGB weights: first-conv filters averaged over colour
+    rgb_to_flow: bool = False  # flow stream from RGB weights: first-conv filters averaged over colour
     lr_scale: float = 1.0  # this stream learns at optim.lr x lr_scale (a pretrained and a scratch stream differ)
 
 
@@ -41,7 +41,7 @@ class StreamConfig:
 class ModelConfig:
     streams: tuple[str, ...] = STREAMS  # which streams to build and train: ("rgb",), ("flow",) or both
     num_classes: int = 400  # 1 = a binary head: one logit, BCE, P(positive class) = sigmoid
-    dropout: float = 0.5  # before the logits layer, as in DeepMind's I3D
+    dropout: float = 0.5  # before the classifier of every zoo model, as in DeepMind's I3D
     # BatchNorm running-statistics momentum of every layer; 0 keeps each architecture's own (I3D 0.01, torchvision
     # 0.1). Runs of ~1000 steps want 0.1: a 100-step average lags behind weights that are still moving fast.
     bn_momentum: float = 0.0

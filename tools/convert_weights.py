@@ -20,7 +20,8 @@ import torch
 
 from common.cli import run_tool
 from common.files import write_atomic
-from i3d.models.pretrained import i3d_from_file, state_dict_to_piergiaj
+from i3d.models.pretrained import i3d_from_file
+from i3d.models.weight_formats import state_dict_to_piergiaj
 
 
 def parse_args(argv=None) -> argparse.Namespace:

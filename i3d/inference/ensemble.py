@@ -35,8 +35,8 @@ from i3d.checkpoint import CheckpointError, model_from_checkpoint
 from i3d.data.spec import InputSpec
 from i3d.inference.foreign import BINARY_CLASSES, load_foreign
 from i3d.inference.predict import to_probabilities, video_flow, video_inputs
-from i3d.models.contracts import CONTRACTS
-from i3d.models.pretrained import WeightsError
+from i3d.models.weights_io import WeightsError
+from i3d.models.zoo import MODELS
 
 
 class EnsembleError(ValueError):
@@ -90,16 +90,16 @@ class EnsembleResult:
 def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
     """Split "[TYPE:]PATH[:WEIGHT]" into (type or None, path, weight).
 
-    TYPE is a zoo model name (`i3d.models.contracts.CONTRACTS`: i3d, res34, mc3_112, ...) for a weight file of
+    TYPE is a zoo model name (`i3d.models.zoo.MODELS`: i3d, res34, mc3_112, ...) for a weight file of
     another codebase (`i3d.inference.foreign`); without it PATH is one of our checkpoints. A suffix that is not a
     number stays part of the path.
     """
     model_type, sep, rest = spec.partition(":")
     looks_like_type = len(model_type) > 1 and model_type.isidentifier() and not Path(model_type).exists()  # not C:/
-    if sep and model_type not in CONTRACTS and looks_like_type:
-        raise EnsembleError(f"--model {spec}: unknown model type {model_type!r}; use one of {sorted(CONTRACTS)}, or "
+    if sep and model_type not in MODELS and looks_like_type:
+        raise EnsembleError(f"--model {spec}: unknown model type {model_type!r}; use one of {sorted(MODELS)}, or "
                             "give one of our checkpoints without a type")  # fmt: skip
-    if not (sep and model_type in CONTRACTS):
+    if not (sep and model_type in MODELS):
         model_type, rest = None, spec
     path, sep, tail = rest.rpartition(":")
     if sep and path:

@@ -6,9 +6,9 @@ exact conversion: softmax over (z_REAL, z_FAKE) gives P(FAKE) = sigmoid(z_FAKE -
 in the same features, so the one-logit head is w_FAKE - w_REAL and b_FAKE - b_REAL.
 
 Their J3D for 112-px crops (a 7x3x3 stem) is recognised by its stem and built as `InceptionI3d(input_size=112)`.
-Each type is fed as its authors fed it (`foreign_spec`): the type's published input (`i3d.models.contracts`), every
-frame of the face-crop video at its own rate (fps 0), and the first `num_frames` frames, as their inference did;
-`sampling="centre"` and `clips=K` choose I3D's protocol instead.
+Each type is fed as its authors fed it (`foreign_spec`): the type's published input (`i3d.models.zoo.contract_for`),
+every frame of the face-crop video at its own rate (fps 0), and the first `num_frames` frames, as their inference
+did; `sampling="centre"` and `clips=K` choose I3D's protocol instead.
 
     member = load_foreign("mc3_112", "mc3_18_112.model", class_order=("FAKE", "REAL"))
 """
@@ -24,14 +24,9 @@ from torch import nn
 
 from i3d.data.spec import InputSpec
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.contracts import CONTRACTS, contract_for
-from i3d.models.pretrained import (
-    WeightsError,
-    i3d_from_file,
-    load_zoo_pretrained,
-    read_zoo_state_dict,
-)
-from i3d.models.zoo import build_model
+from i3d.models.pretrained import i3d_from_file, read_zoo_state_dict
+from i3d.models.weights_io import WeightsError
+from i3d.models.zoo import MODELS, build_model, contract_for
 
 log = logging.getLogger(__name__)
 BINARY_CLASSES = ("REAL", "FAKE")  # ours: index 1 is the positive class, P(FAKE) = sigmoid(logit)
@@ -47,8 +42,8 @@ def foreign_spec(model_type: str, sampling: str = "first", clips: int = 1) -> In
 
 def load_two_class(model_type: str, path: str | Path) -> nn.Module:
     """A `model_type` backbone with the file's own head (2 outputs, or 1), every tensor checked."""
-    if model_type not in CONTRACTS:
-        raise WeightsError(f"unknown model type {model_type!r} for {path}; use one of {sorted(CONTRACTS)}")
+    if model_type not in MODELS:
+        raise WeightsError(f"unknown model type {model_type!r} for {path}; use one of {sorted(MODELS)}")
     if model_type == "i3d":  # their J3D, for 224 or (a 7x3x3 stem) 112 px
         net, _fmt = i3d_from_file(path)
         _check_outputs(net.num_classes, path)
@@ -56,7 +51,7 @@ def load_two_class(model_type: str, path: str | Path) -> nn.Module:
     outputs = _zoo_outputs(path)
     _check_outputs(outputs, path)
     net = build_model(model_type, num_classes=outputs)
-    reset = load_zoo_pretrained(net, path)
+    reset = MODELS[model_type].load_weights(net, path)
     if reset:  # the head was not in the file: P(FAKE) would come from random weights
         raise WeightsError(f"{path}: no classifier for a {model_type} in it ({reset} left at random)")
     return net

@@ -33,9 +33,9 @@ from i3d.data.spec import InputSpec
 from i3d.inference.features import FeatureExtractor, FeatureOptions
 from i3d.inference.frames import count_frames, gather_frames, video_chunks, video_reader
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.contracts import contract_for
 from i3d.models.pretrained import i3d_from_file
 from i3d.models.tf_checkpoint import checkpoint_prefix
+from i3d.models.zoo import contract_for
 
 # DeepMind's kinetics-i3d label_map.txt and label_map_600.txt: the Kinetics classes in the order of the released
 # weights' outputs, picked by the model's class count

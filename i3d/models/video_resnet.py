@@ -13,7 +13,7 @@ Four families, one class:
 (`stem.0.weight`, `layer1.0.conv1.0.weight`, `fc.weight`) and torchvision's Kinetics-400 files load unchanged.
 
 Hara et al.'s ResNet-34 differs from torchvision's R3D in three places, all reproduced here so their Kinetics
-checkpoints map one to one (see `i3d.models.pretrained.load_kenshohara`):
+checkpoints map one to one (see `i3d.models.weight_formats.kenshohara_to_torchvision`):
 - stem: conv 7x7x7, stride (1, 2, 2), padding 3 -> BN -> ReLU -> max-pool 3x3x3, stride 2 (halves T as well);
 - shortcut "A" (resnet-34-kinetics.pth, the file the DFDC solution fine-tuned): where the shape changes, the
   identity is subsampled by 2 in T, H, W and zero-padded in channels, no parameters. Their later checkpoints
@@ -157,7 +157,7 @@ class VideoResNet3D(VideoResNet):
 
 
 def r3d_18(num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0) -> VideoResNet3D:
-    """R3D-18: every conv 3x3x3 (torchvision's `r3d_18`; Kinetics-400 weights load with `i3d.models.pretrained`)."""
+    """R3D-18: every conv 3x3x3 (torchvision's `r3d_18`; its Kinetics-400 file loads unchanged)."""
     return VideoResNet3D(BasicBlock, [Conv3DSimple] * 4, [2, 2, 2, 2], BasicStem, num_classes, in_channels, dropout)
 
 

@@ -9,7 +9,7 @@ import torch
 from conftest import load_script
 
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.pretrained import WeightsError
+from i3d.models.weights_io import WeightsError
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "convert_weights.py"
 

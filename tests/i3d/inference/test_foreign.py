@@ -11,13 +11,14 @@ from i3d.inference import ensemble as en
 from i3d.inference.foreign import binary_head, foreign_spec, load_two_class
 from i3d.inference.predict import video_inputs
 from i3d.models import InceptionI3d
-from i3d.models.pretrained import WeightsError, state_dict_to_piergiaj
+from i3d.models.weight_formats import state_dict_to_piergiaj
+from i3d.models.weights_io import WeightsError
 from i3d.models.zoo import build_model
 
 TYPES = ("i3d", "res34", "mc3_112", "mc3_224", "r2p1_112")
 SMALL = dict(short_side=40, crop_size=32, num_frames=8, eval_num_frames=8)  # the conversion does not depend on size
 
-# torchvision / our video-ResNet names -> kenshohara's (the inverse of pretrained.kenshohara_to_torchvision)
+# torchvision / our video-ResNet names -> kenshohara's (the inverse of weight_formats.kenshohara_to_torchvision)
 _TO_KENSHOHARA = ((r"^stem\.0\.weight$", "conv1.weight"), (r"^stem\.1\.(.+)$", r"bn1.\1"),
                   (r"^(layer\d\.\d+)\.conv([12])\.0\.weight$", r"\1.conv\2.weight"),
                   (r"^(layer\d\.\d+)\.conv([12])\.1\.(.+)$", r"\1.bn\2.\3"))  # fmt: skip

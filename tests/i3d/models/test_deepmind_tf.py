@@ -15,8 +15,9 @@ from i3d.config import StreamConfig
 from i3d.inference import predict
 from i3d.models import InceptionI3d
 from i3d.models.deepmind_tf import index_shapes, name_map, our_name, read_deepmind_tf
-from i3d.models.pretrained import WeightsError, load_pretrained, read_state_dict
+from i3d.models.pretrained import load_pretrained, read_state_dict
 from i3d.models.tf_checkpoint import Bundle, read_index
+from i3d.models.weights_io import WeightsError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEEPMIND = FIXTURES / "kinetics_i3d"  # the five .index files of deepmind/kinetics-i3d's data/checkpoints

@@ -11,14 +11,9 @@ import torchvision
 from PIL import Image, ImageSequence
 
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.pretrained import (
-    WeightsError,
-    inflate_from_2d,
-    load_numpy_pickle,
-    load_pretrained,
-    read_state_dict,
-    read_zoo_state_dict,
-)
+from i3d.models.pretrained import load_pretrained, read_state_dict, read_zoo_state_dict
+from i3d.models.weight_formats import inflate_from_2d
+from i3d.models.weights_io import WeightsError, load_numpy_pickle
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Loading torchvision and kenshohara checkpoints into the zoo (fake checkpoints built here; nothing downloads)."""
+"""Loading torchvision, kenshohara and our checkpoints into the video ResNets (fake files built here; nothing
+downloads)."""
 
 import pytest
 import torch
@@ -6,14 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import video as tv
 
-from i3d.models.pretrained import (
-    WeightsError,
-    kenshohara_to_torchvision,
-    load_kenshohara,
-    load_torchvision_video,
-    load_zoo_pretrained,
-)
+from i3d.models.pretrained import load_video_resnet
 from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
+from i3d.models.weight_formats import kenshohara_to_torchvision
+from i3d.models.weights_io import WeightsError
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(r3d_18, tv.r3d_18), (mc3_18, tv.mc3_18), (r2plus1d_18, tv.r2plus1d_18)])
@@ -23,7 +20,7 @@ def test_torchvision_state_dict_loads_and_reproduces_logits(tmp_path, ours, thei
     path = tmp_path / "kinetics.pth"
     torch.save(reference.state_dict(), path)
     model = ours(num_classes=400)
-    assert load_torchvision_video(model, path) == []
+    assert load_video_resnet(model, path) == []
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), reference(x))
@@ -35,8 +32,10 @@ def test_new_head_and_flow_stem(tmp_path):
     path = tmp_path / "kinetics.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in reference.state_dict().items()}}, path)  # DataParallel
     model = r3d_18(num_classes=1, in_channels=2)
+    with pytest.raises(WeightsError, match="rgb_to_flow=True"):  # RGB weights never land in a flow net unasked
+        load_video_resnet(model, path)
     fresh_fc = model.fc.weight.clone()
-    assert load_torchvision_video(model, path) == ["fc.weight", "fc.bias"]
+    assert load_video_resnet(model, path, rgb_to_flow=True) == ["fc.weight", "fc.bias"]
     torch.testing.assert_close(model.fc.weight, fresh_fc)  # the 1-logit head stays as initialised
     torch.testing.assert_close(model.layer3[1].conv2[0].weight, reference.layer3[1].conv2[0].weight)
     # TSN cross-modality init: the RGB kernel averaged over its 3 channels, once per flow channel
@@ -49,12 +48,12 @@ def test_wrong_architecture_and_bad_files_are_reported(tmp_path):
     path = tmp_path / "r3d.pth"
     torch.save(tv.r3d_18(weights=None).state_dict(), path)
     with pytest.raises(WeightsError, match=r"layer1\.0\.conv1\.0\.0\.weight|has shape"):
-        load_torchvision_video(r2plus1d_18(), path)
+        load_video_resnet(r2plus1d_18(), path)
     with pytest.raises(WeightsError, match="not found"):
-        load_torchvision_video(r3d_18(), tmp_path / "missing.pth")
+        load_video_resnet(r3d_18(), tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="junk.pth is truncated or not a torch file"):
-        load_torchvision_video(r3d_18(), tmp_path / "junk.pth")
+        load_video_resnet(r3d_18(), tmp_path / "junk.pth")
 
 
 class HaraBlock(nn.Module):
@@ -112,7 +111,7 @@ def test_kenshohara_checkpoint_maps_onto_resnet3d_34(tmp_path):
     path = tmp_path / "resnet-34-kinetics.pth"
     torch.save({"epoch": 200, "arch": "resnet-34", "state_dict": state}, path)  # like the 2017 release (no counters)
     model = resnet3d_34(num_classes=400)
-    assert load_kenshohara(model, path) == []  # BatchNorm fills in the missing counters itself
+    assert load_video_resnet(model, path) == []  # BatchNorm fills in the missing counters itself
     x = torch.randn(1, 3, 8, 48, 48) * 60 + 110  # this model eats raw 0-255 pixel values
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), reference(x), rtol=1e-4, atol=1e-4)
@@ -128,9 +127,9 @@ def test_kenshohara_shortcut_b_checkpoint_needs_shortcut_b_model(tmp_path):
     path = tmp_path / "r3d34_K_200ep.pth"
     torch.save({"arch": "resnet", "state_dict": renamed}, path)
     with pytest.raises(WeightsError, match="shortcut='B'"):
-        load_kenshohara(resnet3d_34(num_classes=1), path)
+        load_video_resnet(resnet3d_34(num_classes=1), path)
     model = resnet3d_34(num_classes=1, shortcut="B")
-    assert load_kenshohara(model, path) == ["fc.weight", "fc.bias"]
+    assert load_video_resnet(model, path) == ["fc.weight", "fc.bias"]
     torch.testing.assert_close(model.layer2[0].downsample[0].weight, theirs["layer2.0.downsample.0.weight"])
 
 
@@ -148,13 +147,13 @@ def test_auto_loader_tells_formats_apart_and_picks_a_stream(tmp_path):
     state["flow.fc.bias"] = torch.zeros(1)
     torch.save({"model": state, "epoch": 3}, path)
     model = mc3_18(num_classes=1)
-    assert load_zoo_pretrained(model, path, prefix="rgb.") == []
+    assert load_video_resnet(model, path, prefix="rgb.") == []
     torch.testing.assert_close(model.layer4[1].conv2[0].weight, source.layer4[1].conv2[0].weight)
     with pytest.raises(WeightsError, match="no keys under prefix 'depth.'"):
-        load_zoo_pretrained(model, path, prefix="depth.")
+        load_video_resnet(model, path, prefix="depth.")
     hara = tmp_path / "hara.pth"
     torch.save({"state_dict": HaraResNet34().state_dict()}, hara)
-    assert load_zoo_pretrained(resnet3d_34(num_classes=400), hara) == []
+    assert load_video_resnet(resnet3d_34(num_classes=400), hara) == []
 
 
 def test_a_dropped_head_is_said(tmp_path, caplog):
@@ -162,5 +161,5 @@ def test_a_dropped_head_is_said(tmp_path, caplog):
     from i3d.models.zoo import build_model
 
     torch.save(build_model("mc3_112", 2).state_dict(), tmp_path / "two.model")
-    assert load_zoo_pretrained(build_model("mc3_112", 1), tmp_path / "two.model") == ["fc.weight", "fc.bias"]
+    assert load_video_resnet(build_model("mc3_112", 1), tmp_path / "two.model") == ["fc.weight", "fc.bias"]
     assert "classifier has 2 classes, the model 1" in caplog.text
