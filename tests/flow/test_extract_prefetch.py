@@ -2,12 +2,14 @@
 
 import threading
 import time
+from functools import partial
 
 import h5py
 import numpy as np
 import pytest
 
 import flow.extract
+from common.runner import attempt
 from flow.extract import ExtractOptions, extract_store
 from flow.tvl1 import TVL1Params
 from flow.video import VideoError, VideoReader
@@ -63,11 +65,11 @@ def test_decode_error_is_the_same_with_prefetch_and_leaves_nothing(translating_v
     errors = {}
     for prefetch in (0, 2):
         out = tmp_path / f"p{prefetch}"
-        record = extract_store("clip", path, out / "clip.h5", _opts(prefetch=prefetch))
+        record = attempt(partial(extract_store, opts=_opts(prefetch=prefetch)), ("clip", path, out / "clip.h5"))
         assert record["status"] == "failed" and not list(out.iterdir())  # no store and no temporary file
         errors[prefetch] = record["error"]
         assert threading.active_count() == threads
-    assert errors[0] == errors[2] == f"VideoError: {path}: decoding failed at frame 5 (test)"
+    assert errors[0] == errors[2] == f"{path}: decoding failed at frame 5 (test)"  # a project error: its message
     with pytest.raises(VideoError) as info:  # the exception itself, not only its text, crosses the thread
         flow.extract._extract(path, tmp_path / "direct.h5", _opts(prefetch=2))
     assert str(path) in str(info.value)
@@ -108,12 +110,13 @@ def test_engine_error_stops_the_decoder_ahead_of_it(translating_video, tmp_path,
     monkeypatch.setattr(flow.extract, "VideoReader", CountingReader)
     monkeypatch.setattr(flow.extract, "get_engine", lambda name, params, shape=None: FailingEngine())
     threads = threading.active_count()
-    for attempt in ("record", "raised"):
+    for way in ("record", "raised"):
         monkeypatch.setattr(CountingReader, "decoded", 0)
         monkeypatch.setattr(CountingReader, "closed", False)
-        if attempt == "record":
-            record = extract_store("clip", path, tmp_path / "out" / "clip.h5", _opts(prefetch=2))
-            error = record["error"]
+        if way == "record":
+            task = ("clip", path, tmp_path / "out" / "clip.h5")
+            record = attempt(partial(extract_store, opts=_opts(prefetch=2)), task)
+            error = record["error"]  # as the runner records it
         else:  # while the traceback (and with it _extract's frame) is alive: closing() must not wait for the GC
             with pytest.raises(RuntimeError) as info:
                 flow.extract._extract(path, tmp_path / "out" / "clip.h5", _opts(prefetch=2))
