@@ -14,7 +14,8 @@ side 256, centre crop 224, flow clipped at 20 px; change with --fps/--short-side
 extraction must match. Writes OUT/<video_id>_<stream>.npy and OUT/<video_id>.json (frames of every row), or
 OUT/<video_id>.h5 with --format h5, plus OUT/index.csv and OUT/report.json (rewritten after each video); reruns skip
 finished videos; a bad or too short video is reported and the others finish (exit status 1). Long videos stream
-through in a bounded window (i3d/inference/features.py).
+through in a bounded window (i3d/inference/features.py). --preview N first draws the first N videos' first snippet
+as the nets receive it (centre crop, RGB and flow in the colour-wheel code) into OUT/preview.png.
 """
 
 import argparse
@@ -26,7 +27,7 @@ from common.cli import resolve_device, run_tool
 from common.runner import add_run_arguments, overwrite_option, print_outcome
 from common.videos import parse_shard, select_shard
 from flow.engines import ENGINES
-from i3d.inference import feature_run
+from i3d.inference import feature_run, preview
 from i3d.inference.features import FeatureOptions
 from i3d.inference.predict import kinetics_spec
 
@@ -47,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--logits", action="store_true", help="also write the class scores of every row")
     p.add_argument("--format", choices=feature_run.FORMATS, default="npy")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--preview", type=int, default=0, metavar="N", help="first write OUT/preview.png, the first N "
+                   "videos' first snippet as the nets receive it, print its path, then run")
     spec = p.add_argument_group("input of weight files (a checkpoint brings its own)")
     spec.add_argument("--fps", type=float, default=25.0)
     spec.add_argument("--short-side", type=int, default=256)
@@ -74,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
                                        spec=spec, store_paths=tuple(s for _, _, s in jobs if s is not None),
                                        device=device)  # fmt: skip
     extractor = recipe.build()  # a bad checkpoint, weight file or option stops here, before any video
+    if args.preview > 0:
+        print(f"preview: {preview.features_preview(extractor, jobs[: args.preview], args.out / 'preview.png')}")
     records, s = feature_run.extract_features(
         jobs, args.out, recipe, extractor=extractor, fmt=args.format, overwrite=overwrite_option(args.overwrite),
         shard=shard, workers=args.workers, backend=args.backend, scheduler=args.scheduler,

@@ -17,7 +17,9 @@ decode, or shows no face, gets --prior and is listed once on stderr (FAILED PATH
 the report; the run goes on. The exit status is 1 if any video failed (one without a face has not), with every output
 written.
 
-Writes OUT (filename,label), OUT_per_model.csv (every model's probabilities, status) and OUT_report.json.
+Writes OUT (filename,label), OUT_per_model.csv (every model's probabilities, status) and OUT_report.json. --preview N
+first draws what the models get from the first N videos into OUT_preview.png (each model's first test clip; with
+--faces the face clips and their boxes on a raw frame).
 """
 
 import argparse
@@ -28,7 +30,7 @@ from pathlib import Path
 from common.cli import resolve_device, run_tool
 from common.videos import find_videos
 from faces.extract import FaceOptions, recorded_options
-from i3d.inference import ensemble
+from i3d.inference import ensemble, preview
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="submission CSV; the per-model CSV and report go beside it")
     p.add_argument("--prior", type=float, help="P(FAKE) for videos that fail to decode or show no face (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--preview", type=int, default=0, metavar="N", help="first write OUT_preview.png, what the models "
+                   "get from the first N videos (with --faces: the face clips, their boxes on a raw frame)")
     return p.parse_args(argv)
 
 
@@ -69,8 +73,13 @@ def main(args: argparse.Namespace) -> int:
     like = recorded_options(args.faces_like, device=device, reuse=False) if args.faces_like else None
     faces = (like or FaceOptions(device=device)) if args.faces or like else None  # --faces-like implies --faces
     videos = find_videos(args.videos)
-    result = ensemble.predict_videos(members, videos, prior=args.prior, faces=faces,
-                                     face_dir=args.face_dir or args.out.parent / "faces", aggregate=args.aggregate)
+    face_dir = args.face_dir or args.out.parent / "faces"
+    if args.preview > 0:
+        png = args.out.with_name(f"{args.out.stem}_preview.png")
+        png = preview.ensemble_preview(members, videos[: args.preview], png, faces=faces, face_dir=face_dir)
+        print(f"preview: {png}")
+    result = ensemble.predict_videos(members, videos, prior=args.prior, faces=faces, face_dir=face_dir,
+                                     aggregate=args.aggregate)
     paths = ensemble.write_outputs(result, args.out)
     sources = {Path(path).name: path for _, path in videos}  # the outputs name a video by its file name
     for name, error in result.errors.items():

@@ -2,12 +2,14 @@
 
 import json
 
+import cv2
 import h5py
 import numpy as np
 import pytest
 import torch
 from conftest import run_tool
 
+from common.pictures import GAP, LINE
 from i3d.models import InceptionI3d
 
 
@@ -68,3 +70,20 @@ def test_bad_arguments_stop_before_any_work(tmp_path):
         run_tool("extract_features", "--out", tmp_path, "--rgb-weights", "w.pt")  # neither --videos nor --stores
     with pytest.raises(SystemExit):
         run_tool("extract_features", "--videos", tmp_path, "--out", tmp_path)  # no weights
+
+
+def test_preview_draws_the_first_snippet_before_the_run(weights, translating_video, tmp_path, capsys,
+                                                       one_torch_thread):  # fmt: skip
+    translating_video("videos/left.avi", num_frames=8, height=48, width=64, dx=-2.0, dy=0.0)
+    out = tmp_path / "feats"
+    assert run_tool("extract_features", "--videos", tmp_path / "videos", "--out", out, "--rgb-weights",
+                    weights / "rgb.pt", "--flow-weights", weights / "flow.pt", "--short-side", "40", "--crop", "32",
+                    "--snippet", "8", "--preview", "1", "--no-progress") == 0  # fmt: skip
+    assert f"preview: {out / 'preview.png'}" in capsys.readouterr().out
+    assert (out / "left.json").is_file()  # then the run
+    image = cv2.cvtColor(cv2.imread(str(out / "preview.png")), cv2.COLOR_BGR2RGB)
+    top = 2 * LINE + 2  # the video's line and the frames shown, then RGB over flow, 8 frames of 96 px
+    assert image.shape[0] == top + 96 + GAP + 96 and image.shape[1] >= 8 * 96 + 7 * GAP
+    y0, x0 = top + 96 + GAP, 3 * (96 + GAP)  # frame 3's flow
+    hue = np.median(cv2.cvtColor(image[y0 + 30 : y0 + 66, x0 + 30 : x0 + 66], cv2.COLOR_RGB2HSV_FULL)[..., 0])
+    assert 180 < hue * 360 / 256 < 210  # moving left: cyan-blue

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_script
+from PIL import Image
 
+from common.pictures import GAP, LINE
 from flow.video import write_video
 from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
@@ -146,3 +148,34 @@ def test_a_foreign_file_by_type_scores_p_fake_as_its_authors(tmp_path):
         with torch.no_grad():
             two = theirs(video_inputs(frames, spec, ("rgb",))["rgb"])[0].double()
         assert rows[f"face{k}.avi"] == pytest.approx(torch.softmax(two, 0)[0].item(), abs=2e-6)  # FAKE is output 0
+
+
+def test_preview_draws_each_models_input_and_says_which_video_failed(videos, tmp_path, capsys):
+    member = _constant_checkpoint(tmp_path / "m.pt", 0.0, "mc3_18", "kinetics")
+    out = tmp_path / "sub.csv"
+    argv = ["--model", member, "--videos", videos / "real.avi", videos / "broken.mp4", "--preview", "2"]
+    assert _run("predict_ensemble", *argv, "--out", out) == 1  # the run went on and reported the broken video
+    assert f"preview: {tmp_path / 'sub_preview.png'}" in capsys.readouterr().out
+    image = np.asarray(Image.open(tmp_path / "sub_preview.png"))
+    line = LINE + 3  # broken.mp4 (the videos in name order) is a line of text: why it cannot be shown
+    clip = 2 * LINE + 2 + 96  # real.avi: the member's line and the frames shown over 4 RGB frames of 96 px
+    assert image.shape[0] == line + 12 + clip and image.shape[1] >= 4 * 96 + 3 * GAP
+    assert (image[:line] < 128).any() and (image[line : line + 12] == 255).all()
+
+
+def test_preview_with_faces_draws_the_boxes_and_the_face_clips(tmp_path, capsys, one_torch_thread):
+    from i3d.inference.preview import COLOURS, HEIGHT, RAW_HEIGHT
+    from i3d.synthetic.faces import astronaut_video
+
+    frames, _ = astronaut_video(num_frames=70, size=(120, 160))  # one face clip: 70 frames >= the 64 needed
+    write_video(tmp_path / "raw" / "face.avi", frames, 25.0)
+    member = _constant_checkpoint(tmp_path / "m.pt", 0.0, "mc3_18", "kinetics")
+    out = tmp_path / "sub.csv"
+    argv = ["--model", member, "--faces", "--videos", tmp_path / "raw", "--preview", "1", "--out", out]
+    assert _run("predict_ensemble", *argv) == 0
+    assert f"preview: {tmp_path / 'sub_preview.png'}" in capsys.readouterr().out
+    image = np.asarray(Image.open(tmp_path / "sub_preview.png"))
+    assert image.shape[0] == LINE + 2 + RAW_HEIGHT + GAP + LINE + 2 + HEIGHT  # the raw frame, one clip's frames
+    raw = image[LINE + 2 : LINE + 2 + RAW_HEIGHT, : RAW_HEIGHT * 160 // 120]
+    assert (raw == COLOURS[0]).all(axis=-1).sum() > 100  # track 0's boxes
+    assert (tmp_path / "faces" / "face_0_0.avi").is_file()  # the run found the clip cut and scored it
