@@ -140,7 +140,8 @@ class FeatureExtractor:
             ShortVideoError: no snippet fits and last="drop".
         """
         if self.options.mode == "video" and num_frames is None:
-            raise ValueError("mode='video' needs num_frames before the frames arrive (flow.video.count_frames)")
+            raise ValueError("mode='video' needs num_frames before the frames arrive (count them with "
+                             "i3d.inference.frames.count_frames)")  # fmt: skip
         buffer = FrameBuffer(chunks)
         if not buffer.fill(1):
             raise ValueError("no frames to extract features from")

@@ -1,9 +1,10 @@
 """One pass of a whole video through I3D, computed in overlapping temporal windows of bounded length.
 
 The Mixed_5c map of a whole video (1024, T', H', W'), T' = ceil(N / 8), is what `features` (mode="video") and
-`predict` (whole-video specs) pool. Held at once, its activations grow with N (about 3-4 MB per input frame at
-224 px). Cut into windows, the same numbers come out as long as every kept Mixed_5c step saw exactly what it sees
-in the one pass, which takes two things:
+`predict` (whole-video specs) pool. In one pass the activations grow with N: about 4.2 MB per input frame at a
+224-px crop (measured on the CPU without gradients: 0.54 GB more peak memory for 128 frames), 1.1 MB at 112 px.
+Cut into windows, the same numbers come out as long as every kept Mixed_5c step saw exactly what it sees in the
+one pass, which takes two things:
 
 * The same padding. Time is padded TensorFlow-"SAME" (`i3d.models.inception.same_padding`): the stride-1 layers
   pad (1, 1) whatever the length, but Conv3d_1a (7, stride 2) pads 2 or 3 frames in front as the length is even
@@ -20,8 +21,8 @@ in the one pass, which takes two things:
     plan = window_plan(num_frames, window=256)   # [(start, end, first_step, end_step), ...]
 
 The default window of 256 frames (+ up to 7) keeps 20 of its 32 steps, so a long video costs 1.6x the one pass in
-compute; at a 224-px crop one window of one stream holds about 1 GB of activations (vs 3-4 GB per 1,000 frames
-in one pass), and 0.2 GB at 112 px. Only `InceptionI3d` has this arithmetic; other backbones take one pass.
+compute, and one window of one stream holds about 1.1 GB of activations at a 224-px crop (0.3 GB at 112 px)
+whatever the video's length. Only `InceptionI3d` has this arithmetic; other backbones take one pass.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from i3d.models.inception import same_padding
 
 STRIDE = 8  # Mixed_5c steps are 8 input frames apart (Conv3d_1a, MaxPool3d_4a, MaxPool3d_5a: stride 2 in time)
 WINDOW = 256  # default frames per pass
-MIN_WINDOW = 128  # shorter windows would keep too few steps (fewer than 13 of them see past a window's edges)
+MIN_WINDOW = 128  # a window recomputes about 13 steps (104 frames) that see past its edges: 128 keeps 3-4
 
 
 def step_reach(length: int) -> tuple[int, int]:
