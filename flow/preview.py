@@ -6,9 +6,9 @@
     print(stats_table(preview))                         # per frame: mean and 99th-percentile speed, share clipped
 
 The flow is coloured with the store's own bound (its `flow_bound` attribute) as the fully saturated speed, so colours
-compare across the frames and stores of one bound; a dimmed colour is motion at or beyond the bound, where the
-extraction clipped it (each component is kept within +-bound). Any format `VideoStore` reads (1: gzip, 2: Blosc2)
-works; an RGB-only store shows its frames alone.
+compare across the frames and stores of one bound; a dimmed colour is motion faster than the bound (the extraction
+clipped each component at +-bound, so only oblique motion gets there; `flow_stats` counts the pixels at the bound).
+Any format `VideoStore` reads (1: gzip, 2: Blosc2) works; an RGB-only store shows its frames alone.
 """
 
 from __future__ import annotations

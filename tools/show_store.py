@@ -5,7 +5,7 @@
     python tools/show_store.py runs/ucf101/h5/v_X.h5 --frames 0:100 --out clip.gif     # or clip.mp4
 
 A .png is a strip: the frames in columns, RGB over flow, with the colour wheel's key (hue = direction, x right and y
-down; the rim = the store's bound, read from the store; dimmed = at or beyond it). A .gif or .mp4 shows one frame
+down; the rim = the store's bound, read from the store; dimmed = faster than it). A .gif or .mp4 shows one frame
 at a time. By default a strip shows 8 frames spread over the video and an animation the first 250. Each shown
 frame's flow statistics go to stdout: mean and 99th-percentile speed (pixels per frame) and the share of pixels at
 the bound (clipped by the extraction). Any store format (1: gzip, 2: Blosc2) reads.
