@@ -316,5 +316,7 @@ def test_channels_last_on_cuda_only_and_the_same_step():
         out.logsumexp(1).mean().backward()
         grads.append((out.detach(), net.Conv3d_1a_7x7.conv.weight.grad))
     assert net.Conv3d_1a_7x7.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
-    for got, want in zip(grads[1], grads[0], strict=True):  # logits, first conv's gradient: float32 rounding apart
-        assert (got - want).norm() <= 1e-4 * want.norm()
+    (logits, grad), (want_logits, want_grad) = grads[1], grads[0]  # float32 rounding apart
+    assert (logits - want_logits).norm() <= 1e-4 * want_logits.norm()
+    # the first conv's weight gradient sums ~10^5 products per weight, in another order per layout and CPU kernel
+    assert (grad - want_grad).norm() <= 5e-3 * want_grad.norm()
