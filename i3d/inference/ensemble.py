@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.runner import describe
 from faces.extract import FaceOptions, cut_faces
 from flow.video import read_video
 from i3d.checkpoint import CheckpointError, model_from_checkpoint
@@ -236,7 +237,7 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
             no_face[name] = str(e)
             rows.append(np.tile(fallback, (len(members), 1)))
         except Exception as e:  # any decoder failure (VideoError, cv2.error, ...) -> the prior, never a crash
-            errors[name] = " ".join(f"{type(e).__name__}: {e}".split())  # the caller lists it, once
+            errors[name] = describe(e).removeprefix(f"{path}: ")  # the caller lists it once, with the path
             rows.append(np.tile(fallback, (len(members), 1)))
         names.append(name)
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))

@@ -65,13 +65,15 @@ def test_eval_reports_binary_metrics(runs, tmp_path):
     assert 0 <= fused["auc"] <= 1 and 0 <= fused["accuracy"] <= 1 and 0 < fused["log_loss"] < 5
 
 
-def test_ensemble_writes_one_finite_probability_per_video(runs, tmp_path):
+def test_ensemble_writes_one_finite_probability_per_video(runs, tmp_path, capsys):
     videos = sorted((runs / "data" / "val").rglob("*.mp4"))
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 100)
     out = tmp_path / "submission.csv"
     assert run_tool("predict_ensemble", "--model", f"{runs / 'mc3_112' / 'best.pt'}:2", "--model",
-                runs / "mc3_18" / "best.pt", "--videos", *videos, broken, "--out", out) == 0  # fmt: skip
+                runs / "mc3_18" / "best.pt", "--videos", *videos, broken, "--out", out) == 1  # fmt: skip
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert failed == [f"FAILED {broken}: OpenCV cannot open it (not a video, or an unsupported codec)"]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["filename"] for r in rows) == sorted([v.name for v in videos] + ["broken.mp4"])
