@@ -8,7 +8,9 @@ r"""Classify video files with a trained checkpoint or DeepMind's Kinetics RGB I3
 Each video is prepared as the checkpoint's input spec says (the frame rate, short side, TV-L1 engine, parameters and
 bound of its training stores; its eval clips, crop and normalisation: i3d/inference/predict.py), so a checkpoint
 sees raw videos as `tools/eval.py` shows it their stores. DeepMind's model gets the whole video at 25 fps, looped up
-to 64 frames. A video that cannot be decoded is reported on stderr and the others still run (exit status 1).
+to 64 frames. Memory does not grow with the video: a counting decode pass, then only the test clips' frames, or for
+a whole video I3D in overlapping windows with the one pass's logits. A video that cannot be decoded is reported on
+stderr and the others still run (exit status 1).
 """
 
 import argparse

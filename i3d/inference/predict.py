@@ -2,14 +2,16 @@
 
 Each video goes through the steps its training stores went through, as the checkpoint's `InputSpec` records them:
 
-    read_video(spec.fps, spec.short_side)               flow.video: the stores' decoder and bilinear resize
-      -> TV-L1 flow of consecutive frames                 spec.flow_engine, spec.tvl1, spec.flow_convention
+    VideoReader(spec.fps, spec.short_side)              flow.video: the stores' decoder and bilinear resize
+      -> TV-L1 flow of consecutive frames                 flow.stream: spec.flow_engine, spec.tvl1, convention
       -> the eval clips (spec.eval_num_frames x eval_num_clips, centred; short videos loop as in eval)
       -> centre crop, normalise                           i3d.data.transforms.stream_input (flow / spec.flow_bound)
       -> TwoStreamI3D -> per-stream logits averaged over clips -> fused -> softmax (sigmoid for a one-logit head)
 
 So `predict_video` on a raw video gives what `tools/eval.py --center-crop` gives on its store, up to the JPEG and
-8-bit flow storage of the store.
+8-bit flow storage of the store. It streams the video, holding only its test clips' frames (or, for whole-video
+specs, one window of I3D: `i3d.inference.windows`) whatever the video's length; `predict_frames` classifies frames
+already in memory.
 
     predictor = from_checkpoint("runs/demo/best.pt")
     result = predict_video(predictor, "clip.mp4")
