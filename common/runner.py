@@ -265,8 +265,8 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
             while queue and len(pending) < workers:
                 task = queue.popleft()
                 threads = threads_per_video(cores, workers, len(queue) + 1)
+                in_flight[task[0]] = task  # first: a Ctrl-C may come as submit returns
                 pending[_submit(pool, _attempt_in_worker, work, task, threads, progress_address)] = task
-                in_flight[task[0]] = task
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
