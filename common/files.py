@@ -70,15 +70,20 @@ def process_alive(pid: int) -> bool:
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "errno = 28", "errno = 122")
+SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's np.save when the disk fills mid-array
 
 
 def is_disk_full(e: BaseException) -> bool:
     """Whether `e` (or an exception it was raised from) says the disk or the user's quota is full. HDF5 reports it
-    only in its message ("Can't close file ... errno = 28"), Python's own I/O as OSError.errno."""
+    only in its message ("Can't close file ... errno = 28"), numpy as a short write without an errno, Python's own
+    I/O as OSError.errno."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if getattr(e, "errno", None) in DISK_FULL or any(text in str(e) for text in DISK_FULL_TEXT):
+        text = str(e)
+        if getattr(e, "errno", None) in DISK_FULL or any(t in text for t in DISK_FULL_TEXT):
+            return True
+        if isinstance(e, OSError) and SHORT_WRITE.search(text):
             return True
         e = e.__cause__ or e.__context__
     return False

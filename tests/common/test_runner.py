@@ -48,7 +48,8 @@ def test_a_bad_video_is_a_failed_record_and_the_others_finish(tmp_path):
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
                                    OSError(errno.EDQUOT, "Disk quota exceeded"),
-                                   RuntimeError("Can't close file (file write failed: errno = 28)")])  # h5py's
+                                   RuntimeError("Can't close file (file write failed: errno = 28)"),  # h5py's
+                                   OSError("2048 requested and 2016 written")])  # numpy's np.save
 def test_a_full_disk_stops_the_run_and_keeps_the_record(tmp_path, error):
     with pytest.raises(DiskFullError) as stopped:
         run_job(_job(tmp_path, {"c": error}), [TASKS], tmp_path, progress=False)
