@@ -38,6 +38,7 @@ setup(
         "dask": ["dask[distributed]>=2024.1"],
         "dev": [
             "pytest>=7",
+            "pytest-xdist>=3",  # make test: two workers
             "ruff>=0.5",
             "numba>=0.59",
             "dask[distributed]>=2024.1",
