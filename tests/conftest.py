@@ -181,3 +181,18 @@ def descendants(pid: int) -> set[int]:
         todo += children - found
         found |= children
     return found
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs with about 48 KB free (skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root, or no permission in this container)")
+    try:
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"\0" * (free - 48 * 1024))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -1,6 +1,6 @@
 """common.runner on a small job in this process: records, failures, a full disk and Ctrl-C stop the run cleanly, and
 the share of cores each video gets. (The same faults through the tools and their worker processes:
-tests/tools/test_job_faults.py.)"""
+tests/tools/job_faults.py.)"""
 
 import errno
 import json

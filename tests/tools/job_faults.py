@@ -1,5 +1,6 @@
 """The same faults for every per-video job of the batch runner (flow extraction, face cropping, feature extraction),
-through the tools as a user runs them with two workers:
+through the tools as a user runs them with two workers (tests/tools/test_faults_{flow,faces,features}.py run them,
+a file per job so that parallel test workers can share them out):
 
 - kill -9 of the tool once a video is finished: no process of the run is left a second later and nothing is written
   after the kill; Ctrl-C (SIGINT to the process group, as a terminal sends it) of the rerun: one line, exit 130,
@@ -79,10 +80,8 @@ def _outputs(job: str, out: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-@pytest.fixture(scope="module", params=list(JOBS))
-def job(request, tmp_path_factory):
+def prepared(name: str, tmp_path_factory) -> tuple:
     """(name, tool, input folder, the tool's job arguments, the outputs of an uninterrupted run with 2 workers)."""
-    name = request.param
     tool, make = JOBS[name]
     root = tmp_path_factory.mktemp(name)
     args = make(root)
@@ -140,7 +139,7 @@ def _temporaries(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*.tmp-*")]
 
 
-def test_kill_9_then_ctrl_c_then_a_rerun_finishes_with_equal_outputs(job, tmp_path):
+def kill_ctrl_c_rerun(job: tuple, tmp_path: Path) -> None:
     name, tool, root, args, reference = job
     out = tmp_path / "out"
 
@@ -191,22 +190,7 @@ def _assert_equal(name: str, outputs: dict, reference: dict) -> None:
             np.testing.assert_array_equal(array, reference[key], err_msg=key)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MB tmpfs with about 48 KB free (skipped where mounting is not allowed)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root, or no permission in this container)")
-    try:
-        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
-        (mount / "filler").write_bytes(b"\0" * (free - 48 * 1024))
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_a_full_disk_stops_the_run_with_one_line(job, small_disk, tmp_path):
+def full_disk(job: tuple, small_disk: Path, tmp_path: Path) -> None:
     name, tool, root, args, _ = job
     out, log = small_disk / "out", tmp_path / "full.log"
     proc = _start(tool, root, out, args, uuid.uuid4().hex, log, "--workers", "2")
@@ -217,7 +201,7 @@ def test_a_full_disk_stops_the_run_with_one_line(job, small_disk, tmp_path):
     assert not _temporaries(out)
 
 
-def test_a_killed_dask_worker_loses_nothing(job, tmp_path):
+def dask_worker_kill(job: tuple, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     name, tool, root, args, reference = job
     out, log = tmp_path / "out", tmp_path / "dask.log"
