@@ -4,23 +4,16 @@ a worker SIGKILLed mid-run loses no video and leaves no partial store; a schedul
 `--small` mode); every process it starts is SIGKILLed (by process group) when the cluster closes, failures included.
 """
 
-import os
 
 import pytest
 from conftest import load_script
+
+from common.files import process_alive
 
 
 def _rehearsal():
     module = load_script("benchmarks/rehearse_dask.py")
     return module
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_killed_worker_and_killed_scheduler_lose_no_video(tmp_path):
@@ -43,4 +36,4 @@ def test_killed_worker_and_killed_scheduler_lose_no_video(tmp_path):
     finally:
         cluster.close()
     pids = [p.pid for p in cluster.processes]
-    assert not [pid for pid in pids if _alive(pid)], "a process of the cluster outlived close()"
+    assert not [pid for pid in pids if process_alive(pid)], "a process of the cluster outlived close()"
