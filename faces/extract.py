@@ -175,7 +175,7 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
     if earlier is not None:
         record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
                       error=None, seconds=0.0)  # fmt: skip
-        record["warnings"] += option_mismatches(earlier, opts)
+        record["warnings"] += clip_option_mismatches(earlier, opts)
         return record
     _remove_earlier(out, video_id)
     tracks, stride, frames_hint = _find_tracks(video_id, src, opts, boxes_from, record)
@@ -231,7 +231,7 @@ def source_stamp(src: str | Path) -> list | None:
     return [str(Path(src).resolve()), st.st_size, st.st_mtime_ns]
 
 
-def option_mismatches(earlier: dict, opts: FaceOptions) -> list[str]:
+def clip_option_mismatches(earlier: dict, opts: FaceOptions) -> list[str]:
     """Where a finished video was cut with other options than this run's (it is kept; --overwrite redoes it)."""
     old = earlier.get("options", {})
     diffs = [f"{k} {old[k]!r} (asked {v!r})" for k, v in opts.recorded().items() if k in old and old[k] != v]

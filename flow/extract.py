@@ -119,7 +119,7 @@ def extract_store(video_id: str, src: str | Path, dst: str | Path, opts: Extract
         if isinstance(finished, tuple):
             summary, attrs = finished
             record.update(status="skipped", **summary)
-            record["warnings"] += option_mismatches(attrs, opts)
+            record["warnings"] += store_option_mismatches(attrs, opts)
             return record
         record["warnings"].append(f"{finished}; extracted again")
     remove_temps(dst.parent, dst.name)  # left by a killed run; shards never share a video
@@ -237,7 +237,7 @@ def store_summary(path: Path) -> tuple[dict, dict]:
         return summary, store.attrs
 
 
-def option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
+def store_option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
     """Where a finished store was made with other options than this run's (it is kept; --overwrite redoes it)."""
     wanted = {"fps": opts.fps, "short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
               "flow_bound": opts.bound, **opts.tvl1.to_attrs()}  # fmt: skip
