@@ -45,7 +45,7 @@ from common.runner import Job, check_backend, check_out, run_job
 from common.videos import find_run_videos, select_shard, shard_suffix
 from faces.crop import CropPlan, cut, plan_crops
 from faces.detect import MTCNNDetector
-from faces.labels import VideoLabel, crop_entries, read_labels, write_crop_metadata, write_json
+from faces.labels import VideoLabel, crop_entries, read_dfdc_labels, write_crop_metadata, write_json
 from faces.track import Track, link_tracks
 from flow.video import VideoReader, write_video
 
@@ -372,7 +372,7 @@ def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=
     """
     check_backend(backend, scheduler, workers)
     videos = find_run_videos(specs, root, opts.overwrite)
-    labels = read_labels(videos)
+    labels = read_dfdc_labels(videos)
     if shard:
         videos = shard_families(videos, labels, *shard)
     out = check_out(out)

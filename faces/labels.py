@@ -34,7 +34,7 @@ class VideoLabel:
     original: str | None
 
 
-def read_labels(videos: list[tuple[str, Path]]) -> dict[str, VideoLabel]:
+def read_dfdc_labels(videos: list[tuple[str, Path]]) -> dict[str, VideoLabel]:
     """{video_id: VideoLabel} for the videos that a `metadata.json` beside them lists."""
     by_file = {(path.resolve().parent, path.stem): video_id for video_id, path in videos}
     labels = {}
@@ -58,7 +58,7 @@ def crop_entries(records: list[dict], labels: dict[str, VideoLabel], crops_of: d
 
     Args:
         records: the run's video records (each with `video_id`, `source` and `crops`).
-        labels: from `read_labels`.
+        labels: from `read_dfdc_labels`.
         crops_of: {video_id: its crops} for every video whose crops are known (originals from earlier runs too).
     """
     folders: dict[str, dict] = {}

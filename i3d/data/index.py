@@ -45,11 +45,6 @@ def _check_subset(subset: str, allowed: Sequence[str], what: str) -> None:
         raise ValueError(f"{what}: unknown subset {subset!r}; choose one of {tuple(allowed)}")
 
 
-def read_class_names(path: str | Path) -> list[str]:
-    """Class names from a label map with one name per line (the Kinetics-400 label map), in file order."""
-    return _read_lines(path)
-
-
 # ---------------------------------------------------------------- UCF101
 
 
@@ -171,8 +166,9 @@ def kinetics_index(
     Args:
         csv_path: the official train/validate/test CSV.
         subset: keep the rows whose `split` equals this ("train", "val", ...); None keeps all.
-        classes: the class list (e.g. `read_class_names(kinetics400_label_map.txt)`); None sorts the labels of the
-            whole file, so give it when a file may lack some classes (a partial download, a small val file).
+        classes: the class list (e.g. `i3d.inference.predict.read_label_map(kinetics400_label_map.txt)`); None
+            sorts the labels of the whole file, so give it when a file may lack some classes (a partial download, a
+            small val file).
         id_format: how videos are named under the dataset root. A format string over the CSV columns (times as
             ints) plus `label_` (the label with spaces as underscores); the default `KINETICS_ID_FORMAT` gives
             "abseiling/--0edUL8zmA_000014_000024". Or a function of the row returning the id.

@@ -94,12 +94,12 @@ class Prediction:
 # ---------------------------------------------------------------- loading
 
 
-def read_labels(path: str | Path) -> list[str]:
+def read_label_map(path: str | Path) -> list[str]:
     """Class names, one per non-empty line (e.g. kinetics400_label_map.txt)."""
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"label file {path} not found; pass --labels with one class name per line")
-    labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    labels = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if not labels:
         raise PredictError(f"label file {path} is empty; it needs one class name per line")
     return labels
@@ -123,7 +123,7 @@ def from_checkpoint(path: str | Path, *, labels: str | Path | None = None,
     binary = loaded.config.model.num_classes == 1
     classes = loaded.classes
     if labels is not None:
-        classes = _check_labels(read_labels(labels), len(classes), str(labels))
+        classes = _check_labels(read_label_map(labels), len(classes), str(labels))
     return Predictor(loaded.model, classes, loaded.spec, binary)
 
 
@@ -146,7 +146,7 @@ def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
     labels = labels or KINETICS_LABELS.get(net.num_classes)
     if labels is None:
         raise PredictError(f"{weights} has {net.num_classes} classes (Kinetics: 400 or 600); pass --labels")
-    classes = _check_labels(read_labels(labels), net.num_classes, str(labels))
+    classes = _check_labels(read_label_map(labels), net.num_classes, str(labels))
     return Predictor(TwoStreamI3D(net, None).to(device).eval(), classes, kinetics_spec())
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from i3d.data import index
+from i3d.inference.predict import read_label_map
 
 
 def _write(path: Path, text: str) -> Path:
@@ -90,7 +91,7 @@ def test_kinetics_id_format_and_given_classes(tmp_path):
     csv_path = _write(tmp_path / "k.csv", KINETICS_CSV)
     label_map = _write(tmp_path / "labels.txt", "abseiling\nair drumming\nriding a bike\n")
     pairs, classes = index.kinetics_index(
-        csv_path, "val", classes=index.read_class_names(label_map), id_format="{label_}/{youtube_id}"
+        csv_path, "val", classes=read_label_map(label_map), id_format="{label_}/{youtube_id}"
     )
     assert classes == ["abseiling", "air drumming", "riding a bike"]
     assert pairs == [("riding_a_bike/zzz", 2)]
@@ -105,7 +106,7 @@ def test_kinetics_id_format_and_given_classes(tmp_path):
 
 
 def test_kinetics_label_map_is_sorted(kinetics_label_map):
-    names = index.read_class_names(kinetics_label_map)
+    names = read_label_map(kinetics_label_map)
     assert len(names) == 400 and names == sorted(names)  # sorting a full Kinetics CSV gives DeepMind's ids
 
 

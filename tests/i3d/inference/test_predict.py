@@ -175,7 +175,7 @@ def test_bad_files_name_the_file(tmp_path, predictor):
         predict.from_kinetics_rgb(tmp_path / "weights.ckpt")
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(predict.PredictError, match=r"empty.txt is empty"):
-        predict.read_labels(tmp_path / "empty.txt")
+        predict.read_label_map(tmp_path / "empty.txt")
     (tmp_path / "broken.mp4").write_bytes(b"not a video" * 100)
     with pytest.raises(VideoError, match=r"broken.mp4"):
         predict.predict_video(predictor, tmp_path / "broken.mp4")
