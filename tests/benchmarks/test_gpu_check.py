@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from tests.helpers import REPO
 
 
 def test_gpu_check_runs_every_section_at_tiny_sizes(tmp_path):

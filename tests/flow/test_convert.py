@@ -15,6 +15,7 @@ import pytest
 
 from flow.convert import convert_store, convert_stores, find_stores, needs_conversion
 from flow.store import FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from tests.helpers import textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,8 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 def _old_store(path: Path, n: int = 8, crcs: bool = True) -> Path:
     """A store as format 1 wrote it (gzip flow, format_version 1, no flow_codec); without `crcs`, as written before
     the checksums (no rgb_crc32)."""
-    from conftest import textured_frames
-
     rgb = textured_frames(n, 32, 40, dx=1.0, dy=0.5)
     flow = np.random.default_rng(0).uniform(-15, 15, (n, 32, 40, 2)).astype(np.float32)
     path = write_store(path, rgb, flow, {"video_id": path.stem, "source_fps": 30.0}, compression="gzip")
@@ -142,6 +141,4 @@ def test_tool_converts_a_folder_then_skips_it(tmp_path):
 
 
 def _frames():
-    from conftest import textured_frames
-
     return textured_frames(4, 32, 40, dx=1.0, dy=0.0), np.zeros((4, 32, 40, 2), np.float32)

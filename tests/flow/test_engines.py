@@ -3,6 +3,7 @@ import pytest
 
 from flow.engines import make_engine
 from flow.tvl1 import TVL1Params, align_flow
+from tests.helpers import textured_frames
 
 
 def test_params_defaults_match_opencv():
@@ -20,8 +21,6 @@ def test_params_defaults_match_opencv():
 
 
 def test_opencv_engine_recovers_translation():
-    from conftest import textured_frames
-
     gray = textured_frames(3, 48, 64, dx=2.0, dy=-1.0)[..., 1]
     engine = make_engine("opencv", TVL1Params())
     assert engine.name == "opencv" and engine.version
@@ -69,8 +68,6 @@ def test_missing_contrib_build_says_how_to_fix(monkeypatch):
 
 def test_opencv_engine_gives_the_same_flow_whatever_size_it_saw_before():
     """cv2's TV-L1 object remembers a previous frame size and then computes other flow: the engine rebuilds it."""
-    from conftest import textured_frames
-
     big = textured_frames(2, 48, 64, 2.0, 1.0, seed=0)[..., 0]
     small = textured_frames(2, 24, 32, 1.0, 0.0, seed=1)[..., 0]
     fresh = make_engine("opencv").calc_pairs(big[:1], big[1:])

@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import textured_frames
 
 from flow.engines import make_engine
 from flow.extract import ExtractOptions, extract_store
 from flow.store import VideoStore
 from flow.tvl1 import TVL1Params
 from flow.video import read_video
+from tests.helpers import textured_frames
 
 FAST_ENGINES = ("numba", "torch")
 

@@ -11,13 +11,9 @@ from common.videos import find_videos
 from flow.extract import ExtractOptions, extract_all, extract_store, flow_job
 from flow.store import VideoStore
 from flow.tvl1 import TVL1Params
+from tests.helpers import psnr
 
 NATIVE = ExtractOptions(short_side=0)  # tiny test videos stay at their own size
-
-
-def _psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.mark.parametrize("dx, dy", [(2.0, 1.0), (-1.0, 3.0)])
@@ -30,7 +26,7 @@ def test_known_translation(translating_video, tmp_path, dx, dy):
         assert (flow[0] == 0.0).all()  # backward convention: nothing moved into frame 0, stored exactly
         median = np.median(flow[1:, 8:-8, 8:-8].reshape(5, -1, 2), axis=1)
         np.testing.assert_allclose(median, np.tile([dx, dy], (5, 1)), atol=0.3)
-        assert _psnr(store.read_rgb(range(6)), frames) > 30
+        assert psnr(store.read_rgb(range(6)), frames) > 30
         attrs = store.attrs
     assert attrs["flow_convention"] == "backward" and attrs["engine"] == "opencv" and attrs["flow_bound"] == 20.0
     assert attrs["source_frame_indices"] == list(range(6)) and attrs["source_size"] == path.stat().st_size

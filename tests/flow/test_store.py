@@ -7,17 +7,11 @@ import pytest
 
 from flow.quantize import max_error
 from flow.store import FORMAT_VERSION, FlowStoreError, VideoStore, is_complete, write_store
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+from tests.helpers import psnr, textured_frames
 
 
 @pytest.fixture
 def clip():
-    from conftest import textured_frames
-
     rgb = textured_frames(8, 32, 40, dx=1.0, dy=0.0)
     rng = np.random.default_rng(0)
     flow = rng.uniform(-25, 25, (8, 32, 40, 2)).astype(np.float32)
@@ -32,7 +26,7 @@ def test_round_trip(tmp_path, clip):
         assert (store.num_frames, store.height, store.width, store.has_flow) == (8, 32, 40, True)
         assert store.attrs["source_fps"] == 30.0 and store.attrs["convention"] == "backward"
         assert store.attrs["format_version"] == FORMAT_VERSION == 2
-        assert _psnr(store.read_rgb(range(8)), rgb) > 30
+        assert psnr(store.read_rgb(range(8)), rgb) > 30
         back = store.read_flow(range(8))
         assert back.dtype == np.float32 and back.shape == (8, 32, 40, 2)
         assert (back[0] == 0).all()

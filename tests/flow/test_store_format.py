@@ -12,13 +12,12 @@ import pytest
 
 from flow.quantize import quantize_flow
 from flow.store import FLOW_CODEC, FLOW_CODECS, FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from tests.helpers import textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _clip(n=7, h=32, w=40, seed=0):
-    from conftest import textured_frames
-
     rgb = textured_frames(n, h, w, dx=1.0, dy=0.5, seed=seed)
     flow = np.random.default_rng(seed).uniform(-25, 25, (n, h, w, 2)).astype(np.float32)
     return rgb, flow

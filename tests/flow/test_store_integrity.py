@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from flow.store import FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from tests.helpers import textured_frames
 
 
 @pytest.fixture
 def store(tmp_path):
-    from conftest import textured_frames
-
     rgb = textured_frames(6, 32, 40, dx=1.0, dy=0.0)
     flow = np.random.default_rng(0).uniform(-10, 10, (6, 32, 40, 2)).astype(np.float32)
     return write_store(tmp_path / "out" / "cls" / "v.h5", rgb, flow, {"video_id": "cls/v"})

@@ -3,11 +3,11 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import textured_frames
 
 from flow.engines import make_engine
 from flow.stream import stream_flow
 from flow.tvl1 import TVL1Params, align_flow
+from tests.helpers import textured_frames
 
 FAST = TVL1Params(nscales=2, warps=2, outer_iterations=2, inner_iterations=5)
 

@@ -4,22 +4,19 @@ import cv2
 import numpy as np
 import pytest
 
-from flow.video import VideoWriteError, read_video, write_video
+from flow.video import VideoWriteError, write_video
+from tests.helpers import decode_video
 
 
 def _frames(n: int = 5, h: int = 24, w: int = 32) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _decode(path) -> np.ndarray:
-    return read_video(path, fps=None, short_side=None)[0]
-
-
 def test_ffv1_round_trip_is_lossless_and_leaves_no_temp_file(tmp_path):
     frames = _frames()
     path = tmp_path / "x" / "v.avi"
     write_video(path, frames, 25.0)
-    np.testing.assert_array_equal(_decode(path), frames)
+    np.testing.assert_array_equal(decode_video(path), frames)
     cap = cv2.VideoCapture(str(path))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
     cap.release()
@@ -29,7 +26,7 @@ def test_ffv1_round_trip_is_lossless_and_leaves_no_temp_file(tmp_path):
 def test_mp4v_and_an_iterable_of_frames(tmp_path):
     frames = _frames(4)
     write_video(tmp_path / "v.mp4", iter(list(frames)), 10.0, fourcc="mp4v")
-    decoded = _decode(tmp_path / "v.mp4")
+    decoded = decode_video(tmp_path / "v.mp4")
     assert decoded.shape == frames.shape  # lossy: only the geometry is exact
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
@@ -72,7 +69,7 @@ def test_a_failed_rewrite_keeps_the_previous_video(tmp_path):
     write_video(path, old, 25.0)
     with pytest.raises(VideoWriteError, match="float64"):
         write_video(path, [old[0], old[1].astype(np.float64)], 25.0)
-    np.testing.assert_array_equal(_decode(path), old)
+    np.testing.assert_array_equal(decode_video(path), old)
     assert [p.name for p in tmp_path.iterdir()] == ["v.avi"]
 
 

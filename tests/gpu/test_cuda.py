@@ -9,7 +9,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, free_port, run_tool, write_motion_stores
+
+from tests.helpers import REPO, free_port, run_tool, write_motion_stores
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: run it on one through "
                                 "benchmarks/gpu_check.py")  # fmt: skip

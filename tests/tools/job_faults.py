@@ -23,11 +23,11 @@ import numpy as np
 import psutil
 import pytest
 import torch
-from conftest import textured_frames, write_ffv1
 
 from flow.store import VideoStore
 from flow.video import read_video, write_video
 from i3d.models import InceptionI3d
+from tests.helpers import textured_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEOS = 4
@@ -35,7 +35,7 @@ VIDEOS = 4
 
 def _flow_inputs(root: Path) -> list[str]:
     for i in range(VIDEOS):
-        write_ffv1(root / "videos" / f"v{i}.avi", textured_frames(12, 48, 64, dx=1.0, dy=0.5, seed=i))
+        write_video(root / "videos" / f"v{i}.avi", textured_frames(12, 48, 64, dx=1.0, dy=0.5, seed=i), 25)
     return ["--short-side", "0"]
 
 
@@ -51,7 +51,7 @@ def _faces_inputs(root: Path) -> list[str]:
 
 def _features_inputs(root: Path) -> list[str]:
     for i in range(VIDEOS):
-        write_ffv1(root / "videos" / f"v{i}.avi", textured_frames(17, 48, 64, dx=1.0, dy=-0.5, seed=i))
+        write_video(root / "videos" / f"v{i}.avi", textured_frames(17, 48, 64, dx=1.0, dy=-0.5, seed=i), 25)
     torch.manual_seed(0)
     torch.save(InceptionI3d(num_classes=5, in_channels=3).state_dict(), root / "rgb.pt")
     # RGB only: the runner is under test here (flow on the fly: tests/i3d/inference, tests/tools/test_extract_features)

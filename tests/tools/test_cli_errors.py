@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script, write_motion_stores
 
 from common.cli import run_tool
 from i3d.checkpoint import save_checkpoint
+from tests.helpers import load_script, write_motion_stores
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "test_tiny.yaml"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
 
 from i3d.models import InceptionI3d, TwoStreamI3D
 from i3d.models.weights_io import WeightsError
+from tests.helpers import load_script
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "convert_weights.py"
 

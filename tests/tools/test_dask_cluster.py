@@ -6,9 +6,9 @@ a worker SIGKILLed mid-run loses no video and leaves no partial store; a schedul
 
 
 import pytest
-from conftest import load_script
 
 from common.files import process_alive
+from tests.helpers import load_script
 
 
 def _rehearsal():

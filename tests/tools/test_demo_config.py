@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
 
 from i3d.config import config_to_dict, load_config
 from i3d.synthetic.toy import ToyConfig
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "toy_i3d_two_stream.yaml"

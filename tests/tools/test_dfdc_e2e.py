@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import run_tool
+
+from tests.helpers import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

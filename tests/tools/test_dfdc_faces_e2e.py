@@ -11,10 +11,10 @@ import csv
 import json
 
 import pytest
-from conftest import run_tool
 
 from flow.video import write_video
 from i3d.synthetic.faces import astronaut_video, fake_of, no_face_video
+from tests.helpers import run_tool
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 FACES = ["--stride", "5", "--split-frames", "0", "--min-frames", "16", "--size", "40", "--no-progress"]

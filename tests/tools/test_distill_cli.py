@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import load_script, run_torchrun
 from torch import nn
 
 from flow.store import write_store
@@ -22,6 +21,7 @@ from i3d.config import ConfigError, DistillConfig, config_to_dict, load_config
 from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_teacher
 from i3d.models import TwoStreamI3D
+from tests.helpers import load_script, run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "distill.py"

@@ -4,11 +4,11 @@
 import json
 
 import pytest
-from conftest import load_script
 
 from common.cli import run_tool
 from flow.video import write_video
 from i3d.synthetic.faces import astronaut_video
+from tests.helpers import load_script
 
 
 def _tool():

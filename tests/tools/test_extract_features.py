@@ -7,10 +7,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import run_tool
 
 from common.pictures import GAP, LINE
 from i3d.models import InceptionI3d
+from tests.helpers import run_tool
 
 
 @pytest.fixture(scope="module")

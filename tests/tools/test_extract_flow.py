@@ -5,10 +5,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import load_script
 
 from common.cli import run_tool
 from flow.store import FlowStoreError, VideoStore
+from tests.helpers import load_script
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 

@@ -5,9 +5,9 @@ import csv
 import json
 
 import numpy as np
-from conftest import run_tool
 
 from flow.store import VideoStore
+from tests.helpers import run_tool
 
 OPTS = ["--short-side", "0", "--no-progress", "--nscales", "2", "--warps", "2"]
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_tool, textured_frames, write_ffv1
 
 from flow.store import VideoStore
+from flow.video import write_video
 from i3d.checkpoint import read_checkpoint
 from i3d.data.spec import InputSpecError
 from i3d.evaluate import load_predictions, video_level
 from i3d.inference import predict
+from tests.helpers import run_tool, textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRACT = ["--engine", "numba", "--bound", "8", "--fps", "15", "--short-side", "40", "--workers", "1",
@@ -37,7 +38,7 @@ def run(tmp_path_factory):
             speed = (2.0 + k % 3 * 0.5) * (1 if label else -1)
             frames = textured_frames(21, 48, 64, speed, 0.5, seed=k)
             frames = (0.7 * frames.mean(-1, keepdims=True) + 0.3 * frames).astype(np.uint8)  # natural-video chroma
-            write_ffv1(root / "videos" / name / f"{split}{k}.avi", frames, fps=30.0)
+            write_video(root / "videos" / name / f"{split}{k}.avi", frames, 30.0)
             rows.append(f"{name}/{split}{k},{name},{split}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     torch.manual_seed(0)

@@ -7,21 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_script
 
 from common.cli import run_tool
-from flow.video import read_video
 from i3d.data.index import ucf101_index
 from i3d.synthetic import toy
+from tests.helpers import decode_video, load_script
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_toy_dataset.py"
 SMALL = ["--size", "32x48", "--frames", "3", "--videos-per-class", "4", "--clips-per-group", "2", "--test-groups",
          "1", "--no-progress"]  # fmt: skip
-
-
-def _decode(path) -> np.ndarray:
-    """Every frame at its native size and rate."""
-    return read_video(path, fps=None, short_side=None)[0]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +44,7 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
     assert classes == ["MoveRight", "MoveUpLeft", "ZoomOut"]
     assert train[0] == ("MoveRight/v_MoveRight_g02_c01", 0) and test[-1] == ("ZoomOut/v_ZoomOut_g01_c02", 2)
     assert {g.split("_g")[1][:2] for g, _ in train} == {"02"} and {g.split("_g")[1][:2] for g, _ in test} == {"01"}
-    frames = _decode(out / "videos" / f"{train[0][0]}.avi")
+    frames = decode_video(out / "videos" / f"{train[0][0]}.avi")
     cfg = toy.ToyConfig(height=32, width=48, num_frames=3, classes=("ZoomOut", "MoveUpLeft", "MoveRight"),
                         videos_per_class=4, clips_per_group=2, test_groups=1, seed=7)  # fmt: skip
     np.testing.assert_array_equal(frames, toy.make_clip(cfg, "MoveRight", 2, 1).frames)
@@ -61,7 +55,7 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
     with pytest.raises(toy.ToyDatasetError, match=r"'num_frames': \(3, 4\).*--overwrite"):
         tool.main(tool.parse_args([*argv, "--frames", "4"]))
     assert tool.main(tool.parse_args([*argv, "--frames", "4", "--overwrite"])) == 0
-    assert len(_decode(out / "videos" / f"{train[0][0]}.avi")) == 4
+    assert len(decode_video(out / "videos" / f"{train[0][0]}.avi")) == 4
 
 
 @pytest.mark.parametrize(

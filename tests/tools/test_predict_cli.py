@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
 
 from i3d.build import build_model_from_config
 from i3d.checkpoint import CheckpointError
 from i3d.config import config_to_dict, load_config
 from i3d.data.spec import InputSpec
 from i3d.inference import predict
+from tests.helpers import load_script
 
 CLASSES = ["MoveLeft", "MoveRight", "ZoomIn", "ZoomOut"]
 

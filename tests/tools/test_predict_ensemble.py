@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
 from PIL import Image
 
 from common.pictures import GAP, LINE
@@ -21,6 +20,7 @@ from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
 from i3d.inference import ensemble
 from i3d.synthetic import fake_toy
+from tests.helpers import load_script
 
 
 def _tool(name: str):

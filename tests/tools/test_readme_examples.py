@@ -15,7 +15,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, load_script
+
+from tests.helpers import SHARED, load_script
 
 REPO = Path(__file__).resolve().parents[2]
 DEEPMIND = REPO / "tests" / "i3d" / "models" / "fixtures" / "kinetics_i3d"

@@ -2,11 +2,11 @@
 
 import cv2
 import pytest
-from conftest import run_tool, write_motion_stores
 from PIL import Image
 
 from common.pictures import GAP, LINE
 from flow.preview import wheel_legend
+from tests.helpers import run_tool, write_motion_stores
 
 
 @pytest.fixture(scope="module")

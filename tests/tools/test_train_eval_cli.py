@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script, write_motion_stores
 
 from i3d.checkpoint import CheckpointError
+from tests.helpers import load_script, write_motion_stores
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import descendants, write_motion_stores
 
 from i3d.checkpoint import load_checkpoint
+from tests.helpers import descendants, write_motion_stores
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes in /proc")

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import descendants, free_port, write_motion_stores
 
 from i3d.checkpoint import load_checkpoint
+from tests.helpers import descendants, free_port, write_motion_stores
 
 REPO = Path(__file__).resolve().parents[2]
 

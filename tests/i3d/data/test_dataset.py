@@ -9,13 +9,12 @@ from torch.utils.data import DataLoader
 from flow.store import FlowStoreError, VideoStore, write_store
 from i3d.data import TwoStreamClipDataset, worker_init_fn
 from i3d.data import transforms as T
+from tests.helpers import textured_frames
 
 H, W, S = 36, 44, 24
 
 
 def _write(path, num_frames=10, seed=0, with_flow=True):
-    from conftest import textured_frames
-
     rgb = textured_frames(num_frames, H, W, dx=1.0, dy=0.5, seed=seed)
     rng = np.random.default_rng(seed)
     flow = rng.uniform(-25, 25, (num_frames, H, W, 2)).astype(np.float32) if with_flow else None
@@ -282,8 +281,6 @@ def test_on_stores_written_by_extract_flow(tmp_path, translating_video):
 
 @pytest.mark.parametrize("compact", [False, True])
 def test_format_1_and_format_2_stores_give_the_same_samples(tmp_path, compact):
-    from conftest import textured_frames
-
     rgb = textured_frames(12, H, W, dx=1.0, dy=0.5)
     flow = np.random.default_rng(0).uniform(-25, 25, (12, H, W, 2)).astype(np.float32)
     old = write_store(tmp_path / "old.h5", rgb, flow, {}, compression="gzip")

@@ -152,8 +152,8 @@ def test_raw_videos_are_scored_by_their_face_clips(tmp_path, monkeypatch):
     member = en.load_member(save_constant_checkpoint(tmp_path / "m.pt", math.log(3.0)))
     scored = []
     real_score = en._score
-    monkeypatch.setattr(en, "_score", lambda members, path, keys: scored.append(path.name) or real_score(members,
-                                                                                                          path, keys))
+    monkeypatch.setattr(en, "_score", lambda members, path, keys, **kw: scored.append(path.name) or real_score(
+        members, path, keys, **kw))
     opts = FaceOptions(stride=5, split_frames=0, min_frames=8, size=48)
     videos = [("two", tmp_path / "videos" / "two.avi"), ("none", tmp_path / "videos" / "none.avi")]
     result = en.predict_videos([member], videos, prior=0.2, faces=opts, face_dir=tmp_path / "faces")

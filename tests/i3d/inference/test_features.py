@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_tool
 
 from flow.extract import ExtractOptions, extract_store
 from flow.quantize import max_error
@@ -19,6 +18,7 @@ from i3d.inference.feature_run import load_frames, video_features
 from i3d.inference.features import FeatureExtractor, FeatureOptions, ShortVideoError, snippet_indices
 from i3d.inference.predict import video_flow
 from i3d.models import InceptionI3d
+from tests.helpers import run_tool
 
 SPEC = InputSpec(short_side=40, crop_size=32)
 # the streaming tests: a smaller crop and a few TV-L1 iterations (what they check does not depend on either)

@@ -1,28 +1,21 @@
-"""The synthetic motion dataset: reproducibility, split layout, motion TV-L1 can see, frames that hide the class."""
+"""The synthetic toy scenes: reproducibility, motion TV-L1 can see, colour classes, what single frames show."""
 
-import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from flow.video import read_video
 from i3d.config import load_config
 from i3d.synthetic import toy
-from i3d.synthetic.toy import MOTIONS, ToyConfig, ToyDatasetError
+from i3d.synthetic.toy import MOTION_CLASSES, MOTIONS, ToyConfig, ToyDatasetError, class_parts
+from i3d.synthetic.toy_dataset import video_list
 
 TINY = dict(height=32, width=40, num_frames=4, classes=("MoveLeft", "ZoomIn"), videos_per_class=4, clips_per_group=2,
             test_groups=1)  # fmt: skip
 
 
-def _decode(path) -> np.ndarray:
-    """Every frame at its native size and rate."""
-    return read_video(path, fps=None, short_side=None)[0]
-
-
-# ---------------------------------------------------------------- config and split
+# ---------------------------------------------------------------- config
 
 
 @pytest.mark.parametrize(
@@ -31,7 +24,8 @@ def _decode(path) -> np.ndarray:
         (dict(classes=("MoveLeft", "Jump")), ["Jump", "MoveRight"]),
         (dict(classes=("MoveLeft", "MoveLeft")), ["repeats"]),
         (dict(videos_per_class=4, clips_per_group=4, test_groups=1), ["1 group", "test_groups=1"]),
-        (dict(height=16), ["16x80", "at least 32"]),
+        (dict(classes=("GreenMoveLeft", "MoveLeft")), ["GreenMoveLeft", "Red, Blue"]),
+        (dict(height=16), ["16x64", "at least 32"]),
         (dict(clips_per_group=0), ["clips_per_group=0"]),
         (dict(speed=(4.0, 1.0)), ["speed=(4.0, 1.0)"]),
         (dict(radius=(0.1, 0.6)), ["radius"]),
@@ -42,19 +36,6 @@ def test_bad_config_says_what_to_fix(kwargs, words):
         ToyConfig(**kwargs)
     for word in words:
         assert word in str(info.value)
-
-
-def test_video_list_splits_by_group_like_ucf101():
-    cfg = ToyConfig(classes=("ZoomOut", "MoveUp", "RotateClockwise"), videos_per_class=7, clips_per_group=3,
-                    test_groups=1)  # fmt: skip
-    videos = toy.video_list(cfg)
-    assert len(videos) == 21 and cfg.num_groups == 3
-    assert [v[0] for v in videos[::7]] == ["MoveUp", "RotateClockwise", "ZoomOut"]  # sorted as in classInd.txt
-    assert [(g, c) for _, g, c, _ in videos[:7]] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (3, 1)]
-    test_groups = {g for _, g, _, is_test in videos if is_test}
-    train_groups = {g for _, g, _, is_test in videos if not is_test}
-    assert test_groups == {1} and train_groups == {2, 3}
-    assert toy.video_name("MoveUp", 3, 1) == "v_MoveUp_g03_c01"
 
 
 # ---------------------------------------------------------------- reproducibility
@@ -126,8 +107,8 @@ def _similarity_fit(flow: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def default_size_clips():
-    """One 6-frame clip per default class at the default size (the demo's: the motion TV-L1 must see)."""
-    cfg = ToyConfig(num_frames=6)
+    """One 6-frame clip per motion class at the default size (the demo's: the motion TV-L1 must see)."""
+    cfg = ToyConfig(num_frames=6, classes=MOTION_CLASSES)
     return {name: toy.make_clip(cfg, name, 3, 1) for name in cfg.classes}
 
 
@@ -186,7 +167,7 @@ def test_true_flow_of_a_translation_is_its_velocity(default_size_clips):
     np.testing.assert_allclose(flow[~on_object], np.broadcast_to(clip.params.drift, ((~on_object).sum(), 2)))
 
 
-# ---------------------------------------------------------------- single frames hide the class
+# ---------------------------------------------------------------- what single frames show
 
 
 def _colour_histograms(frames: np.ndarray) -> np.ndarray:
@@ -197,106 +178,69 @@ def _colour_histograms(frames: np.ndarray) -> np.ndarray:
     return np.stack(hists).reshape(len(frames), -1) / channels.shape[1]
 
 
-def _nearest_centroid_accuracy(cfg: ToyConfig, tint: float = 0.0) -> float:
+def _nearest_centroid_accuracy(cfg: ToyConfig, tint: float = 0.0, label=None) -> float:
     """Frame-level accuracy of a nearest-centroid classifier on colour histograms, trained on the train groups.
 
     tint > 0 adds a class-dependent colour cast: the positive control that shows the classifier can win.
+    label maps a class name to what is predicted (default: the class itself).
     """
+    label = label or (lambda name: name)
+    targets = sorted({label(name) for name in cfg.classes})
     feats = {True: [], False: []}
     labels = {True: [], False: []}
     names = sorted(cfg.classes)
     corners = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)]) * 2 - 1  # the cube's corners
     casts = corners[np.arange(len(names)) % 8] * tint
-    for name, group, clip, is_test in toy.video_list(cfg):
+    for name, group, clip, is_test in video_list(cfg):
         frames = toy.make_clip(cfg, name, group, clip).frames.astype(np.float32)
         frames = np.clip(frames + casts[names.index(name)], 0, 255).astype(np.uint8)
         feats[is_test].append(_colour_histograms(frames))
-        labels[is_test] += [names.index(name)] * len(frames)
+        labels[is_test] += [targets.index(label(name))] * len(frames)
     train_x, test_x = np.concatenate(feats[False]), np.concatenate(feats[True])
     train_y, test_y = np.array(labels[False]), np.array(labels[True])
-    centroids = np.stack([train_x[train_y == k].mean(0) for k in range(len(names))])
+    centroids = np.stack([train_x[train_y == k].mean(0) for k in range(len(targets))])
     predicted = np.argmin(((test_x[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
     return float((predicted == test_y).mean())
 
 
 def test_single_frame_colour_statistics_are_near_chance():
     # one clip per group so that the 12 test groups per class are 96 independent scenes; chance is 1/8
-    cfg = ToyConfig(height=48, width=64, num_frames=4, videos_per_class=24, clips_per_group=1, test_groups=12)
+    cfg = ToyConfig(num_frames=4, classes=MOTION_CLASSES, videos_per_class=24, clips_per_group=1, test_groups=12)
     assert _nearest_centroid_accuracy(cfg) < 0.25
     assert _nearest_centroid_accuracy(cfg, tint=60.0) > 0.5  # the same classifier does find a class colour cast
 
 
 def test_per_class_mean_brightness_overlaps():
-    cfg = ToyConfig(height=48, width=64, num_frames=4, videos_per_class=12, clips_per_group=1, test_groups=1)
+    cfg = ToyConfig(num_frames=4, classes=MOTION_CLASSES, videos_per_class=12, clips_per_group=1, test_groups=1)
     means = {n: [] for n in cfg.classes}
-    for name, group, clip, _ in toy.video_list(cfg):
+    for name, group, clip, _ in video_list(cfg):
         means[name].append(toy.make_clip(cfg, name, group, clip).frames.mean())
     centres = np.array([np.mean(v) for v in means.values()])
     spread = np.mean([np.std(v) for v in means.values()])
     assert np.ptp(centres) < 1.5 * spread, (centres, spread)  # class means differ less than videos within a class
 
 
-# ---------------------------------------------------------------- the dataset on disk
+def test_a_frame_shows_the_colour_family_but_not_the_motion():
+    # the default classes: two colours x four motions, 6 unseen scenes per class; a frame alone names the colour,
+    # and then the motion only by chance (1/4)
+    cfg = ToyConfig(num_frames=3, videos_per_class=12, clips_per_group=1, test_groups=6)
+    assert _nearest_centroid_accuracy(cfg, label=lambda name: class_parts(name)[0]) > 0.9
+    assert _nearest_centroid_accuracy(cfg) < 0.4
 
 
-def _read(path):
-    return path.read_text(encoding="utf-8").splitlines()
-
-
-def test_make_dataset_writes_ucf101_layout(tmp_path):
-    cfg = ToyConfig(**TINY)
-    seen = []
-    counts = toy.make_dataset(tmp_path / "toy", cfg, progress=seen.append)
-    out = tmp_path / "toy"
-    assert counts == {"written": 8, "skipped": 0, "train": 4, "test": 4} and len(seen) == 8
-    assert _read(out / "classInd.txt") == ["1 MoveLeft", "2 ZoomIn"]
-    assert _read(out / "trainlist01.txt") == [
-        "MoveLeft/v_MoveLeft_g02_c01.avi 1", "MoveLeft/v_MoveLeft_g02_c02.avi 1",
-        "ZoomIn/v_ZoomIn_g02_c01.avi 2", "ZoomIn/v_ZoomIn_g02_c02.avi 2",
-    ]  # fmt: skip
-    assert _read(out / "testlist01.txt") == [
-        "MoveLeft/v_MoveLeft_g01_c01.avi", "MoveLeft/v_MoveLeft_g01_c02.avi",
-        "ZoomIn/v_ZoomIn_g01_c01.avi", "ZoomIn/v_ZoomIn_g01_c02.avi",
-    ]  # fmt: skip
-    files = sorted(p.relative_to(out / "videos").as_posix() for p in (out / "videos").rglob("*") if p.is_file())
-    assert files == sorted(line.split()[0] for line in _read(out / "trainlist01.txt") + _read(out / "testlist01.txt"))
-    meta = json.loads((out / "toy_dataset.json").read_text())
-    assert meta["seed"] == 0 and meta["classes"] == ["MoveLeft", "ZoomIn"] and meta["fourcc"] == "FFV1"
-    decoded = _decode(out / "videos/ZoomIn/v_ZoomIn_g02_c01.avi")
-    np.testing.assert_array_equal(decoded, toy.make_clip(cfg, "ZoomIn", 2, 1).frames)
-
-
-def test_same_seed_same_decoded_frames_in_two_folders(tmp_path):
-    cfg = ToyConfig(**TINY)
-    toy.make_dataset(tmp_path / "a", cfg)
-    toy.make_dataset(tmp_path / "b", cfg)
-    for name, group, clip, _ in toy.video_list(cfg):
-        rel = f"videos/{name}/{toy.video_name(name, group, clip)}.avi"
-        np.testing.assert_array_equal(_decode(tmp_path / "a" / rel), _decode(tmp_path / "b" / rel))
-
-
-def test_rerun_resumes_and_other_parameters_need_overwrite(tmp_path):
-    out, cfg = tmp_path / "toy", ToyConfig(**TINY)
-    toy.make_dataset(out, cfg)
-    victim = out / "videos/MoveLeft/v_MoveLeft_g01_c02.avi"
-    kept = out / "videos/ZoomIn/v_ZoomIn_g02_c02.avi"
-    stamp = kept.stat().st_mtime_ns
-    victim.unlink()  # as if the first run had been interrupted
-    assert toy.make_dataset(out, cfg)["written"] == 1 and victim.exists() and kept.stat().st_mtime_ns == stamp
-
-    reseeded = ToyConfig(**{**TINY, "seed": 3})
-    with pytest.raises(ToyDatasetError, match=r"--overwrite.*|seed") as info:
-        toy.make_dataset(out, reseeded)
-    assert "'seed': (0, 3)" in str(info.value) and "--overwrite" in str(info.value)
-    assert toy.make_dataset(out, reseeded, overwrite=True)["written"] == 8
-    np.testing.assert_array_equal(_decode(kept), toy.make_clip(reseeded, "ZoomIn", 2, 2).frames)
-
-
-def test_refuses_a_folder_that_is_not_a_toy_dataset(tmp_path):
-    (tmp_path / "precious.txt").write_text("keep me")
-    with pytest.raises(ToyDatasetError, match="not empty"):
-        toy.make_dataset(tmp_path, ToyConfig(**TINY))
-    assert os.listdir(tmp_path) == ["precious.txt"]
+def test_colour_classes_change_only_the_objects_colour():
+    cfg = ToyConfig(**{**TINY, "classes": ("RedMoveLeft", "BlueMoveLeft", "MoveLeft")})
+    red, blue, plain = (toy.make_clip(cfg, name, 2, 1).scene for name in cfg.classes)
+    np.testing.assert_array_equal(red.background, blue.background)
+    np.testing.assert_array_equal(red.patch[..., 3], blue.patch[..., 3])  # the same shape ...
+    np.testing.assert_array_equal(red.texture, plain.texture)  # ... and pattern as the plain class's object
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    np.testing.assert_allclose(red.background @ luma, plain.background @ luma, atol=1e-3)  # TV-L1 sees the same grey
+    inside = red.patch[..., 3] > 0.99
+    (r_red, _, b_red), (r_blue, _, b_blue) = red.patch[inside, :3].mean(0), blue.patch[inside, :3].mean(0)
+    assert r_red > b_red + 50 and b_blue > r_blue + 50, (red.patch[inside, :3].mean(0), blue.patch[inside, :3].mean(0))
+    assert class_parts("BlueRotateClockwise") == ("Blue", MOTIONS["RotateClockwise"])
+    assert class_parts("ZoomIn") == (None, MOTIONS["ZoomIn"])
 
 
 def test_toy_recipe_matches_the_generator_defaults():
