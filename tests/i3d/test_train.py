@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_torchrun
 from torch import nn
 
 from common.pictures import GAP, LINE
@@ -21,6 +20,7 @@ from i3d import board, build, loaders, train
 from i3d import checkpoint as ckpt_io
 from i3d.config import load_config
 from i3d.models import InceptionI3d, TwoStreamI3D
+from tests.helpers import run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "test_tiny.yaml"

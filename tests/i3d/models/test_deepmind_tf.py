@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
 from tf_bundle_writer import write_bundle
 
 from i3d.build import build_backbone
@@ -18,6 +17,7 @@ from i3d.models.deepmind_tf import index_shapes, name_map, our_name, read_deepmi
 from i3d.models.pretrained import load_i3d, read_state_dict
 from i3d.models.tf_checkpoint import Bundle, read_index
 from i3d.models.weights_io import WeightsError
+from tests.helpers import load_script
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEEPMIND = FIXTURES / "kinetics_i3d"  # the five .index files of deepmind/kinetics-i3d's data/checkpoints
