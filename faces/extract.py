@@ -156,8 +156,9 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
 
     Returns:
         A record: video_id, source, status (see `STATUSES`), frames, fps, height, width, boxes_from, sampled
-        (frames detected in), tracks, crops (file, track, segment, start, end, box), set_aside, detect_seconds,
-        seconds, warnings, error (None).
+        (frames detected in), tracks, crops (file, track, segment, start, end, box), set_aside, seconds, where
+        they went (decode_seconds: both decoding passes; detect_seconds; cut_seconds: cutting, resizing and writing
+        the clips), warnings, error (None).
 
     Raises:
         VideoError, OSError, ...: for a video that cannot be read or written (the runner records it as failed).
@@ -173,8 +174,8 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
     sidecar = sidecar_path(out, video_id)
     earlier = None if opts.overwrites(video_id) else finished(out, video_id, src)
     if earlier is not None:
-        record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[],
-                      error=None, seconds=0.0)  # fmt: skip
+        record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[], error=None,
+                      seconds=0.0, decode_seconds=0.0, detect_seconds=0.0, cut_seconds=0.0)  # fmt: skip
         record["warnings"] += clip_option_mismatches(earlier, opts)
         return record
     _remove_earlier(out, video_id)
@@ -200,7 +201,8 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
 def _record(video_id: str, src) -> dict:
     return {"video_id": video_id, "source": str(src), "status": "failed", "frames": 0, "fps": None, "height": None,
             "width": None, "boxes_from": None, "detector": None, "sampled": 0, "tracks": [], "crops": [],
-            "set_aside": [], "detect_seconds": 0.0, "seconds": 0.0, "warnings": [], "error": None}  # fmt: skip
+            "set_aside": [], "decode_seconds": 0.0, "detect_seconds": 0.0, "cut_seconds": 0.0, "seconds": 0.0,
+            "warnings": [], "error": None}  # fmt: skip
 
 
 def _plan_json(file: str | None, plan: CropPlan) -> dict:
@@ -266,7 +268,7 @@ def _find_tracks(video_id: str, src, opts: FaceOptions, boxes_from, record: dict
             record["warnings"].append(f"the original's boxes ({boxes_from}) cannot be read ({why}): detected here")
     detector, detections, seconds = None, [], 0.0
     reader = VideoReader(src, fps=0, short_side=0)
-    for index, frame in enumerate(reader):
+    for index, frame in enumerate(_timed(reader, record)):
         if index % opts.stride == 0:
             detector = detector or get_detector(opts)  # not before a frame: a bad video fails without loading it
             tick = time.perf_counter()
@@ -289,8 +291,8 @@ def _cut_clips(video_id: str, src, out: Path, keep: list[CropPlan], aside: list[
     a video shorter than planned (a fake with fewer frames than its original) ends its clips early."""
     reader = VideoReader(src, fps=0, short_side=0)
     buffers: dict[CropPlan, list[np.ndarray]] = {plan: [] for plan in keep}
-    written = []
-    for index, frame in enumerate(reader):
+    written, start, decoded = [], time.perf_counter(), record["decode_seconds"]
+    for index, frame in enumerate(_timed(reader, record)):
         for plan in [p for p in buffers if p.start <= index < p.end]:
             buffers[plan].append(cut(frame, plan.box, opts.size))
             if index == plan.end - 1:
@@ -306,7 +308,20 @@ def _cut_clips(video_id: str, src, out: Path, keep: list[CropPlan], aside: list[
             written.append(short)
         elif short.frames:
             aside.append(short)
+    record["cut_seconds"] = time.perf_counter() - start - (record["decode_seconds"] - decoded)
     return sorted(written, key=lambda p: (p.segment, p.track)), aside
+
+
+def _timed(frames, record: dict):
+    """Yield from `frames`, adding the time spent waiting for each (decoding) to record["decode_seconds"]."""
+    frames = iter(frames)
+    while True:
+        tick = time.perf_counter()
+        frame = next(frames, None)
+        record["decode_seconds"] += time.perf_counter() - tick
+        if frame is None:
+            return
+        yield frame
 
 
 # -- many videos -------------------------------------------------------------------------------------------------

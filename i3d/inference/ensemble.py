@@ -12,6 +12,9 @@ For each video:
          -> fused logits averaged over clips -> probabilities (sigmoid for a 1-logit head, softmax otherwise)
       -> weighted mean of the members' probabilities
 
+Each video's seconds per stage go into `EnsembleResult.seconds` and the report (`STAGES`): decoding, face detection,
+cutting the face clips, reading them back, TV-L1, input making, and each member's forward pass.
+
 A video that cannot be decoded gets the prior probability from every member and is listed in `errors`, one that
 shows no face (scoring face clips) in `no_face`; the run goes on. Models must agree on their classes; a binary
 (1-logit) head counts as two classes with P(second) = sigmoid(logit), so it averages with a 2-way softmax head trained
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +44,7 @@ from i3d.inference.predict import to_probabilities, video_flow, video_inputs
 from i3d.models.weights_io import WeightsError
 from i3d.models.zoo import MODELS
 
+log = logging.getLogger(__name__)
 
 class EnsembleError(ValueError):
     """A model spec, checkpoint or argument the ensemble cannot use; the message names it and the fix."""
@@ -56,6 +62,7 @@ class Member:
         spec: its checkpoint's input spec.
         classes: class names of its outputs (two for a binary head).
         binary: True for a 1-logit head (sigmoid), False for a softmax head.
+        load_seconds: how long building the model and loading its weights took (the run's start-up).
     """
 
     name: str
@@ -65,11 +72,12 @@ class Member:
     spec: InputSpec
     classes: list[str]
     binary: bool
+    load_seconds: float = 0.0
 
     def describe(self) -> dict:
         return {"name": self.name, "checkpoint": str(self.checkpoint), "weight": self.weight,
                 "streams": list(self.model.streams), "input_spec": self.spec.to_dict(), "classes": self.classes,
-                "binary": self.binary}  # fmt: skip
+                "binary": self.binary, "load_seconds": round(self.load_seconds, 3)}  # fmt: skip
 
 
 @dataclass
@@ -83,6 +91,11 @@ class EnsembleResult:
     members: list[Member]
     errors: dict[str, str] = field(default_factory=dict)  # filename -> why it could not be scored ("VideoError: ...")
     no_face: dict[str, str] = field(default_factory=dict)  # filename -> why no face clip was cut from it
+    seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # filename -> stage (`STAGES`) -> seconds
+
+
+# where a video's time goes, in order; "forward:<member name>" for each member, "total" for the whole video
+STAGES = ("decode", "detect", "crop", "read_clips", "flow", "inputs", "forward", "total")
 
 
 # ---------------------------------------------------------------- loading
@@ -117,24 +130,27 @@ def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
 def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device: str | torch.device = "cpu"
                 ) -> Member:  # fmt: skip
     """A checkpoint's model, input spec and classes (`i3d.checkpoint.model_from_checkpoint`)."""
+    start = time.perf_counter()
     try:
         loaded = model_from_checkpoint(path, device)
     except CheckpointError as e:
         raise EnsembleError(str(e)) from e
     binary = loaded.config.model.num_classes == 1
-    return Member(name, Path(path), float(weight), loaded.model, loaded.spec, loaded.classes, binary)
+    return Member(name, Path(path), float(weight), loaded.model, loaded.spec, loaded.classes, binary,
+                  time.perf_counter() - start)  # fmt: skip
 
 
 def load_foreign_member(model_type: str, path: str | Path, weight: float = 1.0, name: str = "m0", *,
                         class_order: tuple[str, str] = BINARY_CLASSES, sampling: str = "first", clips: int = 1,
                         device: str | torch.device = "cpu") -> Member:  # fmt: skip
     """A weight file of another codebase by its type (`i3d.inference.foreign.load_foreign`), as a binary member."""
+    start = time.perf_counter()
     try:
         model, spec = load_foreign(model_type, path, class_order=class_order, sampling=sampling, clips=clips,
                                    device=device)  # fmt: skip
     except (WeightsError, ValueError) as e:
         raise EnsembleError(f"--model {model_type}:{path}: {e}") from e
-    return Member(name, Path(path), float(weight), model, spec, list(BINARY_CLASSES), True)
+    return Member(name, Path(path), float(weight), model, spec, list(BINARY_CLASSES), True, time.perf_counter() - start)
 
 
 def check_members(members: list[Member]) -> list[str]:
@@ -165,21 +181,44 @@ def flow_key(spec: InputSpec) -> tuple:
 
 
 @torch.no_grad()
-def predict_decoded(members: list[Member], decoded: dict[tuple, np.ndarray]) -> np.ndarray:
-    """(M, K) probabilities of every member for one video, decoded once per `decode_key` in `decoded`."""
-    out, flows = [], {}
+def predict_decoded(members: list[Member], decoded: dict[tuple, np.ndarray], timings: dict | None = None
+                    ) -> np.ndarray:  # fmt: skip
+    """(M, K) probabilities of every member for one video, decoded once per `decode_key` in `decoded`.
+
+    Args:
+        timings: seconds are added to its "flow", "inputs" and "forward:<member name>" entries (the forward pass
+            includes the copy to the model's device and back, which waits for the device to finish).
+    """
+    out, flows, timings = [], {}, {} if timings is None else timings
     for m in members:
         frames = decoded[decode_key(m.spec)]
         flow = None
         if "flow" in m.model.streams:
             if flow_key(m.spec) not in flows:
+                tick = time.perf_counter()
                 flows[flow_key(m.spec)] = video_flow(frames, m.spec)
+                add_seconds(timings, "flow", tick)
             flow = flows[flow_key(m.spec)]
+        tick = time.perf_counter()
         inputs = video_inputs(frames, m.spec, m.model.streams, flow)
         device = next(m.model.parameters()).device
+        add_seconds(timings, "inputs", tick)
+        tick = time.perf_counter()
         logits = m.model(**{s: x.to(device) for s, x in inputs.items()})["fused"].float().cpu()  # (clips, classes)
+        add_seconds(timings, f"forward:{m.name}", tick)
         out.append(to_probabilities(logits.mean(0), m.binary))
     return np.stack(out)
+
+
+def add_seconds(timings: dict, stage: str, since: float) -> None:
+    """Add the seconds from `since` (a `time.perf_counter()` reading) until now to `timings[stage]`."""
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - since
+
+
+def format_seconds(timings: dict[str, float]) -> str:
+    """One video's stages in `STAGES` order, e.g. "12.3 s: decode 2.10, detect 3.20, ..., forward:m0 4.00"."""
+    order = sorted((s for s in timings if s != "total"), key=lambda s: STAGES.index(s.partition(":")[0]))
+    return f"{timings.get('total', 0.0):.1f} s: " + ", ".join(f"{s} {timings[s]:.2f}" for s in order)
 
 
 def ensemble_mean(member_probs: np.ndarray, weights: list[float]) -> np.ndarray:
@@ -225,42 +264,55 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
     fallback = prior_vector(prior, classes)
     keys = list(dict.fromkeys(decode_key(m.spec) for m in members))
     weights = [m.weight for m in members]
-    names, rows, errors, no_face = [], [], {}, {}
+    names, rows, errors, no_face, seconds = [], [], {}, {}, {}
     for video_id, path in videos:
-        name = Path(path).name
+        name, start, timings = Path(path).name, time.perf_counter(), {}
         try:
             if faces is None:
-                rows.append(_score(members, path, keys))
+                rows.append(_score(members, path, keys, timings=timings))
             else:
-                rows.append(_score_faces(members, video_id, path, keys, faces, Path(face_dir), weights, aggregate))
+                rows.append(_score_faces(members, video_id, path, keys, faces, Path(face_dir), weights, aggregate,
+                                         timings))  # fmt: skip
         except NoFaceError as e:
             no_face[name] = str(e)
             rows.append(np.tile(fallback, (len(members), 1)))
         except Exception as e:  # any decoder failure (VideoError, cv2.error, ...) -> the prior, never a crash
             errors[name] = describe(e).removeprefix(f"{path}: ")  # the caller lists it once, with the path
             rows.append(np.tile(fallback, (len(members), 1)))
+        add_seconds(timings, "total", start)
+        log.info("%s: %s", name, format_seconds(timings))
         names.append(name)
+        seconds[name] = timings
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))
     return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors,
-                          no_face)  # fmt: skip
+                          no_face, seconds)  # fmt: skip
 
 
 class NoFaceError(ValueError):
     """A video in which no face clip could be cut (no face, or only clips shorter than the minimum)."""
 
 
-def _score(members: list[Member], path: Path, keys: list[tuple]) -> np.ndarray:
-    """(M, K) probabilities of every member for one video file, decoded once per key."""
-    return predict_decoded(members, {key: read_video(path, fps=key[0], short_side=key[1])[0] for key in keys})
+def _score(members: list[Member], path: Path, keys: list[tuple], *, timings: dict | None = None,
+           stage: str = "decode") -> np.ndarray:  # fmt: skip
+    """(M, K) probabilities of every member for one video file, decoded once per key (the time under `stage`)."""
+    timings = {} if timings is None else timings
+    tick = time.perf_counter()
+    decoded = {key: read_video(path, fps=key[0], short_side=key[1])[0] for key in keys}
+    add_seconds(timings, stage, tick)
+    return predict_decoded(members, decoded, timings)
 
 
 def _score_faces(members, video_id: str, path: Path, keys, opts: FaceOptions, face_dir: Path, weights,
-                 aggregate: str) -> np.ndarray:  # fmt: skip
+                 aggregate: str, timings: dict | None = None) -> np.ndarray:  # fmt: skip
     """(M, K) of one raw video from its face clips: each clip scored, then the clips' max or mean."""
+    timings = {} if timings is None else timings
     record = cut_faces(video_id, path, out=face_dir, opts=opts)  # a video that cannot be read raises, naming it
+    for stage, key in (("decode", "decode_seconds"), ("detect", "detect_seconds"), ("crop", "cut_seconds")):
+        timings[stage] = timings.get(stage, 0.0) + record[key]
     if not record["crops"]:
         raise NoFaceError("; ".join(record["warnings"]) or "no face clip")
-    clips = np.stack([_score(members, face_dir / c["file"], keys) for c in record["crops"]])  # (C, M, K)
+    clips = np.stack([_score(members, face_dir / c["file"], keys, timings=timings, stage="read_clips")
+                      for c in record["crops"]])  # (C, M, K)  # fmt: skip
     if aggregate == "mean":
         return clips.mean(axis=0)
     return clips[int(np.argmax(ensemble_mean(clips, weights)[:, -1]))]  # the clip the ensemble finds most positive
@@ -280,8 +332,8 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
     submission.csv: filename,label (P(FAKE)) for two classes, else filename and one column per class.
     <stem>_per_model.csv: filename, status ("ok", "failed" or "no_face"), then each member's columns ("m0", "m1",
     ... or "m0:<class>"), then the ensemble's.
-    <stem>_report.json: members (checkpoint, weight, streams, input spec), classes, the videos that failed and those
-    without a face, with the reason.
+    <stem>_report.json: members (checkpoint, weight, streams, input spec, load seconds), classes, the videos that failed
+    and those without a face, with the reason, and each video's seconds per stage (`STAGES`).
     """
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -305,8 +357,9 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
     report.write_text(json.dumps({"classes": result.classes, "num_videos": len(result.filenames),
                                   "members": [m.describe() for m in result.members],
                                   "failed": [{"filename": k, "error": v} for k, v in result.errors.items()],
-                                  "no_face": [{"filename": k, "reason": v} for k, v in result.no_face.items()]},
-                                 indent=2) + "\n")  # fmt: skip
+                                  "no_face": [{"filename": k, "reason": v} for k, v in result.no_face.items()],
+                                  "seconds": {k: {s: round(t, 4) for s, t in v.items()}
+                                              for k, v in result.seconds.items()}}, indent=2) + "\n")  # fmt: skip
     return {"submission": out_csv, "per_model": per_model, "report": report}
 
 
