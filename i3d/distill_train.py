@@ -172,8 +172,9 @@ def fit_distill(run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, out_dir
         check_teacher_input(teacher_spec, spec, cfg)
     trainable = nn.ModuleList([distiller.student, distiller.adapters])  # the order fixes the optimiser's state
     extra = {"distill": _plain(cfg), "teacher": str(teacher_path), "classes": classes, "input_spec": spec.to_dict()}
-    run = Run(distiller, wrapper, trainable, train_loader, val_loader, device, rank, world,
-              modules={"adapters": distiller.adapters}, extra=extra, loss_fn=distill_loss_fn)  # fmt: skip
+    run = Run(model=distiller, net=wrapper, params=trainable, train_loader=train_loader, val_loader=val_loader,
+              device=device, rank=rank, world=world, modules={"adapters": distiller.adapters}, extra=extra,
+              loss_fn=distill_loss_fn)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "distill.yaml").write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))

@@ -3,7 +3,7 @@
 A binary head (one logit per clip, P(positive) = sigmoid) is scored instead by the DFDC metrics: log loss on
 clipped probabilities, ROC AUC and accuracy (`i3d.metrics.binary_metrics`).
 
-    predict(model, loader) -> Predictions          one row per clip: video_id, clip number, label, logits per stream
+    predict_clips(model, loader) -> Predictions    one row per clip: video_id, clip number, label, logits per stream
     video_level(preds)     -> Predictions          one row per video: the mean of its clips' logits
     compute_results(preds, weights, num_classes)   {"rgb": {...}, "flow": {...}, "fused": {...}}
     save_predictions / load_predictions            an .npz with every clip's per-stream logits, to re-fuse offline
@@ -57,7 +57,7 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp_dtype=None) -> Predictions:
+def predict_clips(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp_dtype=None) -> Predictions:
     """Run `model` (a TwoStreamI3D, or DDP around one) on every batch; one row per clip.
 
     Batches may carry K clips per video (rgb (B, K, 3, T, S, S)); they are flattened to B*K rows.

@@ -5,7 +5,7 @@ same clips; one optimiser step updates both. Everything is a plain function:
 
     fit(cfg, out_dir)
       build_model_from_config -> TwoStreamI3D (a stream may be None)     build_loaders -> train/val loaders
-      train_epochs: for each epoch: train_one_epoch -> dict; evaluate -> dict; save_checkpoint(last.pt [, best.pt])
+      train_epochs: for each epoch: train_one_epoch -> dict; _validate -> dict; save_checkpoint(last.pt [, best.pt])
 
 `train_one_epoch(..., loss_fn=...)` and `train_epochs(cfg, out_dir, Run(...))` are also what knowledge distillation
 (i3d/distill_train.py) trains with: a `Run` says what is trained, validated and saved, a `loss_fn` what is minimised.
@@ -228,14 +228,9 @@ def optimizer_step(model: nn.Module, optimizer, scaler, clip_grad_norm: float) -
     optimizer.zero_grad(set_to_none=True)
 
 
-def evaluate(model, loader, cfg: Config, device: torch.device) -> dict:
-    """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}}, gathered over ranks."""
-    return validation_results(gather_predictions(model, loader, cfg, device), cfg)
-
-
 def gather_predictions(model, loader, cfg: Config, device: torch.device) -> ev.Predictions:
     """Every clip's logits of `loader`, from every rank."""
-    preds = ev.predict(model, loader, device, amp_dtype(cfg, device))
+    preds = ev.predict_clips(model, loader, device, amp_dtype(cfg, device))
     if torch.distributed.is_initialized():
         parts = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(parts, preds)
@@ -274,12 +269,14 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
     model = model.to(device, memory_format=memory_format(cfg, device))
     train_loader, val_loader, classes, spec = build_loaders(cfg, rank, world, pin_memory=device.type == "cuda")
     extra = {"classes": classes, "input_spec": spec.to_dict()}  # what every consumer of the checkpoint feeds it
-    run = Run(model, model, model, train_loader, val_loader, device, rank, world, extra=extra)
+    run = Run(model=model, net=model, params=model, train_loader=train_loader, val_loader=val_loader, device=device,
+              rank=rank, world=world, extra=extra)
     return model, train_epochs(cfg, Path(out_dir), run, resume=resume)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
+    """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}} of gathered predictions."""
     """What `train_epochs` trains, validates and saves (`fit`: one TwoStreamI3D; distillation: a Distiller).
 
     Attributes:

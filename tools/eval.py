@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec,
                                         check_stores="input_spec" in ckpt)  # fmt: skip
     loader = build_eval_loader(cfg, dataset, pin_memory=device.type == "cuda")
-    preds = ev.predict(model, loader, device)
+    preds = ev.predict_clips(model, loader, device)
     weights = dict(zip(("rgb", "flow"), args.fusion_weights, strict=True))
     extra = {"checkpoint": str(args.checkpoint), "epoch": ckpt["epoch"], "split": cfg.data.val_subset,
              "center_crop": True, "num_frames": spec.eval_num_frames, "clips_per_video": spec.eval_num_clips,

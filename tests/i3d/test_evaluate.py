@@ -80,7 +80,7 @@ def test_predict_flattens_clips_and_concatenate_sorts():
     model = TwoStreamI3D(_Mean(), None)
     rgb = torch.arange(2 * 3, dtype=torch.float32).reshape(2, 3, 1, 1, 1, 1).expand(2, 3, 3, 2, 4, 4)
     loader = [{"rgb": rgb, "label": torch.tensor([1, 0]), "video_id": ["v2", "v1"]}]  # 2 videos x 3 clips
-    preds = ev.predict(model, loader)
+    preds = ev.predict_clips(model, loader)
     assert preds.video_ids == ["v2"] * 3 + ["v1"] * 3 and preds.clips.tolist() == [0, 1, 2] * 2
     assert preds.labels.tolist() == [1, 1, 1, 0, 0, 0] and set(preds.logits) == {"rgb"}
     np.testing.assert_allclose(preds.logits["rgb"][:, 0], [0, 1, 2, 3, 4, 5])
