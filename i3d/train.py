@@ -239,6 +239,7 @@ def gather_predictions(model, loader, cfg: Config, device: torch.device) -> ev.P
 
 
 def validation_results(preds: ev.Predictions, cfg: Config) -> dict:
+    """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}} of gathered predictions."""
     weights = dict(zip(("rgb", "flow"), cfg.model.fusion_weights, strict=True))
     return ev.compute_results(preds, weights, cfg.model.num_classes)
 
@@ -276,7 +277,6 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, model: TwoStr
 
 @dataclass(kw_only=True)
 class Run:
-    """Validation metrics {stream: {top1, top5, mean_class_acc, loss, num, clip: {...}}} of gathered predictions."""
     """What `train_epochs` trains, validates and saves (`fit`: one TwoStreamI3D; distillation: a Distiller).
 
     Attributes:
