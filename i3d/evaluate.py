@@ -114,6 +114,8 @@ def fuse(logits: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.n
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
     """top1, top5 (top-k with k = min(5, classes)), mean_class_acc (over the classes present), loss, num."""
     labels = np.asarray(labels, np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
     if len(labels) == 0:
         return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan"), "loss": float("nan"),
                 "num": 0}  # fmt: skip

@@ -1,4 +1,4 @@
-"""Evaluation metrics as plain numpy functions: the DFDC binary metrics and multi-class accuracy helpers.
+"""The DFDC binary metrics as plain numpy functions (multi-class ones: `i3d.evaluate.classification_metrics`).
 
 DFDC scored submissions by the binary log loss of P(FAKE), with probabilities clipped away from 0 and 1 so one
 confident mistake costs a lot but not infinitely (Kaggle's clip: eps = 1e-15). A well-calibrated 0.5 everywhere
@@ -83,30 +83,3 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
-    """Fraction of rows whose label is among the k highest scores (k is capped at the number of classes)."""
-    logits, labels = np.asarray(logits), np.asarray(labels, np.int64)
-    if logits.ndim != 2 or len(logits) != len(labels):
-        raise ValueError(f"topk_accuracy wants (N, classes) scores and N labels, got {logits.shape} and {labels.shape}")
-    if len(labels) == 0:
-        return float("nan")
-    top = np.argsort(-logits, axis=1, kind="stable")[:, : min(k, logits.shape[1])]
-    return float((top == labels[:, None]).any(axis=1).mean())
-
-
-def mean_class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> float:
-    """Mean over the classes present in `labels` of each class's accuracy (UCF101/HMDB51's usual measure).
-
-    Args:
-        predicted: predicted class per row.
-        labels: true class per row.
-        num_classes: unused classes beyond those present are ignored; given only to validate the labels.
-    """
-    predicted, labels = np.asarray(predicted, np.int64), np.asarray(labels, np.int64)
-    if num_classes is not None and labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
-    classes = np.unique(labels)
-    if classes.size == 0:
-        return float("nan")
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in classes]))

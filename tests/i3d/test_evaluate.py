@@ -33,6 +33,18 @@ def test_metrics_exact():
     assert m["loss"] == pytest.approx(expected)
 
 
+def test_metrics_with_fewer_than_five_classes_and_a_lone_class():
+    logits = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.9, 0.0, 0.0]])
+    labels = np.array([1, 1, 2, 2, 0])  # predicted 1, 0, 2, 0, 0
+    m = ev.classification_metrics(logits, labels, num_classes=3)
+    assert m["top1"] == pytest.approx(3 / 5) and m["top5"] == 1.0  # top-5 of 3 classes is every class
+    # class 1: 1 of 2 right, class 2: 1 of 2 right, the lone class 0 row right -> (0.5 + 0.5 + 1) / 3
+    assert m["mean_class_acc"] == pytest.approx(2 / 3)
+    assert ev.classification_metrics(logits[:2], labels[:2], num_classes=3)["mean_class_acc"] == 0.5  # class 1 only
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got 0..3"):
+        ev.classification_metrics(logits[:2], np.array([0, 3]), num_classes=3)
+
+
 def test_compute_results_streams_fused_clip_and_video():
     r = ev.compute_results(_preds(), {"rgb": 1.0, "flow": 1.0}, num_classes=3)
     assert set(r) == {"rgb", "flow", "fused"}

@@ -9,10 +9,8 @@ from i3d.metrics import (
     binary_accuracy,
     binary_log_loss,
     binary_metrics,
-    mean_class_accuracy,
     roc_auc,
     sigmoid,
-    topk_accuracy,
 )
 
 
@@ -56,14 +54,3 @@ def test_accuracy_and_summary():
     with pytest.raises(ValueError, match="2 predictions for 3 labels"):
         roc_auc([0.5, 0.5], [0, 1, 1])
 
-
-def test_topk_and_mean_class_accuracy():
-    logits = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
-    labels = np.array([1, 1, 2, 2])
-    assert topk_accuracy(logits, labels, 1) == 0.5
-    assert topk_accuracy(logits, labels, 2) == 0.75  # row 1: label 1 is second; row 3: label 2 is last
-    assert topk_accuracy(logits, labels, 5) == 1.0
-    # class 1: 1 of 2 right, class 2: 1 of 2 right; plus a lone class 0 row predicted right -> (0.5 + 0.5 + 1) / 3
-    assert mean_class_accuracy([1, 0, 2, 0, 0], [1, 1, 2, 2, 0], num_classes=3) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="labels must lie in"):
-        mean_class_accuracy([0], [3], num_classes=3)
