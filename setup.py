@@ -19,7 +19,7 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "numpy>=1.24",
         "h5py>=3.8",
-        # Blosc2 LZ4HC filter of the format 2 stores' flow (flow.store); format 1 (gzip) stores read without it
+        # Blosc2 LZ4HC filter of the stores' flow (flow.store); gzip stores read without it
         "hdf5plugin>=4.1",
         "joblib>=1.3",
         "tensorboard>=2.14",

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_loader.py [--frames 80] [--clips 20] [--workers 2]
 
-Writes a synthetic 256x340 store of `--frames` frames with `flow.store.write_store` (JPEG q95 RGB + 8-bit flow in
+Writes a synthetic 256x340 store of `--frames` frames with `flow.store_writer.write_store` (JPEG q95 RGB + 8-bit flow in
 `--compression`, by default the codec `tools/extract_flow.py` writes) into a temporary folder, then times
 1. `TwoStreamClipDataset.__getitem__` in this process (= one DataLoader worker),
 2. its parts on the same clips: JPEG decode of the crop (`read_rgb`), flow codes of the crop (`read_flow_codes`:
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from flow.store import FLOW_CODEC, FLOW_CODECS, VideoStore, write_store
+from flow.store import VideoStore
+from flow.store_writer import FLOW_CODEC, FLOW_CODECS, write_store
 from i3d.data import TwoStreamClipDataset, worker_init_fn
 from i3d.data import transforms as T
 

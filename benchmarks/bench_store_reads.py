@@ -2,9 +2,9 @@
 
     python benchmarks/bench_store_reads.py --dir /tmp/store_reads --stores 500 --reads 300
 
-Writes one store of `--frames` frames at 256x340 with `flow.store.write_store` (textured RGB, smooth random flow),
-copies it to `--stores` files (distinct files and inodes, same bytes), then evicts every file from the page cache
-with posix_fadvise(DONTNEED) (no root needed; the kernel may keep pages it cannot drop) and reads `--reads` random
+Writes one store of `--frames` frames at 256x340 with `flow.store_writer.write_store` (textured RGB, smooth random
+flow), copies it to `--stores` files (distinct files and inodes, same bytes), then evicts every file from the page
+cache with posix_fadvise(DONTNEED) (no root needed; the kernel may keep pages it cannot drop) and reads `--reads` random
 (store, start) clips of 64 frames: the "cold" pass. The same clips read again are the "warm" pass (page cache). The
 difference is what the storage costs per clip; CPU time (JPEG decode, gunzip) is the same in both.
 """
@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flow.store import VideoStore, write_store  # noqa: E402
+from flow.store import VideoStore  # noqa: E402
+from flow.store_writer import write_store  # noqa: E402
 
 
 def make_store(path: Path, frames: int, height: int = 256, width: int = 340) -> int:

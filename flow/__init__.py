@@ -2,6 +2,6 @@
 
 The pipeline, one module per step: `flow.video` (decode, resample to 25 fps, resize the short side) ->
 `flow.engines` (TV-L1: OpenCV's, or the numba/torch ports) with `flow.tvl1` (parameters, frame alignment) ->
-`flow.quantize` (8-bit flow, zero exact) -> `flow.store` (write and read `<video_id>.h5`) -> `flow.extract`
-(many videos: joblib or Dask, shards, resume, report). `tools/extract_flow.py` is the command line.
+`flow.quantize` (8-bit flow, zero exact) -> `flow.store_writer` / `flow.store` (write / read `<video_id>.h5`) ->
+`flow.extract` (many videos: joblib or Dask, shards, resume, report). `tools/extract_flow.py` is the command line.
 """

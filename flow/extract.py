@@ -28,7 +28,8 @@ from common.videos import find_run_videos, select_shard
 from flow.engines import ENGINES, make_engine
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
-from flow.store import FLOW_CODEC, FLOW_CODECS, FlowStoreError, StoreWriter, VideoStore, is_complete, verify_store
+from flow.store import FlowStoreError, VideoStore, is_complete, verify_store
+from flow.store_writer import FLOW_CODEC, FLOW_CODECS, StoreWriter
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VideoReader
 
@@ -45,7 +46,7 @@ class ExtractOptions:
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     bound: float = DEFAULT_BOUND
     jpeg_quality: int = 95
-    compression: str = FLOW_CODEC  # flow codec of the stores (flow.store.FLOW_CODECS)
+    compression: str = FLOW_CODEC  # flow codec of the stores (flow.store_writer.FLOW_CODECS)
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
     prefetch: int = 2  # batches of frames decoded ahead in a thread while the engine works; 0: off (same output)
     overwrite: bool | tuple[str, ...] = False  # True: redo every finished store; video ids: redo those

@@ -8,7 +8,7 @@
 The flow is coloured with the store's own bound (its `flow_bound` attribute) as the fully saturated speed, so colours
 compare across the frames and stores of one bound; a dimmed colour is motion faster than the bound (the extraction
 clipped each component at +-bound, so only oblique motion gets there; `flow_stats` counts the pixels at the bound).
-Any format `VideoStore` reads (1: gzip, 2: Blosc2) works; an RGB-only store shows its frames alone.
+Any store `VideoStore` reads (flow in gzip or Blosc2 LZ4HC) works; an RGB-only store shows its frames alone.
 """
 
 from __future__ import annotations

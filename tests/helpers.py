@@ -59,7 +59,7 @@ def write_motion_stores(root: Path, names=("right", "left"), counts=(("train", 4
     """Tiny stores (10 frames, 36x40) told apart by their flow: +4 px in x for the first class, -4 for the second,
     under ROOT/h5/<name>/<split><k>.h5, and ROOT/index.csv (video_id,label,split). Random RGB in [0, rgb_high), plus
     `brightness_step` x the label (a class that RGB can see too). Returns ROOT."""
-    from flow.store import write_store
+    from flow.store_writer import write_store
 
     rows = ["video_id,label,split"]
     for label, name in enumerate(names):

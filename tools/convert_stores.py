@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.cli import run_tool
 from flow.convert import convert_stores, find_stores
-from flow.store import FLOW_CODEC, FLOW_CODECS
+from flow.store_writer import FLOW_CODEC, FLOW_CODECS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ A .png is a strip: the frames in columns, RGB over flow, with the colour wheel's
 down; the rim = the store's bound, read from the store; dimmed = faster than it). A .gif or .mp4 shows one frame
 at a time. By default a strip shows 8 frames spread over the video and an animation the first 250. Each shown
 frame's flow statistics go to stdout: mean and 99th-percentile speed (pixels per frame) and the share of pixels at
-the bound (clipped by the extraction). Any store format (1: gzip, 2: Blosc2) reads.
+the bound (clipped by the extraction). A store of an older layout is refused with the command that converts it.
 """
 
 import argparse

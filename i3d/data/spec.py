@@ -5,7 +5,7 @@ of a run must agree: `stores_extraction`), takes the rest from the run's `data:`
 the whole spec in every checkpoint ("input_spec"); eval, predict, the ensemble and distillation read it from there.
 
     extraction (flow.extract.ExtractOptions, recorded in each store's attributes)
-        fps              decoding frame rate (0 = the video's own)          attrs "fps" (older stores: "sampled_fps")
+        fps              decoding frame rate (0 = the video's own)          attrs "fps"
         short_side       bilinear resize of the short side (0 = native)     attrs "short_side"
         flow_engine      TV-L1 implementation                               attrs "engine"
         tvl1             TV-L1 parameters                                   attrs "tvl1_*"
@@ -34,7 +34,7 @@ from i3d.data.transforms import EVAL_STARTS, NORMALIZATIONS
 
 EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention")
 # the store attributes they are read from (`extraction_of_attrs`)
-STORE_ATTRS = ("fps", "sampled_fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention",
+STORE_ATTRS = ("fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention",
                *(f"tvl1_{f.name}" for f in dataclasses.fields(TVL1Params)))  # fmt: skip
 
 
@@ -128,13 +128,12 @@ class InputSpec:
 def extraction_of_attrs(attrs: dict) -> dict:
     """The extraction fields of one store's attributes.
 
-    A field the store does not record gets the default, except the short side (its frames' own, min(H, W)) and the
-    frame rate of stores written before "fps" was recorded (the rate they were sampled at).
+    A field the store does not record gets the default, except the short side (its frames' own, min(H, W)).
     """
     default = InputSpec()
     native = min(int(attrs.get("height", 0)), int(attrs.get("width", 0))) or default.short_side
     return {
-        "fps": float(attrs.get("fps", attrs.get("sampled_fps", default.fps))),
+        "fps": float(attrs.get("fps", default.fps)),
         "short_side": int(attrs.get("short_side", native)),
         "flow_engine": str(attrs.get("engine", default.flow_engine)),
         "tvl1": TVL1Params.from_attrs(attrs),

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from flow.convert import convert_store, convert_stores, find_stores, needs_conversion
-from flow.store import FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from flow.store import FlowStoreError, VideoStore, is_complete, verify_store
+from flow.store_writer import write_store
 from tests.helpers import textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,14 @@ def test_corrupt_store_is_reported_and_left_alone(tmp_path):
     assert _digest(path) == before and [p.name for p in tmp_path.iterdir()] == ["v.h5"]
 
 
+def test_a_broken_jpeg_in_a_store_without_crcs_is_reported(tmp_path):
+    path = _old_store(tmp_path / "v.h5", crcs=False)
+    with h5py.File(path, "a") as f:
+        f["rgb"][2] = np.frombuffer(b"not a jpeg", np.uint8)
+    with pytest.raises(FlowStoreError, match=r"v\.h5: RGB frame 2 cannot be read .*not a JPEG.*not converted"):
+        convert_store(path)
+
+
 def test_an_error_mid_conversion_leaves_the_old_store(tmp_path, monkeypatch):
     import flow.convert
 
@@ -116,7 +125,7 @@ def test_kill_9_mid_conversion_leaves_the_old_store_and_a_rerun_finishes(tmp_pat
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = [p for p in tmp_path.iterdir() if p.name != "v.h5"]
     assert leftovers and leftovers[0].name.startswith(".v.tmp-")  # the half-written copy, never at the final path
-    assert _digest(path) == before and verify_store(path) is None
+    assert _digest(path) == before and needs_conversion(path)
     with open(leftovers[0], "r+b") as f:  # and a truncated one is no better
         f.truncate(os.path.getsize(leftovers[0]) // 2)
     assert convert_store(path)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from flow.quantize import max_error
-from flow.store import FORMAT_VERSION, FlowStoreError, VideoStore, is_complete, write_store
+from flow.store import FORMAT_VERSION, FlowStoreError, VideoStore, is_complete
+from flow.store_writer import write_store
 from tests.helpers import psnr, textured_frames
 
 

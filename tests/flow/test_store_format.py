@@ -1,5 +1,5 @@
-"""Store format 2 (issue 16): the flow codec is recorded and checksummed, crop reads equal full reads cropped, and
-format 1 stores (gzip flow) still read, also where `hdf5plugin` is not installed."""
+"""Store format 2: the flow codec is recorded and checksummed, crop reads equal full reads cropped, gzip stores read
+where `hdf5plugin` is not installed, and stores of an older layout are refused with one line naming the converter."""
 
 import subprocess
 import sys
@@ -10,8 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
+from flow.convert import convert_store
 from flow.quantize import quantize_flow
-from flow.store import FLOW_CODEC, FLOW_CODECS, FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from flow.store import FlowStoreError, VideoStore, is_complete, read_attrs, verify_store
+from flow.store_writer import FLOW_CODEC, FLOW_CODECS, write_store
 from tests.helpers import textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,46 +73,56 @@ def test_crop_reads_equal_full_reads_cropped(tmp_path, codec):
             np.testing.assert_array_equal(store.read_rgb(indices, box), store.read_rgb(indices)[:, y, x])
 
 
-def test_format_1_store_reads_as_before(tmp_path):
+def test_older_layouts_are_refused_with_one_line_naming_the_converter(tmp_path):
     rgb, flow = _clip()
     old = write_v1(tmp_path / "old.h5", rgb, flow)
-    new = write_store(tmp_path / "new.h5", rgb, flow, {})
-    assert is_complete(old) and verify_store(old) is None
-    with VideoStore(old) as a, VideoStore(new) as b:
-        assert (a.format_version, b.format_version) == (1, 2)
+    unversioned = write_v1(tmp_path / "unversioned.h5", rgb, flow)
+    with h5py.File(unversioned, "a") as f:
+        del f.attrs["format_version"]
+    for path, layout in ((old, "format 1"), (unversioned, "format unknown")):
+        expected = f"{path} is a store of an older layout ({layout}), which is no longer read; rewrite it as format 2 "
+        expected += f"with tools/convert_stores.py {path} "
+        with pytest.raises(FlowStoreError) as info:
+            VideoStore(path).read_flow([0])
+        assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+        assert not is_complete(path) and verify_store(path).startswith(expected)
+        with pytest.raises(FlowStoreError, match="older layout"):
+            read_attrs(path, ("fps",))
+    assert convert_store(old)  # the fix the message names: the same frames as a store written today
+    with VideoStore(old) as a, VideoStore(write_store(tmp_path / "new.h5", rgb, flow, {})) as b:
+        assert (a.format_version, b.format_version) == (2, 2)
         np.testing.assert_array_equal(a.read_flow(range(7)), b.read_flow(range(7)))
         np.testing.assert_array_equal(a.read_rgb(range(7)), b.read_rgb(range(7)))
-    with h5py.File(old, "a") as f:  # a store from before the attribute existed counts as format 1
-        del f.attrs["format_version"]
-    assert is_complete(old) and VideoStore(old).format_version == 1
 
 
-def test_unknown_future_format_is_not_complete(tmp_path):
+def test_a_newer_format_is_refused(tmp_path):
     rgb, flow = _clip()
     path = write_store(tmp_path / "v.h5", rgb, flow, {})
     with h5py.File(path, "a") as f:
         f.attrs["format_version"] = 3
     assert not is_complete(path)
+    with pytest.raises(FlowStoreError, match=r"v\.h5 is a format 3 store, newer than this code reads \(2\)"):
+        VideoStore(path).read_rgb([0])
 
 
-def test_old_stores_read_without_hdf5plugin_and_new_ones_say_what_to_install(tmp_path):
+def test_gzip_stores_read_without_hdf5plugin_and_lz4hc_ones_say_what_to_install(tmp_path):
     rgb, flow = _clip()
-    old = write_v1(tmp_path / "old.h5", rgb, flow)
-    new = write_store(tmp_path / "new.h5", rgb, flow, {})
+    gzip = write_store(tmp_path / "gzip.h5", rgb, flow, {}, compression="gzip")
+    lz4hc = write_store(tmp_path / "lz4hc.h5", rgb, flow, {})
     script = textwrap.dedent(f"""
         import sys
         sys.modules["hdf5plugin"] = None  # import hdf5plugin now raises ImportError, as if it were not installed
         sys.path.insert(0, {str(REPO)!r})
         from flow.store import FlowStoreError, VideoStore
-        print(VideoStore({str(old)!r}).read_flow([0, 1]).shape)
+        print(VideoStore({str(gzip)!r}).read_flow([0, 1]).shape)
         try:
-            VideoStore({str(new)!r}).read_flow([0, 1])
+            VideoStore({str(lz4hc)!r}).read_flow([0, 1])
         except FlowStoreError as e:
             print("ERROR", e)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "(2, 32, 40, 2)" in out
-    assert f"ERROR {new} is a format 2 store whose flow codec needs the hdf5plugin package: pip install" in out
+    assert f"ERROR {lz4hc} is a format 2 store whose flow codec needs the hdf5plugin package: pip install" in out
 
 
 @pytest.mark.parametrize("codec", ["lz4hc", "gzip"])

@@ -1,11 +1,14 @@
 """Checksums in the stores: bytes changed inside a file (not a truncation) are caught on read and by verify_store,
-with an error that names the store and the command that redoes it; stores written before the checksums still read."""
+with an error that names the store and the command that redoes it; a store written before the checksums, in which
+a changed byte could pass unnoticed, is refused with an error that names the converter (which adds them)."""
 
 import h5py
 import numpy as np
 import pytest
 
-from flow.store import FlowStoreError, VideoStore, is_complete, verify_store, write_store
+from flow.convert import convert_store
+from flow.store import FlowStoreError, VideoStore, is_complete, verify_store
+from flow.store_writer import write_store
 from tests.helpers import textured_frames
 
 
@@ -58,23 +61,26 @@ def test_corrupt_jpeg_is_caught_by_its_crc(store):
     assert "RGB frame 3" in verify_store(store)
 
 
-def test_stores_without_checksums_still_read(store, tmp_path):
-    """A store as written before the checksums: no rgb_crc32, no fletcher32 filter, no video_id."""
+@pytest.mark.parametrize("missing", ["rgb_crc32", "fletcher32"])
+def test_a_store_without_checksums_is_refused_until_converted(store, tmp_path, missing):
+    """A store as written before the checksums: no rgb_crc32 or no fletcher32 filter on the flow, no video_id."""
     old = tmp_path / "old.h5"
     with h5py.File(store) as src, h5py.File(old, "w") as dst:
-        rgb = dst.create_dataset("rgb", (6,), dtype=h5py.vlen_dtype(np.uint8), maxshape=(None,), chunks=(64,))
-        for i in range(6):
-            rgb[i] = src["rgb"][i]
-        dst.create_dataset("flow", data=src["flow"][:], chunks=(1, 2, 32, 40), compression="gzip")
+        for name in ("rgb", "rgb_crc32") if missing == "fletcher32" else ("rgb",):
+            src.copy(src[name], dst, name)
+        flow, fletcher32 = src["flow"][:], missing != "fletcher32"
+        dst.create_dataset("flow", data=flow, chunks=(1, 2, 32, 40), compression="gzip", fletcher32=fletcher32)
         for key, value in src.attrs.items():
             if key not in ("checksums", "video_id"):
                 dst.attrs[key] = value
-    assert is_complete(old) and verify_store(old) is None
+        dst.attrs["flow_codec"] = "gzip"
+    message = f"{old} is a store of an older layout (written before the checksums), which is no longer read; "
+    message += f"rewrite it as format 2 with tools/convert_stores.py {old} "
+    with pytest.raises(FlowStoreError) as info:
+        VideoStore(old).read_rgb([0])
+    assert str(info.value).startswith(message)
+    assert not is_complete(old) and verify_store(old).startswith(message)
+    assert convert_store(old) and verify_store(old) is None
     with VideoStore(old) as a, VideoStore(store) as b:
         np.testing.assert_array_equal(a.read_rgb(range(6)), b.read_rgb(range(6)))
-        np.testing.assert_array_equal(a.read_flow(range(6)), b.read_flow(range(6)))
-    with h5py.File(old) as f:
-        chunk = f["flow"].id.get_chunk_info(1)
-    _flip(old, chunk.byte_offset + chunk.size // 2)
-    with pytest.raises(FlowStoreError, match="old.h5: flow frames.*--overwrite old"):  # gzip's own check
-        VideoStore(old).read_flow([1])
+        np.testing.assert_array_equal(a.read_flow_codes(range(6)), flow)

@@ -92,7 +92,7 @@ def test_i3d_forward_on_cuda_matches_the_cpu():
 def test_cli_trains_with_amp_and_the_checkpoint_loads_on_the_cpu(tmp_path, device, amp):
     """train_two_stream (AMP on CUDA; float32 with a warning on the CPU) -> a checkpoint that loads on the CPU ->
     eval.py."""
-    # format 1 (gzip) stores: the GPU machine's image has no hdf5plugin, and its wheel (46 MB) would not travel there
+    # gzip stores: the GPU machine's image has no hdf5plugin, and its wheel (46 MB) would not travel there
     # beside OpenCV's contrib build (47 MB) within a loan's 64 MiB
     root = write_motion_stores(tmp_path / "data", compression="gzip")
     overrides = [f"data.index={root / 'index.csv'}", f"data.store_root={root / 'h5'}", f"train.device={device}",

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.pictures import GAP, LINE
-from flow.store import write_store
+from flow.store_writer import write_store
 from i3d import board, build, loaders, train
 from i3d import checkpoint as ckpt_io
 from i3d.config import load_config

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from flow.store import write_store
+from flow.store_writer import write_store
 from i3d import build, loaders, train
 from i3d import checkpoint as ckpt_io
 from i3d.config import ConfigError, load_config

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from flow.store import write_store
+from flow.store_writer import write_store
 from i3d import build
 from i3d import checkpoint as ckpt_io
 from i3d.config import ConfigError, DistillConfig, config_to_dict, load_config

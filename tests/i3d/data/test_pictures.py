@@ -6,7 +6,8 @@ import torch
 
 from common.pictures import GAP, LINE, resize_height
 from flow.quantize import dequantize_flow, quantize_flow
-from flow.store import VideoStore, write_store
+from flow.store import VideoStore
+from flow.store_writer import write_store
 from flow.viz import flow_to_colour
 from i3d.data import TwoStreamClipDataset
 from i3d.data import transforms as T

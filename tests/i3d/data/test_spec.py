@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flow.extract import ExtractOptions, extract_store
-from flow.store import write_store
+from flow.store_writer import write_store
 from flow.tvl1 import TVL1Params
 from i3d.data.spec import InputSpec, InputSpecError, check_matches, read_extraction, stores_extraction
 
@@ -29,8 +29,6 @@ def test_extraction_settings_come_from_the_store_attributes(tmp_path, translatin
 def test_stores_that_record_nothing_get_defaults_and_their_own_short_side(tmp_path):
     got = read_extraction(_store(tmp_path / "a.h5", {}, h=36, w=40))
     assert got == {**InputSpec().extraction(), "short_side": 36}
-    older = read_extraction(_store(tmp_path / "b.h5", {"sampled_fps": 12.5}))  # before "fps" was recorded
-    assert older["fps"] == 12.5
 
 
 def test_mixed_stores_are_one_error_naming_two_stores_and_every_difference(tmp_path):

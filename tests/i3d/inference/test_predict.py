@@ -195,7 +195,7 @@ def test_video_flow_follows_the_store_conventions():
 
 def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
     """fit() on two tiny stores -> last.pt -> a predictor with the trainer's classes and the stores' short side."""
-    from flow.store import write_store
+    from flow.store_writer import write_store
     from i3d.train import fit
 
     rows = ["video_id,label,split"]
