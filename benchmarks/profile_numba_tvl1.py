@@ -28,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_flow import load_pairs  # noqa: E402  (a sibling script: the same frames as bench_flow.py)
 
 from flow.engines import numba_tvl1 as nt  # noqa: E402
+from flow.engines._median5 import median5  # noqa: E402
+from flow.engines._numba_iterate import error_above, iterate_serial  # noqa: E402
+from flow.engines._numba_pyramid import centered_gradient, resize_linear, warp  # noqa: E402
 from flow.tvl1 import TVL1Params  # noqa: E402
 
 
@@ -42,8 +45,8 @@ def profile_pair(prev, nxt, engine: nt.NumbaTVL1, seconds: dict, counts: dict) -
         nh, nw = int(np.rint(h * engine.params.scale_step)), int(np.rint(w * engine.params.scale_step))
         if nh < 16 or nw < 16:
             break
-        i0s.append(nt._resize_linear(i0s[-1], nh, nw, inv, inv))
-        i1s.append(nt._resize_linear(i1s[-1], nh, nw, inv, inv))
+        i0s.append(resize_linear(i0s[-1], nh, nw, inv, inv))
+        i1s.append(resize_linear(i1s[-1], nh, nw, inv, inv))
     seconds["pyramid"] += clock() - start
     u1, u2, u3 = (np.zeros_like(i0s[-1]) for _ in range(3))
     coef = (np.float32(lambda_ * theta), np.float32(theta), np.float32(tau / theta), np.float32(0.0))
@@ -51,26 +54,26 @@ def profile_pair(prev, nxt, engine: nt.NumbaTVL1, seconds: dict, counts: dict) -
         start = clock()
         i0, i1 = i0s[s], i1s[s]
         scaled_eps = np.float32(epsilon * epsilon * i0.size)
-        i1x, i1y = nt._centered_gradient(i1)
+        i1x, i1y = centered_gradient(i1)
         warped, tmp, sq = tuple(np.empty_like(i0) for _ in range(4)), np.empty_like(i0), np.empty_like(i0)
         p = tuple(np.zeros_like(i0) for _ in range(6))
         seconds["gradient, buffers"] += clock() - start
         for _ in range(int(warps)):
             start = clock()
-            nt._warp(i0, i1, i1x, i1y, u1, u2, *warped)
+            warp(i0, i1, i1x, i1y, u1, u2, *warped)
             seconds["warp"] += clock() - start
             above, outer = True, 0
             while above and outer < n_outer:
                 start = clock()
                 for comp in (u1, u2):
-                    nt.median5(comp, tmp)
+                    median5(comp, tmp)
                     comp[:] = tmp
                 seconds["median"] += clock() - start
                 counts["medians"] += 1
                 start, inner = clock(), 0
                 while above and inner < n_inner:
-                    error = nt._iterate_serial(warped, (u1, u2, u3), p, coef, sq)
-                    above = nt._error_above(error, sq, scaled_eps)
+                    error = iterate_serial(warped, (u1, u2, u3), p, coef, sq)
+                    above = error_above(error, sq, scaled_eps)
                     inner += 1
                 seconds["iterations"] += clock() - start
                 counts["iterations"] += inner
@@ -79,9 +82,9 @@ def profile_pair(prev, nxt, engine: nt.NumbaTVL1, seconds: dict, counts: dict) -
         if s > 0:
             start = clock()
             (h, w), (nh, nw) = u1.shape, i0s[s - 1].shape
-            u1 = nt._resize_linear(u1, nh, nw, h / nh, w / nw) * np.float32(inv)
-            u2 = nt._resize_linear(u2, nh, nw, h / nh, w / nw) * np.float32(inv)
-            u3 = nt._resize_linear(u3, nh, nw, h / nh, w / nw)
+            u1 = resize_linear(u1, nh, nw, h / nh, w / nw) * np.float32(inv)
+            u2 = resize_linear(u2, nh, nw, h / nh, w / nw) * np.float32(inv)
+            u3 = resize_linear(u3, nh, nw, h / nh, w / nw)
             seconds["upscale"] += clock() - start
     return np.stack([u1, u2], -1)
 
