@@ -28,19 +28,22 @@ TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# `make demo` (README "The demo"): synthetic motion videos -> TV-L1 stores -> two-stream I3D -> centre-crop test.
-# A rerun keeps the videos and stores, resumes runs/demo/train when its config is this one (a finished run: no-op)
-# and retrains from scratch when it is not. Change DEMO_TOY only after `make clean`.
-DEMO := runs/demo
+# `make demo` (README "The demo"): synthetic videos -> TV-L1 stores -> two-stream I3D -> centre-crop test.
+# DEMO_SEED changes the whole run (the toy videos, the initialisation, the clip sampling and order), and each seed has
+# its own folder. A rerun keeps the videos and stores, resumes $(DEMO)/train when its config is this one (a finished
+# run: no-op) and retrains from scratch when it is not. Change DEMO_TOY only after `make clean`.
+DEMO_SEED ?= 0
+DEMO ?= runs/demo-seed$(DEMO_SEED)
 DEMO_CONFIG := configs/toy_i3d_two_stream.yaml
-DEMO_TOY := --size 64x80 --frames 12 --videos-per-class 72 --clips-per-group 1 --test-groups 8 --seed 0
-# the numba engine: OpenCV's TV-L1 at ~4x its speed through extract_flow.py on the 64x80 toy videos (docs/PERFORMANCE.md,
-# issue 16); bound 8 px keeps 8-bit steps at 0.06 px
+DEMO_TOY := --size 48x64 --frames 10 --videos-per-class 48 --clips-per-group 1 --test-groups 8 --seed $(DEMO_SEED)
+# the numba engine: OpenCV's TV-L1 at a few times its speed (docs/PERFORMANCE.md); bound 8 px keeps 8-bit steps
+# at 0.06 px
 DEMO_FLOW := --short-side 0 --engine numba --bound 8
 DEMO_WORKERS ?= 2
 # DeepMind's Kinetics-400 RGB I3D initialises the RGB stream when the file is there (the demo works without it)
 KINETICS_RGB ?= $(or $(I3D_SHARED_DIR),../shared)/weights/i3d-kinetics-400.ckpt
-DEMO_SET := $(if $(wildcard $(KINETICS_RGB)),--set model.rgb.pretrained=$(KINETICS_RGB))
+DEMO_SET := --set data.index=$(DEMO)/toy --set data.store_root=$(DEMO)/h5 --set train.seed=$(DEMO_SEED) \
+	$(if $(wildcard $(KINETICS_RGB)),--set model.rgb.pretrained=$(KINETICS_RGB))
 
 demo: $(STAMP)
 	$(PY) tools/make_toy_dataset.py --out $(DEMO)/toy $(DEMO_TOY) --no-progress
@@ -53,4 +56,4 @@ demo: $(STAMP)
 	$(PY) tools/demo_report.py table $(DEMO)/results.json
 
 clean:
-	rm -rf runs/demo
+	rm -rf runs/demo runs/demo-seed*

@@ -45,7 +45,8 @@ from flow.extract import ExtractOptions, extract_store, flow_job  # noqa: E402
 from flow.quantize import dequantize_flow, quantize_flow  # noqa: E402
 from flow.tvl1 import TVL1Params  # noqa: E402
 from flow.video import read_video  # noqa: E402
-from i3d.synthetic.toy import DEFAULT_CLASSES, ToyConfig, make_dataset  # noqa: E402
+from i3d.synthetic.toy import MOTION_CLASSES, ToyConfig  # noqa: E402
+from i3d.synthetic.toy_dataset import write_toy_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,9 +161,9 @@ def cli_inputs(tmp: Path, args) -> dict[str, Path]:
     for name in args.videos:
         folder = tmp / "in" / name
         if name == "toy":
-            classes = DEFAULT_CLASSES[: min(len(DEFAULT_CLASSES), max(2, args.toy_videos // 2))]
-            make_dataset(folder, ToyConfig(height=args.size[0], width=args.size[1], classes=classes, test_groups=1,
-                                           videos_per_class=max(2, args.toy_videos // len(classes))))  # fmt: skip
+            classes = MOTION_CLASSES[: min(len(MOTION_CLASSES), max(2, args.toy_videos // 2))]
+            write_toy_dataset(folder, ToyConfig(height=args.size[0], width=args.size[1], classes=classes, test_groups=1,
+                                                videos_per_class=max(2, args.toy_videos // len(classes))))  # fmt: skip
             folder = folder / "videos"
         else:
             make_input(folder, args.pairs + 1, name, args.size)

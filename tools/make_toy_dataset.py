@@ -1,11 +1,12 @@
-"""Generate the synthetic motion dataset (classes differ by how a textured shape moves) in UCF101's layout.
+"""Generate the synthetic toy dataset (classes: a shape's colour and how it moves) in UCF101's layout.
 
     python tools/make_toy_dataset.py --out runs/demo/toy          (the defaults are make demo's dataset)
     python tools/make_toy_dataset.py --out runs/toy128 --size 128x160 --frames 16 --classes MoveLeft MoveRight ZoomIn
 
 Writes OUT/videos/<Class>/v_<Class>_gGG_cCC.avi (FFV1, lossless), classInd.txt, trainlist01.txt, testlist01.txt and
-toy_dataset.json. Groups 1..--test-groups form the test split. A rerun with the same arguments skips finished videos;
-other arguments on an existing OUT need --overwrite.
+toy_dataset.json. Plain motion classes (the second example) make a dataset that only motion separates; the default
+colour + motion classes need both streams. Groups 1..--test-groups form the test split. A rerun with the same
+arguments skips finished videos; other arguments on an existing OUT need --overwrite.
 """
 
 import argparse
@@ -16,7 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from common.cli import run_tool
-from i3d.synthetic.toy import DEFAULT_CLASSES, MOTIONS, ToyConfig, make_dataset, video_list
+from i3d.synthetic.toy import COLOURS, DEFAULT_CLASSES, MOTIONS, ToyConfig
+from i3d.synthetic.toy_dataset import video_list, write_toy_dataset
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -34,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder (new, empty, or an earlier toy dataset)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), metavar="CLASS",
-                   help=f"motion classes (default: the first 8); available: {' '.join(MOTIONS)}")  # fmt: skip
+                   help=f"a motion ({' '.join(MOTIONS)}), optionally after a colour ({' '.join(COLOURS)}); "
+                        f"default: {' '.join(DEFAULT_CLASSES)}")  # fmt: skip
     p.add_argument("--videos-per-class", type=int, default=d.videos_per_class, help="train + test videos per class")
     p.add_argument("--clips-per-group", type=int, default=d.clips_per_group, help="clips sharing one scene")
     p.add_argument("--test-groups", type=int, default=d.test_groups, help="groups 1..N of each class are the test set")
@@ -53,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
                     clips_per_group=args.clips_per_group, test_groups=args.test_groups, seed=args.seed)  # fmt: skip
     bar = tqdm(total=len(video_list(cfg)), unit="video", disable=args.no_progress)
     start = time.perf_counter()
-    counts = make_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
+    counts = write_toy_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
     bar.close()
     print(f"{args.out}: wrote {counts['written']}, kept {counts['skipped']} videos ({counts['train']} train, "
           f"{counts['test']} test, {len(cfg.classes)} classes) in {time.perf_counter() - start:.1f} s")  # fmt: skip

@@ -1,49 +1,35 @@
-"""A synthetic action dataset whose classes differ by motion, not by appearance.
+"""A synthetic action dataset whose classes need both streams: the object's colour and how it moves.
 
-Each video shows one textured shape moving over a textured background. The class is *how the shape moves*
-(translate left/right/up/down, rotate clockwise/anticlockwise, zoom in/out); everything a single frame shows
-(textures, colours, shape, size, position, background drift, sensor noise) is drawn from the same distribution
-for every class. Classes come in mirror or time-reversed pairs (left/right, in/out, ...), so a single frame cannot
-tell a class from its partner even in principle: only motion, which TV-L1 flow sees, separates them.
+Each video shows one textured shape moving over a textured background. A class name is a motion (translate
+left/right/up/down, rotate clockwise/anticlockwise, zoom in/out), optionally prefixed by a colour family of the
+object: "RedMoveLeft", "BlueRotateClockwise", or plain "MoveLeft" (any colour). Everything else a frame shows
+(textures, shape, size, position, background drift, sensor noise) is drawn from the same distribution for every
+class. Motions come in mirror or time-reversed pairs (left/right, in/out, ...), so a single frame cannot tell a
+motion from its partner; TV-L1 flow, computed on grey frames, cannot see the hue. The default classes cross two
+colours with four motions: the RGB stream can name the colour and the flow stream the motion, and only together
+(two-stream fusion) do they name the class. Plain motion classes make a dataset that only motion separates.
 
-The files follow UCF101's layout so the demo exercises the real code path::
-
-    DIR/videos/<ClassName>/v_<ClassName>_g<group>_c<clip>.avi   FFV1 (lossless), 25 fps
-    DIR/classInd.txt       "1 MoveDown" ... (1-based, sorted class names)
-    DIR/trainlist01.txt    "MoveDown/v_MoveDown_g03_c01.avi 1"
-    DIR/testlist01.txt     "MoveDown/v_MoveDown_g01_c01.avi"
-    DIR/toy_dataset.json   the generator's parameters (a re-run with the same ones skips finished videos)
-
-As in UCF101, clips of one group share their scene (background, shape and textures) and test groups are never
-seen in training (groups 1..test_groups are the test split). Unlike UCF101, a group's scene is the same in every
-class: group 3 of MoveLeft and group 3 of ZoomIn show the same object over the same background. A network can then
-not tell the classes apart by remembering which scene belongs to which class (with class-specific scenes, an RGB
-I3D reached 0.77 training accuracy from scratch and 0.97 from Kinetics weights, but 0.06 and 0.16 on unseen scenes);
-only the motion separates them. Every video is a pure function of (seed, class name, group, clip): adding a class
-or videos leaves the existing ones unchanged.
+Clips of one group share their scene (background, shape and textures), as in UCF101, and unlike UCF101 a group's
+scene is the same in every class: group 3 of RedMoveLeft and group 3 of BlueZoomIn show the same object over the
+same background, only its colours drawn from another family. A network can then not tell the classes apart by
+remembering which scene belongs to which class (docs/DEMO.md: such networks failed on unseen scenes). Every video is
+a pure function of (seed, class name, group, clip): adding a class or videos leaves the existing ones unchanged.
+`i3d.synthetic.toy_dataset` writes the videos and split lists.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common.files import write_atomic
-from flow.video import write_video
+from i3d.synthetic.toy_textures import LUMA, SHAPES, TEXTURES, colourise, make_texture, random_colours, shape_alpha
 
-GENERATOR_VERSION = "2"  # 2: scenes shared by all classes
-FOURCC = "FFV1"  # lossless: decoded frames equal the rendered ones, so flow sees exactly the motion we drew
-TEXTURES = ("noise", "stripes", "checker", "blobs")
-SHAPES = ("disc", "square", "triangle", "polygon")
+GENERATOR_VERSION = "3"  # 2: scenes shared by all classes; 3: colour classes
 _PATCH_RADIUS = 56  # object radius (px) in its own texture patch; frames scale the patch by radius / this
 
 
@@ -81,7 +67,25 @@ MOTIONS: dict[str, Motion] = {
     "MoveDownLeft": Motion(dx=-_D, dy=_D),
     "MoveDownRight": Motion(dx=_D, dy=_D),
 }
-DEFAULT_CLASSES = tuple(list(MOTIONS)[:8])
+MOTION_CLASSES = tuple(list(MOTIONS)[:8])  # a dataset that only motion separates
+# hue (degrees) at the centre of each colour family of the object
+COLOURS: dict[str, float] = {"Red": 0.0, "Blue": 220.0}
+# mirror pairs whose direction a few raw frames show poorly (rotation) or well (translation)
+DEMO_MOTIONS = ("MoveLeft", "MoveRight", "RotateClockwise", "RotateAnticlockwise")
+DEFAULT_CLASSES = tuple(colour + motion for colour in COLOURS for motion in DEMO_MOTIONS)
+
+
+def class_parts(name: str) -> tuple[str | None, Motion]:
+    """A class name's colour family (None: any colour) and motion: "RedMoveLeft" -> ("Red", MOTIONS["MoveLeft"])."""
+    if name in MOTIONS:
+        return None, MOTIONS[name]
+    for colour in COLOURS:
+        if name.startswith(colour) and name[len(colour) :] in MOTIONS:
+            return colour, MOTIONS[name[len(colour) :]]
+    raise ToyDatasetError(
+        f"unknown toy class {name!r}: use a motion ({', '.join(MOTIONS)}), optionally prefixed by a colour "
+        f"({', '.join(COLOURS)}), e.g. {DEFAULT_CLASSES[0]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -90,18 +94,17 @@ class ToyConfig:
 
     Ranges are (low, high) per video, drawn uniformly. Speeds are per frame: translation in pixels, rotation in
     degrees, zoom as a relative size change (0.03 = 3 %). Translation and zoom are reduced for a video when the
-    full range would carry the object out of the frame within num_frames. The motion ranges are large for a 64x80
-    frame on purpose: with rotations of 2-6 degrees and zooms of 2-5 % per frame (the first defaults) even a
-    nearest-centroid classifier of the object's mean flow, curl and divergence in the stored TV-L1 flow scored only
-    0.78 on unseen scenes, confusing rotation with zoom, and I3D did worse; at these ranges it scores 1.0.
+    full range would carry the object out of the frame within num_frames. The motion ranges are large for frames
+    this small on purpose: TV-L1 recovers only part of a small rotation or zoom, and with smaller ranges even a
+    classifier of hand-made flow statistics confused rotation with zoom (docs/DEMO.md).
     """
 
-    height: int = 64
-    width: int = 80
-    num_frames: int = 12  # the training clip is 8 frames; whole videos (12) at test
+    height: int = 48
+    width: int = 64
+    num_frames: int = 10  # the training clip is 8 frames; whole videos at test
     fps: float = 25.0
     classes: tuple[str, ...] = DEFAULT_CLASSES
-    videos_per_class: int = 72  # 64 train + 8 test: 512 + 64 videos; many scenes are what makes I3D generalise
+    videos_per_class: int = 48  # 40 train + 8 test; many scenes seen few times are what makes I3D generalise
     clips_per_group: int = 1  # one video per scene and class (each scene is shared by all classes)
     test_groups: int = 8
     seed: int = 0
@@ -125,9 +128,8 @@ class ToyConfig:
 
 
 def _validate(cfg: ToyConfig) -> None:
-    unknown = [c for c in cfg.classes if c not in MOTIONS]
-    if unknown:
-        raise ToyDatasetError(f"unknown toy class(es) {unknown}; choose from {sorted(MOTIONS)}")
+    for name in cfg.classes:
+        class_parts(name)
     if len(cfg.classes) < 2 or len(set(cfg.classes)) != len(cfg.classes):
         raise ToyDatasetError(f"classes {list(cfg.classes)}: give at least two, without repeats")
     if min(cfg.height, cfg.width) < 32:
@@ -153,83 +155,7 @@ def _validate(cfg: ToyConfig) -> None:
         )
 
 
-# ---------------------------------------------------------------- appearance: textures, colours, shapes
-
-
-def make_texture(rng: np.random.Generator, kind: str, height: int, width: int, scale: float) -> np.ndarray:
-    """A (height, width) float32 pattern in [0, 1]; scale is its period (stripes, checker) or feature size in pixels."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, np.pi)
-    u = xx * np.cos(angle) + yy * np.sin(angle)
-    v = -xx * np.sin(angle) + yy * np.cos(angle)
-    if kind == "noise":
-        tex = _smooth_noise(rng, height, width, scale / 2)
-    elif kind == "stripes":  # wavy: straight stripes would leave the motion along them unobservable (aperture)
-        wave = 3.0 * np.pi * (_smooth_noise(rng, height, width, 1.5 * scale) - 0.5)
-        tex = np.tanh(2.5 * np.sin(2 * np.pi * u / scale + wave))
-    elif kind == "checker":
-        tex = np.tanh(3.0 * np.sin(2 * np.pi * u / scale) * np.sin(2 * np.pi * v / scale))
-    elif kind == "blobs":  # signed impulses blurred at three radii: Gaussian blobs of mixed sizes
-        tex = np.zeros((height, width), np.float32)
-        for sigma in (0.15 * scale, 0.25 * scale, 0.4 * scale):
-            impulses = np.zeros((height, width), np.float32)
-            count = max(3, int(height * width / (4 * sigma) ** 2))
-            impulses[rng.integers(0, height, count), rng.integers(0, width, count)] = rng.choice([-1.0, 1.0], count)
-            tex += cv2.GaussianBlur(impulses, (0, 0), sigma) * sigma**2
-    else:
-        raise ToyDatasetError(f"unknown texture {kind!r}; choose from {TEXTURES}")
-    # stretch between percentiles, not min/max: smooth noise and blobs would otherwise stay a low-contrast grey
-    low, high = np.percentile(tex, [5, 95])
-    return np.clip((tex - low) / max(float(high - low), 1e-6), 0, 1).astype(np.float32)
-
-
-def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
-    """Uniform random values on a grid of `cell` pixels, cubic-interpolated: (height, width) float32."""
-    cell = max(2.0, cell)
-    coarse = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
-    return cv2.resize(coarse, None, fx=cell, fy=cell, interpolation=cv2.INTER_CUBIC)[:height, :width]
-
-
-def random_colours(rng: np.random.Generator, min_contrast: float = 90.0) -> np.ndarray:
-    """Two RGB colours (2, 3) float32 in 0-255 whose grey levels differ by at least `min_contrast`.
-
-    TV-L1 works on grey frames: two colours of similar luminance would make a texture it cannot track.
-    """
-    luma = np.array([0.299, 0.587, 0.114])
-    while True:
-        hsv = np.stack([rng.uniform(0, 360, 2), rng.uniform(0.1, 0.9, 2), rng.uniform(0.1, 1.0, 2)], axis=1)
-        rgb = cv2.cvtColor(hsv[None].astype(np.float32), cv2.COLOR_HSV2RGB)[0] * 255.0
-        if abs(float((rgb[0] - rgb[1]) @ luma)) >= min_contrast:
-            return rgb
-
-
-def colourise(texture: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """Map a [0, 1] texture onto the segment between two colours: (H, W) -> (H, W, 3) float32."""
-    return colours[0] + texture[..., None] * (colours[1] - colours[0])
-
-
-def shape_alpha(rng: np.random.Generator, kind: str, size: int, radius: float) -> np.ndarray:
-    """Anti-aliased coverage (size, size) float32 in [0, 1] of a shape of outer radius centred in the patch."""
-    canvas = np.zeros((size, size), np.uint8)
-    centre = (size - 1) / 2
-    shift = 4  # OpenCV draws with 1/16-px vertices
-    if kind == "disc":
-        c = int(round(centre * 2**shift))
-        cv2.circle(canvas, (c, c), int(radius * 2**shift), 255, -1, cv2.LINE_AA, shift)
-        return canvas.astype(np.float32) / 255
-    if kind in ("square", "triangle"):
-        n = 4 if kind == "square" else 3
-        angles = rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n
-        radii = np.full(n, radius)
-    elif kind == "polygon":
-        n = int(rng.integers(5, 9))  # jittered, not uniform, angles: uniform ones can make slivers
-        angles = rng.uniform(0, 2 * np.pi) + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * np.pi / n
-        radii = rng.uniform(0.65, 1.0, n) * radius
-    else:
-        raise ToyDatasetError(f"unknown shape {kind!r}; choose from {SHAPES}")
-    pts = np.stack([centre + radii * np.cos(angles), centre + radii * np.sin(angles)], axis=1)
-    cv2.fillPoly(canvas, [np.round(pts * 2**shift).astype(np.int32)], 255, cv2.LINE_AA, shift)
-    return canvas.astype(np.float32) / 255
+# ---------------------------------------------------------------- scenes: what the clips of a group share
 
 
 @dataclass
@@ -239,10 +165,12 @@ class Scene:
     background: np.ndarray  # (H + 2m, W + 2m, 3) float32 0-255, m = margin for the drift
     margin: int
     patch: np.ndarray  # (P, P, 4) float32: object RGB 0-255 and alpha 0-1, object radius _PATCH_RADIUS
+    texture: np.ndarray  # (P, P) float32 in [0, 1]: the object's pattern before colouring
     description: dict
 
 
 def make_scene(rng: np.random.Generator, cfg: ToyConfig) -> Scene:
+    """Draw a group's background, object shape and object texture, coloured with any colours."""
     margin = int(math.ceil(cfg.drift * (cfg.num_frames - 1))) + 2
     bg_kind, obj_kind, shape = rng.choice(TEXTURES), rng.choice(TEXTURES), rng.choice(SHAPES)
     short = min(cfg.height, cfg.width)
@@ -260,7 +188,21 @@ def make_scene(rng: np.random.Generator, cfg: ToyConfig) -> Scene:
     alpha = shape_alpha(rng, shape, size, _PATCH_RADIUS)
     patch = np.dstack([colourise(obj_tex, random_colours(rng)), alpha]).astype(np.float32)
     background = colourise(bg_tex, random_colours(rng)).astype(np.float32)
-    return Scene(background, margin, patch, {"background": str(bg_kind), "object": str(obj_kind), "shape": str(shape)})
+    description = {"background": str(bg_kind), "object": str(obj_kind), "shape": str(shape)}
+    return Scene(background, margin, patch, obj_tex, description)
+
+
+def recolour(scene: Scene, rng: np.random.Generator, hue: float) -> Scene:
+    """The scene with its object in a colour family around `hue` and a greyish background.
+
+    The background keeps a quarter of its saturation, so that the object's colour is the one strong colour in the
+    frame; its grey levels do not change, so the motion TV-L1 sees stays what it was.
+    """
+    grey = scene.background @ LUMA.astype(np.float32)
+    background = grey[..., None] + 0.25 * (scene.background - grey[..., None])
+    colours = random_colours(rng, hue=hue)
+    patch = np.dstack([colourise(scene.texture, colours), scene.patch[..., 3]]).astype(np.float32)
+    return dataclasses.replace(scene, background=background.astype(np.float32), patch=patch)
 
 
 # ---------------------------------------------------------------- motion and rendering
@@ -383,93 +325,9 @@ def _class_key(class_name: str) -> int:
 
 def make_clip(cfg: ToyConfig, class_name: str, group: int, clip: int) -> ToyClip:
     """Render video v_<class_name>_g<group>_c<clip> (1-based group and clip, as in UCF101)."""
-    if class_name not in MOTIONS:
-        raise ToyDatasetError(f"unknown toy class {class_name!r}; choose from {sorted(MOTIONS)}")
+    colour, motion = class_parts(class_name)
     scene = make_scene(_rng(cfg, _SCENE_KEY, group), cfg)  # the same in every class (module docstring)
+    if colour is not None:  # the same in every class of this colour
+        scene = recolour(scene, _rng(cfg, _SCENE_KEY, group, _class_key(colour)), COLOURS[colour])
     rng = _rng(cfg, _class_key(class_name), group, clip)
-    return render(scene, sample_clip(rng, MOTIONS[class_name], cfg), rng, cfg)
-
-
-# ---------------------------------------------------------------- files: videos and UCF101-style split lists
-
-
-def video_name(class_name: str, group: int, clip: int) -> str:
-    return f"v_{class_name}_g{group:02d}_c{clip:02d}"
-
-
-def video_list(cfg: ToyConfig) -> list[tuple[str, int, int, bool]]:
-    """(class_name, group, clip, is_test) of every video, classes sorted as in classInd.txt."""
-    out = []
-    for name in sorted(cfg.classes):
-        for k in range(cfg.videos_per_class):
-            group, clip = k // cfg.clips_per_group + 1, k % cfg.clips_per_group + 1
-            out.append((name, group, clip, group <= cfg.test_groups))
-    return out
-
-
-def _write_text(path: Path, lines: list[str]) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8"))
-
-
-def write_split_files(out: Path, cfg: ToyConfig) -> None:
-    """classInd.txt, trainlist01.txt and testlist01.txt in UCF101's format (labels 1-based, sorted names)."""
-    names = sorted(cfg.classes)
-    labels = {name: i + 1 for i, name in enumerate(names)}
-    _write_text(out / "classInd.txt", [f"{labels[n]} {n}" for n in names])
-    train, test = [], []
-    for name, group, clip, is_test in video_list(cfg):
-        relative = f"{name}/{video_name(name, group, clip)}.avi"
-        (test if is_test else train).append(relative if is_test else f"{relative} {labels[name]}")
-    _write_text(out / "trainlist01.txt", train)
-    _write_text(out / "testlist01.txt", test)
-
-
-def config_to_dict(cfg: ToyConfig) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "fourcc": FOURCC, **json.loads(json.dumps(dataclasses.asdict(cfg)))}
-
-
-def _prepare_out(out: Path, cfg: ToyConfig, overwrite: bool) -> None:
-    """Check that `out` is new, empty or a toy dataset made with the same parameters (then it is resumed)."""
-    meta = out / "toy_dataset.json"
-    wanted = config_to_dict(cfg)
-    if meta.exists():
-        try:
-            found = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ToyDatasetError(f"{meta} is unreadable ({err}); delete {out} or pass --overwrite") from err
-        if found != wanted and not overwrite:
-            diff = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
-            raise ToyDatasetError(
-                f"{out} holds a toy dataset made with other parameters (found, wanted): {diff}; "
-                "pass --overwrite to regenerate it, or choose another --out"
-            )
-        if found != wanted or overwrite:
-            shutil.rmtree(out / "videos", ignore_errors=True)
-    elif out.exists() and any(out.iterdir()):
-        raise ToyDatasetError(f"{out} is not empty and has no toy_dataset.json; choose a new or empty --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(meta, [json.dumps(wanted, indent=2)])
-
-
-def make_dataset(
-    out: Path, cfg: ToyConfig, *, overwrite: bool = False, progress: Callable[[str], None] | None = None
-) -> dict:
-    """Write the whole dataset under `out`; finished videos of a previous run with the same config are kept.
-
-    `progress` is called with each video's path once it exists. Returns counts: {"written", "skipped", "train", "test"}.
-    """
-    out = Path(out)
-    _prepare_out(out, cfg, overwrite)
-    counts = {"written": 0, "skipped": 0, "train": 0, "test": 0}
-    for name, group, clip, is_test in video_list(cfg):
-        path = out / "videos" / name / f"{video_name(name, group, clip)}.avi"
-        counts["test" if is_test else "train"] += 1
-        if path.exists():  # written atomically, so an existing file is complete
-            counts["skipped"] += 1
-        else:
-            write_video(path, make_clip(cfg, name, group, clip).frames, cfg.fps, fourcc=FOURCC)
-            counts["written"] += 1
-        if progress is not None:
-            progress(str(path))
-    write_split_files(out, cfg)
-    return counts
+    return render(scene, sample_clip(rng, motion, cfg), rng, cfg)

@@ -17,24 +17,19 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "toy_i3d_two_stream.yaml"
 
 
-def _load_tool(name: str):
-    module = load_script(f"tools/{name}.py")
-    return module
-
-
 @pytest.fixture(scope="module")
 def report():
-    return _load_tool("demo_report")
+    return load_script("tools/demo_report.py")
 
 
-def _demo_commands(kinetics: str) -> dict[str, list[str]]:
+def _demo_commands(kinetics: str, *variables: str) -> dict[str, list[str]]:
     """The argument lists `make demo` would pass to each tool (from `make -n`, which runs nothing)."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    text = subprocess.run(["make", "-n", "demo", f"KINETICS_RGB={kinetics}"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout.replace("\\\n", " ")  # fmt: skip
+    text = subprocess.run(["make", "-n", "demo", f"KINETICS_RGB={kinetics}", *variables], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
     commands: dict[str, list[str]] = {}
-    for line in (line for line in text.splitlines() if " tools/" in line):  # not the install recipe
+    for line in (line for line in text.replace("\\\n", " ").splitlines() if " tools/" in line):
         for part in re.split(r";|&&|\b(?:if|then|else|fi)\b", line):
             words = shlex.split(part)
             tools = [w for w in words if w.startswith("tools/")]
@@ -44,14 +39,19 @@ def _demo_commands(kinetics: str) -> dict[str, list[str]]:
     return commands
 
 
+def _overrides(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
+
+
 def test_demo_commands_fit_the_toy_data(tmp_path):
     cmd = _demo_commands(str(tmp_path / "absent.ckpt"))
-    toy_args = _load_tool("make_toy_dataset").parse_args(cmd["make_toy_dataset"])
-    flow_args = _load_tool("extract_flow").parse_args(cmd["extract_flow"])
+    toy_args = load_script("tools/make_toy_dataset.py").parse_args(cmd["make_toy_dataset"])
+    flow_args = load_script("tools/extract_flow.py").parse_args(cmd["extract_flow"])
     train = cmd["train_two_stream"]
     assert train[train.index("--config") + 1] == "configs/toy_i3d_two_stream.yaml"
-    assert "--set" not in train  # without the Kinetics file the RGB stream starts from scratch
-    cfg = load_config(CONFIG)
+    # without the Kinetics file the RGB stream starts from scratch
+    assert not any(o.startswith("model.rgb.pretrained") for o in _overrides(train))
+    cfg = load_config(CONFIG, _overrides(train))
     height, width = toy_args.size
     assert cfg.model.num_classes == len(toy_args.classes) and cfg.data.dataset == "ucf101"
     assert Path(cfg.data.index) == toy_args.out and flow_args.videos == [str(toy_args.out / "videos")]
@@ -62,15 +62,30 @@ def test_demo_commands_fit_the_toy_data(tmp_path):
     run = Path(train[train.index("--out") + 1])
     assert Path(cmd["eval"][cmd["eval"].index("--checkpoint") + 1]) == run / "best.pt"
     assert cmd["demo_report"][:2] == ["same-config", str(run / "last.pt")]
+    assert _overrides(cmd["demo_report"]) == _overrides(train)  # the resumed run is compared with this config
     assert cmd["train_two_stream_resume"] == ["--resume", str(run)]
+    # the config file's own paths are seed 0's, so a plain tools/train_two_stream.py --config finds make demo's data
+    assert load_config(CONFIG) == load_config(CONFIG, _overrides(train))
+
+
+def test_demo_seed_changes_data_init_sampling_and_folder(tmp_path):
+    seed0 = _demo_commands(str(tmp_path / "absent.ckpt"))
+    seed3 = _demo_commands(str(tmp_path / "absent.ckpt"), "DEMO_SEED=3")
+    toy0, toy3 = (load_script("tools/make_toy_dataset.py").parse_args(c["make_toy_dataset"]) for c in (seed0, seed3))
+    assert (toy0.seed, toy3.seed) == (0, 3) and toy0.out != toy3.out
+    cfg0, cfg3 = (load_config(CONFIG, _overrides(c["train_two_stream"])) for c in (seed0, seed3))
+    assert (cfg0.train.seed, cfg3.train.seed) == (0, 3)  # the initialisation, clip sampling and order
+    assert Path(cfg3.data.index) == toy3.out and Path(cfg3.data.store_root).parent == toy3.out.parent
+    folders = {Path(c["eval"][c["eval"].index("--out") + 1]).parent for c in (seed0, seed3)}
+    assert len(folders) == 2 and toy3.out.parent in folders
 
 
 def test_demo_uses_kinetics_weights_when_present(tmp_path):
     weights = tmp_path / "i3d-kinetics-400.ckpt"
     weights.write_bytes(b"")
     cmd = _demo_commands(str(weights))
-    assert cmd["train_two_stream"][-2:] == ["--set", f"model.rgb.pretrained={weights}"]
-    assert cmd["demo_report"][-2:] == ["--set", f"model.rgb.pretrained={weights}"]  # part of the compared config
+    assert f"model.rgb.pretrained={weights}" in _overrides(cmd["train_two_stream"])
+    assert f"model.rgb.pretrained={weights}" in _overrides(cmd["demo_report"])  # part of the compared config
 
 
 def _fake_checkpoint(path: Path, overrides=()) -> Path:

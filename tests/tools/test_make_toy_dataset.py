@@ -20,8 +20,7 @@ SMALL = ["--size", "32x48", "--frames", "3", "--videos-per-class", "4", "--clips
 
 @pytest.fixture(scope="module")
 def tool():
-    module = load_script(TOOL)
-    return module
+    return load_script(TOOL)
 
 
 def test_defaults_are_the_library_defaults(tool, tmp_path):
@@ -61,7 +60,8 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--classes", "MoveLeft", "Dance"], "unknown toy class(es) ['Dance']"),
+        (["--classes", "MoveLeft", "Dance"], "unknown toy class 'Dance'"),
+        (["--classes", "GreenMoveLeft", "RedMoveLeft"], "unknown toy class 'GreenMoveLeft'"),
         (["--videos-per-class", "2"], "test_groups=1 must leave at least one for training"),
     ],
 )
