@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i3d.config import STREAMS, ConfigError, DistillConfig
+from i3d.config import ConfigError, DistillConfig
+from i3d.data.dataset import STREAMS
 from i3d.losses import classification_loss, kd_loss, multilabel_loss
 
 FINAL_ENDPOINTS = ("features", "pooled")

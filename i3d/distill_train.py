@@ -17,7 +17,6 @@ from torch import nn
 from i3d.build import build_model_from_config, check_batch_norm_input
 from i3d.checkpoint import load_checkpoint, model_from_checkpoint, seed_everything
 from i3d.config import (
-    STREAMS,
     Config,
     ConfigError,
     DistillConfig,
@@ -26,6 +25,7 @@ from i3d.config import (
     load_config,
     validate,
 )
+from i3d.data.dataset import STREAMS
 from i3d.data.spec import InputSpec, check_matches
 from i3d.distill import Distiller, DistillError, distill_inputs, make_adapters
 from i3d.distributed import setup_device

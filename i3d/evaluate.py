@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from i3d import metrics
-
-STREAMS = ("rgb", "flow")
+from i3d.data.dataset import STREAMS
 
 
 @dataclass

@@ -17,8 +17,7 @@ import torch
 from common.pictures import caption, hstack, resize_height, vstack
 from flow.viz import flow_to_colour
 from i3d.data import transforms as T
-
-STREAMS = ("rgb", "flow")
+from i3d.data.dataset import STREAMS
 
 
 def _numpy(x) -> np.ndarray:
