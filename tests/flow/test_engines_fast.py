@@ -5,7 +5,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from flow.engines import make_engine
 from flow.extract import ExtractOptions, extract_store
@@ -25,13 +24,8 @@ def _epe(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - b, axis=-1)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # thousands of tiny ops per pair: torch's thread pool only adds barrier waits on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# thousands of tiny ops per pair: torch's thread pool only adds barrier waits on a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

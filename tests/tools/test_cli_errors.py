@@ -20,11 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "test_tiny.yaml"
 
 
-def _tool(name: str):
-    module = load_script(f"tools/{name}.py")
-    return module
-
-
 def _script(name: str, *argv) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, argv)]
@@ -57,7 +52,7 @@ def test_missing_stores_name_the_setting_that_skips_them(tmp_path):
 
 
 def test_bad_set_key_is_one_line(tmp_path, capsys):
-    tool = _tool("train_two_stream")
+    tool = load_script("tools/train_two_stream.py")
     argv = ["--config", str(TINY), "--out", str(tmp_path / "r"), "--set", "optim.momentun=0.5"]
     assert run_tool(tool.main, tool.parse_args, argv) == 2
     (line,) = _error_lines(capsys.readouterr().err)
@@ -66,7 +61,7 @@ def test_bad_set_key_is_one_line(tmp_path, capsys):
 
 def test_a_batch_of_one_too_small_for_batch_norm_is_one_line_before_training(tmp_path, capsys):
     root = write_motion_stores(tmp_path, counts=(("train", 2), ("val", 1)))
-    tool = _tool("train_two_stream")
+    tool = load_script("tools/train_two_stream.py")
     argv = ["--config", str(TINY), "--out", str(tmp_path / "run"), "--set", f"data.index={root / 'index.csv'}",
             "--set", f"data.store_root={root / 'h5'}", "--set", "train.batch_size=1"]  # fmt: skip
     assert run_tool(tool.main, tool.parse_args, argv) == 2
@@ -82,7 +77,7 @@ def test_resume_from_a_cut_short_last_pt_points_at_best_pt(tmp_path, capsys):
     save_checkpoint(run / "best.pt", state)
     torch.save(state, run / "last.pt")
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:64])  # torch.save killed half-way, unprotected
-    tool = _tool("train_two_stream")
+    tool = load_script("tools/train_two_stream.py")
     assert run_tool(tool.main, tool.parse_args, ["--resume", str(run)]) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith(f"error: {run / 'last.pt'} is truncated or not a torch file (")
@@ -96,7 +91,7 @@ def test_converting_weights_cut_in_half_is_one_line(tmp_path, capsys):
     whole = tmp_path / "rgb_imagenet.pt"
     torch.save(InceptionI3d(num_classes=4).state_dict(), whole)
     (tmp_path / "half.pt").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a download stopped early
-    tool = _tool("convert_weights")
+    tool = load_script("tools/convert_weights.py")
     assert run_tool(tool.main, tool.parse_args, [str(tmp_path / "half.pt"), str(tmp_path / "out.pt")]) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith(f"error: {tmp_path / 'half.pt'} is truncated or not a torch file (RuntimeError: ")

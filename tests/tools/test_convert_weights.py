@@ -16,8 +16,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "convert_weights.py"
 
 @pytest.fixture(scope="module")
 def tool():
-    module = load_script(TOOL)
-    return module
+    return load_script(TOOL)
 
 
 def test_piergiaj_flow_net_to_our_state_dict(tmp_path):

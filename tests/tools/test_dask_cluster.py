@@ -4,21 +4,15 @@ a worker SIGKILLed mid-run loses no video and leaves no partial store; a schedul
 `--small` mode); every process it starts is SIGKILLed (by process group) when the cluster closes, failures included.
 """
 
-
 import pytest
 
 from common.files import process_alive
 from tests.helpers import load_script
 
 
-def _rehearsal():
-    module = load_script("benchmarks/rehearse_dask.py")
-    return module
-
-
 def test_killed_worker_and_killed_scheduler_lose_no_video(tmp_path):
     pytest.importorskip("distributed")
-    rehearsal = _rehearsal()
+    rehearsal = load_script("benchmarks/rehearse_dask.py")
     videos = tmp_path / "videos"
     ids = rehearsal.make_videos(videos, 24, frames=12, height=48, width=64)
     cluster = rehearsal.Cluster(tmp_path / "cluster", workers=2)

@@ -21,16 +21,9 @@ from i3d.config import ConfigError, DistillConfig, config_to_dict, load_config
 from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_teacher
 from i3d.models import TwoStreamI3D
-from tests.helpers import load_script, run_torchrun
+from tests.helpers import run_tool, run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / "tools" / "distill.py"
-
-
-def run_tool(*argv: str, path: Path = TOOL) -> int:
-    """A tool's parse_args + main, in this process (a subprocess would import torch again)."""
-    tool = load_script(path)
-    return tool.main(tool.parse_args(list(argv)))
 
 
 def write_dataset(root: Path, per_class=(2, 1), frames=10, h=36, w=40) -> Path:
@@ -89,7 +82,7 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     config = write_config(tmp_path, index, {"teacher_stream": "flow", "feature": 50.0, "pairs": {"pooled": "pooled"}})
     out = tmp_path / "run"
     args = ["--config", str(config), "--teacher", str(root / "teacher.pt"), "--out", str(out)]
-    assert run_tool(*args) == 0
+    assert run_tool("distill", *args) == 0
     ckpt = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 1  # 4 training videos / batch 4
     assert all(k.startswith("rgb.") for k in ckpt["model"]), "the checkpoint holds the student only"
@@ -104,16 +97,15 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     assert list((out / "tb").glob("events.out.tfevents.*")) and (out / "best.pt").is_file()
     # tools/eval.py on the student: its validation stores have no flow, so opening flow would fail
     if (REPO / "tools" / "eval.py").is_file():
-        assert run_tool("--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "eval" / "results.json"),
-                        path=REPO / "tools" / "eval.py") == 0  # fmt: skip
+        assert run_tool("eval", "--checkpoint", out / "last.pt", "--out", tmp_path / "eval" / "results.json") == 0
         results = json.loads((tmp_path / "eval" / "results.json").read_text())
         assert "flow" not in results and results["rgb"]["num"] == 2
         assert results["rgb"]["top1"] == pytest.approx(ckpt["history"][0]["val"]["rgb"]["top1"])
-    assert run_tool(*args, "--resume", "--set", "train.epochs=2") == 0
+    assert run_tool("distill", *args, "--resume", "--set", "train.epochs=2") == 0
     ckpt2 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt2["epoch"] == 2 and ckpt2["step"] == 2 and len(ckpt2["history"]) == 2
     assert any(not torch.equal(v, ckpt["model"][k]) for k, v in ckpt2["model"].items())
-    assert run_tool("--resume", str(out), "--set", "train.epochs=3") == 0  # the settings and teacher saved in OUT
+    assert run_tool("distill", "--resume", out, "--set", "train.epochs=3") == 0  # the settings and teacher saved in OUT
     ckpt3 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt3["epoch"] == 3 and ckpt3["step"] == 3 and len(ckpt3["history"]) == 3
     assert ckpt3["teacher"] == str(root / "teacher.pt") and ckpt3["distill"] == ckpt["distill"]
@@ -129,18 +121,18 @@ def test_cli_errors_name_the_problem(data, tmp_path):
     config = write_config(tmp_path, index, {"teacher_stream": "flow"})
     args = ["--config", str(config), "--teacher", str(rgb_teacher), "--out", str(tmp_path)]
     with pytest.raises(DistillError, match=r"has no \['flow'\] stream for distill.teacher_stream=flow"):
-        run_tool(*args)
+        run_tool("distill", *args)
     with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
-        run_tool(*args, "--resume")
+        run_tool("distill", *args, "--resume")
     with pytest.raises(ConfigError, match="unknown config key 'distill.beta'"):
-        run_tool(*args, "--set", "distill.beta=3")
+        run_tool("distill", *args, "--set", "distill.beta=3")
     with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
-        run_tool("--resume", str(tmp_path / "nothing"))
+        run_tool("distill", "--resume", str(tmp_path / "nothing"))
     write_teacher(tmp_path / "trained" / "last.pt", index)  # a run of the trainer, not of tools/distill.py
     with pytest.raises(DistillError, match="not a distillation checkpoint"):
-        run_tool("--resume", str(tmp_path / "trained"))
+        run_tool("distill", "--resume", str(tmp_path / "trained"))
     with pytest.raises(SystemExit):  # argparse: --resume RUN_DIR writes into RUN_DIR
-        run_tool("--resume", str(tmp_path / "trained"), "--out", str(tmp_path / "elsewhere"))
+        run_tool("distill", "--resume", str(tmp_path / "trained"), "--out", str(tmp_path / "elsewhere"))
 
 
 class TinyNet(nn.Module):

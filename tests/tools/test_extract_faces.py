@@ -11,27 +11,15 @@ from i3d.synthetic.faces import astronaut_video
 from tests.helpers import load_script
 
 
-def _tool():
-    module = load_script("tools/extract_faces.py")
-    return module
-
-
-def test_a_face_and_a_bad_file(tmp_path, capsys):
+def test_a_face_and_a_bad_file(tmp_path, capsys, one_torch_thread):
     pytest.importorskip("skimage", reason="scikit-image ships the photographs with faces: pip install -e '.[dev]'")
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/faces/conftest.py: one thread is faster on a busy machine
     frames, _ = astronaut_video(40)
     write_video(tmp_path / "videos" / "astronaut.avi", frames, 25)
     (tmp_path / "videos" / "broken.mp4").write_bytes(b"\x00" * 100)
-    tool, out = _tool(), tmp_path / "out"
+    tool, out = load_script("tools/extract_faces.py"), tmp_path / "out"
     argv = ["--videos", str(tmp_path / "videos"), "--out", str(out), "--size", "32", "--min-frames", "20",
             "--split-frames", "0", "--no-progress"]  # fmt: skip
-    try:
-        assert tool.main(tool.parse_args(argv)) == 1  # one video failed; the other finished
-    finally:
-        torch.set_num_threads(threads)
+    assert tool.main(tool.parse_args(argv)) == 1  # one video failed; the other finished
     err = capsys.readouterr()
     assert "FAILED" in err.err and "broken.mp4" in err.err
     assert "done 1, skipped 0, no face 0, failed 1; 1 clips written" in err.out
@@ -46,7 +34,7 @@ def test_a_face_and_a_bad_file(tmp_path, capsys):
      (["--shard", "3/2"], "--shard 3/2: need 0 <= I < N")],
 )  # fmt: skip
 def test_bad_options_are_one_line_before_anything_is_touched(tmp_path, capsys, flag, message):
-    tool = _tool()
+    tool = load_script("tools/extract_faces.py")
     argv = ["--videos", str(tmp_path), "--out", str(tmp_path / "out"), *flag]
     assert run_tool(tool.main, tool.parse_args, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -55,6 +43,6 @@ def test_bad_options_are_one_line_before_anything_is_touched(tmp_path, capsys, f
 
 
 def test_no_videos_is_one_line(tmp_path, capsys):
-    tool = _tool()
+    tool = load_script("tools/extract_faces.py")
     assert run_tool(tool.main, tool.parse_args, ["--videos", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith("error: no videos found")

@@ -13,13 +13,8 @@ from tests.helpers import load_script
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "extract_flow.py"
 
 
-def _tool():
-    module = load_script(TOOL)
-    return module
-
-
 def test_real_video_through_cli(bikes_mp4, tmp_path):
-    tool = _tool()
+    tool = load_script(TOOL)
     out = tmp_path / "flow"
     args = ["--videos", str(bikes_mp4), "--out", str(out), "--short-side", "64", "--max-frames", "6", "--no-progress"]
     assert tool.main(tool.parse_args(args)) == 0
@@ -37,7 +32,7 @@ def test_real_video_through_cli(bikes_mp4, tmp_path):
 
 
 def test_cli_exit_status_and_options(translating_video, tmp_path, capsys):
-    tool = _tool()
+    tool = load_script(TOOL)
     good, _ = translating_video(name="in/good.avi", num_frames=3, height=32, width=40)
     (good.parent / "bad.avi").write_bytes(b"not a video")
     out = tmp_path / "out"
@@ -53,7 +48,7 @@ def test_cli_exit_status_and_options(translating_video, tmp_path, capsys):
 
 
 def test_cli_nothing_to_do(tmp_path, capsys):
-    tool = _tool()
+    tool = load_script(TOOL)
     (tmp_path / "empty").mkdir()
     argv = ["--videos", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]
     assert run_tool(tool.main, tool.parse_args, argv) == 2
@@ -82,7 +77,7 @@ BAD_OPTIONS = [
 
 @pytest.mark.parametrize("extra, message", BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])
 def test_bad_option_is_one_line_before_any_work(extra, message, translating_video, tmp_path, capsys):
-    tool = _tool()
+    tool = load_script(TOOL)
     video, _ = translating_video(name="in/v.avi", num_frames=3, height=24, width=32)
     (tmp_path / "file").write_text("a regular file")
     extra = [e.format(file=tmp_path / "file") for e in extra]
@@ -94,7 +89,7 @@ def test_bad_option_is_one_line_before_any_work(extra, message, translating_vide
 
 
 def test_verify_redoes_a_store_corrupted_inside(translating_video, tmp_path, capsys):
-    tool = _tool()
+    tool = load_script(TOOL)
     for i, name in enumerate(("a.avi", "b.avi")):
         translating_video(name=f"in/{name}", num_frames=4, height=24, width=32, seed=i)
     out = tmp_path / "out"
