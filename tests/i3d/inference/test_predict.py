@@ -54,14 +54,7 @@ def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0),
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tensors this small gain nothing from a second thread, only synchronisation (several times slower on a loaded
-    2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tensors this small gain nothing from a second thread
 
 
 @pytest.fixture(scope="module")
