@@ -1,13 +1,14 @@
 """Checkpoint files: written atomically, read by one function, turned back into a model by one function.
 
-One checkpoint is one dict (STYLE point 12), written by `i3d.train.fit` and `i3d.distill_train.fit_distill`:
+One checkpoint is one dict, written by `i3d.train.fit` and `i3d.distill_train.fit_distill`:
 
     {"model": TwoStreamI3D.state_dict(), "optimizer", "scheduler", "scaler", "epoch", "step", "rng": rng_state(),
      "config": the resolved config as a plain dict, "classes", "input_spec": InputSpec.to_dict(), "best_score",
      "history", ...}
 
     read_checkpoint(path)                 the one reader (weights_io.torch_load); CheckpointError names the file
-    model_from_checkpoint(path)           -> (model in eval mode, InputSpec, class names, Config, the dict)
+    model_from_checkpoint(path)           -> (model in eval mode, InputSpec, class names, Config, the dict); a file
+                                          without "input_spec" (an older layout) is refused, naming what to do
     load_checkpoint(path)                 a resumable checkpoint (optimiser, RNG, ... present); for a damaged last.pt
                                           the error says whether best.pt beside it is whole and how to go on from it
     remove_stale_temporaries(run_dir)     temp files of saves that were killed (a run's start and resume)
@@ -35,7 +36,6 @@ from i3d.build import build_model_from_config
 from i3d.config import Config, ConfigError, apply_overrides, config_from_dict
 from i3d.data.spec import InputSpec, InputSpecError
 from i3d.models.weights_io import WeightsError, holds_objects, short_reason, torch_load
-from i3d.models.zoo import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -151,29 +151,19 @@ def config_of_checkpoint(ckpt: dict) -> Config:
     return config_from_dict(ckpt["config"])
 
 
-def checkpoint_spec(ckpt: dict, cfg: Config, path: str | Path = "checkpoint") -> InputSpec:
-    """The input spec a checkpoint's model was trained with.
+def checkpoint_spec(ckpt: dict, path: str | Path = "checkpoint") -> InputSpec:
+    """The input spec a checkpoint's model was trained with (its "input_spec").
 
-    Checkpoints written before specs were saved get the extraction defaults (25 fps, OpenCV TV-L1 at bound 20,
-    backward flow; the flow those runs trained on was divided by 20 whatever the stores' bound) and the run's data:
-    section, with a warning. Their short side is the one they recorded ("input_contract") or the zoo model's,
-    scaled to the run's crop.
+    Only the current layout is read: a checkpoint without one is from before specs were saved, when the flow was
+    divided by a fixed 20 px whatever the stores' bound, so no spec can be inferred for it.
     """
-    if isinstance(ckpt.get("input_spec"), dict):
-        try:
-            return InputSpec.from_dict(ckpt["input_spec"])
-        except (InputSpecError, TypeError) as e:
-            raise CheckpointError(f"{path}: its input_spec cannot be read ({e})") from e
-    d = cfg.data
-    legacy = ckpt.get("input_contract") or {}
-    base = MODELS.get(cfg.model.rgb.name, MODELS["i3d"]).contract
-    short_side = legacy.get("short_side") or max(d.crop_size, round(base.short_side * d.crop_size / base.crop_size))
-    spec = InputSpec(short_side=short_side, crop_size=d.crop_size, num_frames=d.num_frames,
-                     eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips, eval_start=d.eval_start,
-                     normalization=d.normalization)  # fmt: skip
-    log.warning("%s was written before checkpoints saved their input spec: assuming %s; if its stores were "
-                "extracted otherwise, retrain on them to record it", path, spec)  # fmt: skip
-    return spec
+    if not isinstance(ckpt.get("input_spec"), dict):
+        raise CheckpointError(f"{path} has no input_spec (a checkpoint of an older layout, which is no longer read); "
+                              "train the model again with tools/train_two_stream.py")  # fmt: skip
+    try:
+        return InputSpec.from_dict(ckpt["input_spec"])
+    except (InputSpecError, TypeError) as e:
+        raise CheckpointError(f"{path}: its input_spec cannot be read ({e})") from e
 
 
 class LoadedCheckpoint(NamedTuple):
@@ -200,7 +190,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({e})") from e
-    spec = checkpoint_spec(ckpt, cfg, path)
+    spec = checkpoint_spec(ckpt, path)
     return LoadedCheckpoint(model.to(device).eval(), spec, class_names(ckpt, cfg.model.num_classes), cfg, ckpt)
 
 

@@ -56,10 +56,8 @@ def load_distill_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> tupl
     if "distill" not in ckpt:
         raise DistillError(f"{path} is not a distillation checkpoint (no 'distill' entry): resume it with "
                            "tools/train_two_stream.py --resume, or give --config and --teacher")  # fmt: skip
-    raw = dict(ckpt["config"])
-    raw.setdefault("distill", ckpt["distill"])  # runs from before the distill: section was part of the config
     try:
-        cfg = validate(apply_overrides(config_from_dict(raw), overrides))
+        cfg = validate(apply_overrides(config_from_dict(ckpt["config"]), overrides))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
     run_cfg, dcfg = _checked(cfg, str(path))
@@ -78,9 +76,9 @@ def _checked(cfg: Config, where: str) -> tuple[Config, DistillConfig]:
 # ---------------------------------------------------------------------------------------------------------- training
 
 
-def load_teacher(path: str | Path, cfg: DistillConfig, num_classes: int) -> tuple[nn.Module, InputSpec | None]:
+def load_teacher(path: str | Path, cfg: DistillConfig, num_classes: int) -> tuple[nn.Module, InputSpec]:
     """The frozen teacher from a checkpoint (`model_from_checkpoint`): its `teacher_stream` backbone, or the
-    TwoStreamI3D, and the input spec it was trained with (None for a checkpoint older than saved specs)."""
+    TwoStreamI3D, and the input spec it was trained with."""
     teacher = model_from_checkpoint(path)
     net, m = teacher.model, teacher.config.model
     if m.num_classes != num_classes:
@@ -92,8 +90,7 @@ def load_teacher(path: str | Path, cfg: DistillConfig, num_classes: int) -> tupl
             f"teacher {path} was trained with model.streams={list(m.streams)} and has no {missing} stream for "
             f"distill.teacher_stream={cfg.teacher_stream}; pick a matching teacher or teacher_stream"
         )
-    spec = teacher.spec if "input_spec" in teacher.checkpoint else None  # an assumed spec is not checked
-    return (net if cfg.teacher_stream == "both" else getattr(net, cfg.teacher_stream)), spec
+    return (net if cfg.teacher_stream == "both" else getattr(net, cfg.teacher_stream)), teacher.spec
 
 
 def check_teacher_input(teacher_spec: InputSpec, spec: InputSpec, cfg: DistillConfig) -> None:

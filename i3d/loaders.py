@@ -49,14 +49,13 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
 
 
-def build_dataset(cfg: Config, train: bool, classes=None, spec: InputSpec | None = None, check_stores: bool = True
-                  ) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
+def build_dataset(cfg: Config, train: bool, classes=None,
+                  spec: InputSpec | None = None) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
     """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset.
 
     Args:
         spec: the input spec of a trained model (its checkpoint's): the stores must have been extracted as it says,
             and the dataset feeds its flow bound. None: the stores' own settings (`spec_for_run`).
-        check_stores: False skips reading the stores' settings (a checkpoint from before specs were saved).
 
     Returns:
         (dataset, class names, the input spec it follows).
@@ -64,7 +63,7 @@ def build_dataset(cfg: Config, train: bool, classes=None, spec: InputSpec | None
     items, found = build_items(cfg, train, classes)
     if spec is None:
         spec = spec_for_run(cfg, stores_extraction(unique_stores(items)))
-    elif check_stores:
+    else:
         check_matches(spec, stores_extraction(unique_stores(items)), f"data.store_root={cfg.data.store_root}")
     return make_dataset(cfg, items, train, spec), found, spec
 

@@ -362,13 +362,10 @@ def _validate(run: Run, cfg: Config, epoch: int) -> tuple[dict, ev.Predictions |
 
 def _checkpoint(cfg: Config, run: Run, opt: tuple, epoch: int, step: int, best: float, history: list) -> dict:
     optimizer, scheduler, scaler = opt
-    state = {"model": run.net.state_dict(), **{key: m.state_dict() for key, m in run.modules.items()},
-             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-             "epoch": epoch, "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "best_score": best,
-             "history": history, **run.extra}  # fmt: skip
-    if cfg.model.num_classes > 1:
-        state["best_top1"] = best
-    return state
+    return {"model": run.net.state_dict(), **{key: m.state_dict() for key, m in run.modules.items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "epoch": epoch, "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "best_score": best,
+            "history": history, **run.extra}  # fmt: skip
 
 
 def _resume(path: Path, run: Run, optimizer, scheduler, scaler) -> tuple[int, int, float, list]:
@@ -381,5 +378,4 @@ def _resume(path: Path, run: Run, optimizer, scheduler, scaler) -> tuple[int, in
     scheduler.load_state_dict(ckpt["scheduler"])
     scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
-    best = ckpt.get("best_score", ckpt.get("best_top1", -math.inf))  # runs from before binary heads saved best_top1
-    return ckpt["epoch"], ckpt["step"], best, ckpt["history"]
+    return ckpt["epoch"], ckpt["step"], ckpt["best_score"], ckpt["history"]

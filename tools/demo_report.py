@@ -69,9 +69,6 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError) as e:
         print(f"{args.checkpoint}: not reusable ({e}); training from scratch")
         return 1
-    if "input_spec" not in ckpt:  # its flow was scaled by a fixed 20 px, not by the stores' bound
-        print(f"{args.checkpoint} was trained before checkpoints recorded their input spec; training from scratch")
-        return 1
     diff = config_differences(found, wanted)
     if diff:
         print(f"{args.checkpoint} was trained with another config ({'; '.join(diff)}); training from scratch")

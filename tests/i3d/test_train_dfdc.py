@@ -94,7 +94,7 @@ def test_binary_head_trains_with_bce_and_keeps_the_lowest_log_loss(dfdc, tmp_pat
     assert history[-1]["train"]["loss_rgb"] < history[0]["train"]["loss_rgb"]
     best = ckpt_io.load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["epoch"] == 1 + int(np.argmin(losses)) and best["best_score"] == pytest.approx(-min(losses))
-    assert "best_top1" not in best and best["classes"] == ["REAL", "FAKE"]
+    assert best["classes"] == ["REAL", "FAKE"]
     spec = best["input_spec"]  # the stores' short side (write_store records none: min(H, W)), the run's clips
     assert (spec["crop_size"], spec["short_side"], spec["normalization"], spec["num_frames"]) == (32, 36, "i3d", 8)
 

@@ -18,8 +18,10 @@ from flow.store_writer import write_store
 from i3d import build
 from i3d import checkpoint as ckpt_io
 from i3d.config import ConfigError, DistillConfig, config_to_dict, load_config
+from i3d.data.spec import stores_extraction
 from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_teacher
+from i3d.loaders import spec_for_run
 from i3d.models import TwoStreamI3D
 from tests.helpers import run_tool, run_torchrun
 
@@ -63,8 +65,9 @@ def write_teacher(path: Path, index: Path, streams=("rgb", "flow")) -> dict:
     cfg = load_config(REPO / "configs" / "test_tiny.yaml", overrides)
     torch.manual_seed(1)
     model = build.build_model_from_config(cfg)
+    spec = spec_for_run(cfg, stores_extraction(sorted((index.parent / "h5").rglob("*.h5"))))  # as the trainer saves it
     state = {"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
-             "rng": {}, "config": config_to_dict(cfg)}  # fmt: skip
+             "rng": {}, "config": config_to_dict(cfg), "input_spec": spec.to_dict()}  # fmt: skip
     ckpt_io.save_checkpoint(path, state)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -197,7 +200,7 @@ def test_fit_distill_resume_reproduces_uninterrupted_run(data, tmp_path, distill
 def test_load_teacher_picks_the_stream(data):
     root, _, teacher_state = data
     flow, spec = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="flow"), num_classes=2)
-    assert flow.in_channels == 2 and spec is None  # written without an input spec: nothing to check stores against
+    assert flow.in_channels == 2 and (spec.crop_size, spec.num_frames) == (32, 8)  # the teacher's saved spec
     assert torch.equal(flow.Conv3d_1a_7x7.conv.weight, teacher_state["flow.Conv3d_1a_7x7.conv.weight"])
     both, _ = load_teacher(root / "teacher.pt", DistillConfig(teacher_stream="both"), num_classes=2)
     assert both.streams == ("rgb", "flow")

@@ -224,11 +224,12 @@ def test_opencv_decodes_the_cricket_gif_exactly_as_pil(cricket_gif):
     np.testing.assert_array_equal(frames, reference)
 
 
-def test_checkpoint_without_a_spec_loads_with_defaults_and_a_warning(tmp_path, caplog):
-    """Checkpoints written before input specs: the extraction defaults and the run's data: section, said loudly."""
-    predictor = predict.from_checkpoint(tiny_checkpoint(tmp_path / "old.pt", spec=None))
-    assert "written before checkpoints saved their input spec" in caplog.text
-    assert predictor.spec == InputSpec(short_side=37, crop_size=32, num_frames=8)  # short side scaled from 256 / 224
+def test_a_checkpoint_without_a_spec_is_refused_in_one_line(tmp_path):
+    """A checkpoint of the layout before input specs is not guessed at: one error naming it and what to do."""
+    old = tiny_checkpoint(tmp_path / "old.pt", spec=None)
+    with pytest.raises(CheckpointError, match=r"old.pt has no input_spec \(a checkpoint of an older layout, which is "
+                                              r"no longer read\); train the model again"):  # fmt: skip
+        predict.from_checkpoint(old)
 
 
 def test_a_video_smaller_than_the_crop_is_a_video_error_naming_it(predictor, translating_video):
