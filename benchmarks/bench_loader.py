@@ -78,10 +78,14 @@ def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, np.
             with watch("flow_read"):
                 codes = store.read_flow_codes(plan.indices[0], box)
             with watch("rgb_to_input"):
-                T.stream_input("rgb", rgb, 0, 0, s, flip=plan.flip, compact=ds.compact)
+                x = T.rgb_clip(rgb, flip=plan.flip)
+                if not ds.compact:
+                    T.expand_compact({"rgb": torch.from_numpy(x), "rgb_table": torch.from_numpy(ds._rgb_table)})
             with watch("flow_to_input"):
-                T.flow_codes_input(codes, store.flow_bound, flip=plan.flip, flow_bound=ds.flow_bound,
-                                   compact=ds.compact)  # fmt: skip
+                x = T.flow_code_clip(codes, flip=plan.flip)
+                table = T.flow_code_tables(store.flow_bound, ds.flow_bound, plan.flip)
+                if not ds.compact:
+                    T.expand_compact({"flow": torch.from_numpy(x), "flow_table": torch.from_numpy(table)})
     return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
 
 
@@ -108,7 +112,7 @@ def main() -> None:
     parser.add_argument("--num-frames", type=int, default=64)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument(
-        "--compact", action="store_true", help="TwoStreamClipDataset(compact=True): uint8 RGB, fp16 flow"
+        "--compact", action="store_true", help="TwoStreamClipDataset(compact=True): 8-bit RGB and flow codes"
     )
     parser.add_argument("--no-worker-init", action="store_true", help="measure without i3d.data.worker_init_fn")
     parser.add_argument("--compression", default=FLOW_CODEC, choices=FLOW_CODECS, help="flow codec")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from i3d import metrics
 from i3d.data.dataset import STREAMS
+from i3d.data.transforms import model_input
 
 
 @dataclass
@@ -59,7 +60,8 @@ class Predictions:
 def predict_clips(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp_dtype=None) -> Predictions:
     """Run `model` (a TwoStreamI3D, or DDP around one) on every batch; one row per clip.
 
-    Batches may carry K clips per video (rgb (B, K, 3, T, S, S)); they are flattened to B*K rows.
+    Batches may carry K clips per video (rgb (B, K, 3, T, S, S)); they are flattened to B*K rows. 8-bit batches
+    (`TwoStreamClipDataset(compact=True)`) become float32 input on `device` (`transforms.model_input`).
     """
     model.eval()
     net = getattr(model, "module", model)
@@ -67,6 +69,7 @@ def predict_clips(model: torch.nn.Module, loader, device: torch.device | str = "
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     ids, clips, labels, logits = [], [], [], {s: [] for s in net.streams}
     for batch in loader:
+        batch = model_input(batch, device)
         inputs = {s: batch[s] for s in net.streams}
         k = inputs[net.streams[0]].shape[1] if inputs[net.streams[0]].ndim == 6 else 1
         inputs = {s: x.flatten(0, 1) if k > 1 or x.ndim == 6 else x for s, x in inputs.items()}

@@ -1,10 +1,15 @@
 """The run config's `data:` section turned into datasets and DataLoaders (training, validation, evaluation).
 
     build_loaders(cfg, rank, world) -> (train_loader, val_loader, class names, input spec)
-      build_index (by data.dataset) -> resolve_stores -> the stores' extraction settings (i3d.data.spec)
-        -> TwoStreamClipDataset (random clips / centre crops, flow scaled by the stores' bound)
+      build_train_val_datasets: build_items (build_index by data.dataset -> resolve_stores) of both parts
+        -> the stores' extraction settings (i3d.data.spec) -> build_clip_dataset of each part
+           (TwoStreamClipDataset: random clips / centre crops, flow scaled by the stores' bound)
       build_train_sampler: DistributedSampler or RebalancedSampler, reshuffled by (train.seed, epoch)
       build_eval_loader: ShardSampler, each rank its own share
+    build_part_dataset(cfg, train, classes, spec) -> one part's dataset, checked against a trained model's spec
+
+The datasets send 8-bit RGB and flow codes with their tables (`TwoStreamClipDataset(compact=True)`): whoever takes a
+batch turns it into float32 model input on its device with `i3d.data.transforms.model_input`.
 
 Every loader starts `loader_workers(data.num_workers)` workers, no more than the CPUs there are, and each starts with
 `i3d.data.worker_init_fn` (glibc malloc thresholds: 28 ms -> 1 ms of system time per 64x224 clip,
@@ -49,9 +54,10 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     return idx.folder_index(path)  # "folder": index / val_index are the class-folder roots
 
 
-def build_dataset(cfg: Config, train: bool, classes=None,
-                  spec: InputSpec | None = None) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
-    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) dataset.
+def build_part_dataset(cfg: Config, train: bool, classes=None,
+                       spec: InputSpec | None = None) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
+    """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) part's dataset
+    alone: what evaluating a trained model reads.
 
     Args:
         spec: the input spec of a trained model (its checkpoint's): the stores must have been extracted as it says,
@@ -65,7 +71,7 @@ def build_dataset(cfg: Config, train: bool, classes=None,
         spec = spec_for_run(cfg, stores_extraction(unique_stores(items)))
     else:
         check_matches(spec, stores_extraction(unique_stores(items)), f"data.store_root={cfg.data.store_root}")
-    return make_dataset(cfg, items, train, spec), found, spec
+    return build_clip_dataset(cfg, items, train, spec), found, spec
 
 
 def build_items(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]]:
@@ -83,9 +89,10 @@ def build_items(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     return idx.resolve_stores(d.store_root, pairs, d.skip_missing, with_video_id=True), list(found)
 
 
-def make_dataset(cfg: Config, items: list, train: bool, spec: InputSpec) -> TwoStreamClipDataset:
-    """A dataset of `items` feeding `spec` (crop, frames, normalisation, flow bound) the streams of `cfg.model`."""
-    common = dict(crop_size=spec.crop_size, seed=cfg.train.seed, streams=cfg.model.streams,
+def build_clip_dataset(cfg: Config, items: list, train: bool, spec: InputSpec) -> TwoStreamClipDataset:
+    """The clip dataset of `items` feeding `spec` (crop, frames, normalisation, flow bound) the streams of `cfg.model`,
+    in 8-bit values and tables (`compact=True`: `transforms.model_input` expands a batch on the device)."""
+    common = dict(crop_size=spec.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, compact=True,
                   normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
     if train:
         return TwoStreamClipDataset(items, num_frames=spec.num_frames, train=True, flip=cfg.data.flip, **common)
@@ -106,7 +113,8 @@ def unique_stores(items: list) -> list:
     return list(dict.fromkeys(path for path, *_ in items))
 
 
-def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str], InputSpec]:
+def build_train_val_datasets(cfg: Config
+                             ) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
     """(training dataset, validation dataset, class names, input spec); validation must have the training classes.
 
     Every store of both parts must have been extracted with the same settings (`spec.stores_extraction`): the
@@ -115,7 +123,8 @@ def build_datasets(cfg: Config) -> tuple[TwoStreamClipDataset, TwoStreamClipData
     train_items, classes = build_items(cfg, train=True)
     val_items, _ = build_items(cfg, train=False, classes=classes)
     spec = spec_for_run(cfg, stores_extraction(unique_stores(train_items + val_items)))
-    return make_dataset(cfg, train_items, True, spec), make_dataset(cfg, val_items, False, spec), classes, spec
+    train_set = build_clip_dataset(cfg, train_items, True, spec)
+    return train_set, build_clip_dataset(cfg, val_items, False, spec), classes, spec
 
 
 class ShardSampler(Sampler):
@@ -133,7 +142,7 @@ class ShardSampler(Sampler):
 
 def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool = False):
     """(train_loader, val_loader, class_names, input spec). The train order depends only on (seed, epoch)."""
-    train_ds, val_ds, classes, spec = build_datasets(cfg)
+    train_ds, val_ds, classes, spec = build_train_val_datasets(cfg)
     t, workers = cfg.train, loader_workers(cfg.data.num_workers)
     sampler = build_train_sampler(cfg, train_ds, rank, world)
     if len(sampler) < t.batch_size:

@@ -25,6 +25,9 @@ checkpoint ("input_spec"): eval, predict, the ensemble and distillation read it 
 
 import logging
 import math
+import multiprocessing
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +55,7 @@ from i3d.checkpoint import (
 )
 from i3d.config import Config, config_to_dict
 from i3d.data.cutmix import cutmix
+from i3d.data.transforms import model_input
 from i3d.distributed import all_reduce, broadcast_buffers, setup_device, world_size, wrap_ddp
 from i3d.distributed import rank as process_rank
 from i3d.loaders import build_loaders
@@ -136,16 +140,34 @@ def batch_metrics(outputs: dict, losses: dict, labels: torch.Tensor) -> dict:
 # ---------------------------------------------------------------- one epoch
 
 
-class EpochMeter:
-    """Clip-weighted sums of the batch metrics, and the epoch's time split into waiting for data and computing."""
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's children so far: those that ended (getrusage) plus those alive
+    (/proc, Linux). While an epoch runs, its children are the training DataLoader's workers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total, ticks = usage.ru_utime + usage.ru_stime, os.sysconf("SC_CLK_TCK")
+    for child in multiprocessing.active_children():  # also reaps the ended ones, so that getrusage counts them next
+        try:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # ended in between
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat
+    return total
 
-    def __init__(self):
-        self.keys, self.sums, self.wait, self.busy = None, None, 0.0, 0.0
+
+class EpochMeter:
+    """Clip-weighted sums of the batch metrics, the epoch's time split into waiting for data and computing, and the
+    CPU time the loader spent on the epoch's clips."""
+
+    def __init__(self, workers: int = 0):
+        self.keys, self.sums, self.wait, self.busy, self.wait_cpu, self.clips = None, None, 0.0, 0.0, 0.0, 0
+        self.workers, self.children_at_start = workers, children_cpu_seconds()
         self.last = self.now = time.perf_counter()  # [last, now) waits for data, [now, end) computes
+        self.last_cpu = time.process_time()
 
     def start_batch(self) -> None:
         self.now = time.perf_counter()
         self.wait += self.now - self.last
+        self.wait_cpu += time.process_time() - self.last_cpu
 
     def end_batch(self, metrics: dict, clips: int) -> float:
         """Add one batch; returns the clips/s of all ranks over this batch's wait + compute."""
@@ -156,25 +178,38 @@ class EpochMeter:
         end = time.perf_counter()
         self.busy += end - self.now
         rate = clips * world_size() / max(end - self.last, 1e-9)
-        self.last = end
+        self.last, self.last_cpu, self.clips = end, time.process_time(), self.clips + clips
         return rate
 
     @property
     def wait_frac(self) -> float:
         return self.wait / max(self.wait + self.busy, 1e-9)
 
+    def clips_per_worker_cpu_s(self) -> float:
+        """This rank's clips so far per CPU second its DataLoader workers spent since the epoch began; with no workers,
+        per CPU second this process spent waiting for batches (it loads them itself then). What one worker delivers
+        on a core of its own, whoever else shares the machine."""
+        cpu = children_cpu_seconds() - self.children_at_start if self.workers else self.wait_cpu
+        return self.clips / cpu if cpu > 0 else math.nan
+
     def result(self) -> dict:
-        """Means over every clip of every rank, plus clips_per_s and data_wait_frac of this rank."""
+        """Means over every clip of every rank, plus clips_per_s, data_wait_frac and clips_per_worker_cpu_s of this
+        rank."""
         sums = all_reduce(self.sums if self.sums is not None else torch.zeros(1, dtype=torch.float64))
         n = max(sums[-1].item(), 1)
         result = {key: sums[k].item() / n for k, key in enumerate(self.keys or ())}
-        result.update(clips_per_s=sums[-1].item() / max(self.wait + self.busy, 1e-9), data_wait_frac=self.wait_frac)
+        result.update(clips_per_s=sums[-1].item() / max(self.wait + self.busy, 1e-9), data_wait_frac=self.wait_frac,
+                      clips_per_worker_cpu_s=self.clips_per_worker_cpu_s())  # fmt: skip
         return result
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *, epoch: int, step: int,
                     device: torch.device, writer=None, loss_fn: LossFn | None = None) -> dict:  # fmt: skip
-    """One pass over `loader`; returns the mean of every batch metric, clips/s, data-wait fraction and the step.
+    """One pass over `loader`; returns the mean of every batch metric, clips/s, data-wait fraction (the time spent
+    waiting for batches / the epoch's), clips per worker-CPU-second (`EpochMeter.clips_per_worker_cpu_s`) and the step.
+
+    8-bit batches (`TwoStreamClipDataset(compact=True)`) become float32 model input on `device` first
+    (`transforms.model_input`): that lookup counts as compute, not as waiting for data.
 
     Args:
         loss_fn: `loss_fn(model, batch, device) -> (outputs, losses)`, run under autocast. `losses`: already weighted
@@ -186,13 +221,14 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
     rng = np.random.default_rng([cfg.train.seed, epoch, process_rank(), 0xC07])  # CutMix: (seed, epoch, rank)
     loss_fn = loss_fn or stream_loss_fn(cfg, rng)
     model.train()
-    meter = EpochMeter()
+    meter = EpochMeter(getattr(loader, "num_workers", 0))
     # a bar on a terminal; in a batch log (stderr not a terminal) a line every log_every steps instead
     lines = writer is not None and cfg.train.progress and not sys.stderr.isatty()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress or lines,
                leave=False)  # fmt: skip
     for i, batch in enumerate(bar):
         meter.start_batch()
+        batch = model_input(batch, device)
         if i == 0 and writer is not None:  # once per epoch: a few clips as the model receives them
             board.log_inputs(writer, batch, cfg.data.normalization, step)
         sync = (i + 1) % accum == 0 or i + 1 == len(loader)
@@ -211,9 +247,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
         if writer is not None and sync and step % cfg.train.log_every == 0:
             board.log_step(writer, metrics, optimizer, step, clips_per_s, meter.wait_frac)
             if lines:
-                log.info("epoch %d batch %d/%d step %d: %s; %.1f clips/s, data wait %.0f%%", epoch + 1, i + 1,
-                         len(loader), step, ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items()),
-                         clips_per_s, 100 * meter.wait_frac)  # fmt: skip
+                log.info("epoch %d batch %d/%d step %d: %s; %.1f clips/s, data wait %.0f%%, %.1f clips per "
+                         "worker-CPU-s", epoch + 1, i + 1, len(loader), step,
+                         ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items()), clips_per_s,
+                         100 * meter.wait_frac, meter.clips_per_worker_cpu_s())  # fmt: skip
         bar.set_postfix({name: f"{v.item():.3f}" for name, v in losses.items()})
     return {**meter.result(), "step": step}
 

@@ -22,7 +22,7 @@ from common.cli import run_tool
 from i3d import evaluate as ev
 from i3d.checkpoint import model_from_checkpoint
 from i3d.config import apply_overrides
-from i3d.loaders import build_dataset, build_eval_loader
+from i3d.loaders import build_eval_loader, build_part_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
              "train.batch_size": args.batch_size, "data.num_workers": args.workers}  # fmt: skip
     cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None] + args.overrides)
     spec = dataclasses.replace(spec, eval_num_frames=cfg.data.eval_num_frames, eval_num_clips=cfg.data.eval_num_clips)
-    dataset, classes, _ = build_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec)
+    dataset, classes, _ = build_part_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec)
     loader = build_eval_loader(cfg, dataset, pin_memory=device.type == "cuda")
     preds = ev.predict_clips(model, loader, device)
     weights = dict(zip(("rgb", "flow"), args.fusion_weights, strict=True))

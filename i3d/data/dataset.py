@@ -3,10 +3,13 @@
 One sample = one video's store read once: the frame indices and the crop are drawn first, then every requested
 stream is read at those indices and cut with that crop, so the two streams can never disagree.
 
-    store --read_rgb(indices, box)-------> (T,S,S,3) uint8 --transforms.stream_input----> rgb  (3,T,S,S) float32
-          --read_flow_codes(indices, box)-> (T,2,S,S) uint8 --transforms.flow_codes_input-> flow (2,T,S,S) float32
+    store --read_rgb(indices, box)-------> (T,S,S,3) uint8 --rgb_clip-------> rgb  (3,T,S,S) uint8 + rgb_table
+          --read_flow_codes(indices, box)-> (T,2,S,S) uint8 --flow_code_clip-> flow (2,T,S,S) uint8 + flow_table
+                                   --[DataLoader, .to(device)]--> transforms.expand_compact --> float32 model input
 
-`transforms.stream_input` (crop, flip, normalise) is also what `i3d.inference` feeds decoded videos through.
+The 8-bit values and their 256-entry tables are what the DataLoader carries (`compact=True`, what `i3d.loaders`
+builds); the lookup runs on the device. Without `compact` a sample is expanded at once: float32 model input, equal
+bit for bit to `transforms.stream_input` of the decoded frames, which is what `i3d.inference` feeds videos through.
 """
 
 from __future__ import annotations
@@ -59,9 +62,10 @@ class TwoStreamClipDataset(Dataset):
     and only those are read), `label` int, `indices` (T,) int64, `crop` (y0, x0) int64 in stored-frame coordinates,
     `flip` bool, `video_id` str.
 
-    `compact=True` sends 2.6x fewer bytes through the DataLoader's shared memory, its costliest step (see
-    docs/PERFORMANCE.md): `rgb` stays uint8 0-255 and `flow` is float16; call `transforms.expand_compact(batch,
-    normalization)` on the batch (after moving it to the GPU) to get the float32 tensors described above.
+    `compact=True` (what training and evaluation use) sends 4x fewer bytes through the DataLoader's shared memory, its
+    costliest step (see docs/PERFORMANCE.md): `rgb` stays uint8 0-255 and `flow` the stores' 8-bit codes, each with
+    its table, `rgb_table` (3, 256) and `flow_table` (2, 256) float32; `transforms.model_input(batch, device)` moves
+    them and looks the values up there, giving exactly the float32 tensors described above.
 
     Args:
         items: `(store_path, label)` or `(store_path, label, video_id)`; without a video_id the store's file name
@@ -110,6 +114,7 @@ class TwoStreamClipDataset(Dataset):
         if eval_start not in T.EVAL_STARTS or (eval_start == "first" and num_clips != 1):
             raise ValueError(f"eval_start={eval_start!r} must be one of {T.EVAL_STARTS} ('first' with one clip)")
         self.eval_start = eval_start
+        self._rgb_table = np.ascontiguousarray(T.rgb_table(normalization).T)  # (3, 256)
         # In shared memory so DataLoader workers see set_epoch even with persistent_workers=True (a plain int
         # would stay frozen at the value each worker was started with).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -144,7 +149,7 @@ class TwoStreamClipDataset(Dataset):
             with VideoStore(path) as store:
                 T.check_crop(store.height, store.width, self.crop_size, where=str(path))
                 plan = self.plan(index, store.num_frames, store.height, store.width)
-                sample = {name: self._read(store, name, plan) for name in self.streams}
+                sample = {key: x for name in self.streams for key, x in self._read(store, name, plan).items()}
         except (OSError, KeyError) as e:  # h5py's own errors do not always name the file
             raise FlowStoreError(f"{path}: unreadable store ({type(e).__name__}: {e}); re-extract {video_id}") from e
         indices = plan.indices if self.num_clips > 1 else plan.indices[0]
@@ -155,23 +160,22 @@ class TwoStreamClipDataset(Dataset):
             flip=plan.flip,
             video_id=video_id,
         )
-        return sample
+        return sample if self.compact else T.expand_compact(sample)
 
-    def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> torch.Tensor:
-        """One stream at `plan`: (K, C, T, S, S), or (C, T, S, S) when K = 1; float32 (uint8/float16 if compact).
+    def _read(self, store: VideoStore, stream: str, plan: ClipPlan) -> dict[str, torch.Tensor]:
+        """One stream at `plan`: {stream: (K, C, T, S, S) uint8, or (C, T, S, S) when K = 1; stream_table: (C, 256)}.
 
-        Only the crop is converted (RGB) or copied out of the decoded chunks (flow); flow goes from its 8-bit codes to
-        model input through one table (`transforms.flow_codes_input`, equal to `stream_input` of the pixels)."""
+        Only the crop is decoded (RGB) or copied out of the decoded chunks (flow codes)."""
         flat, size, clips = plan.indices.reshape(-1), self.crop_size, len(plan.indices)
         box = (plan.y0, plan.x0, size, size)
         if stream == "rgb":
-            x = T.stream_input("rgb", store.read_rgb(flat, box), 0, 0, size, clips=clips, flip=plan.flip,
-                               normalization=self.normalization, compact=self.compact)  # fmt: skip
+            x = T.rgb_clip(store.read_rgb(flat, box), clips=clips, flip=plan.flip)
+            table = self._rgb_table
         else:
-            x = T.flow_codes_input(store.read_flow_codes(flat, box), store.flow_bound, clips=clips, flip=plan.flip,
-                                   flow_bound=self.flow_bound, compact=self.compact)  # fmt: skip
+            x = T.flow_code_clip(store.read_flow_codes(flat, box), clips=clips, flip=plan.flip)
+            table = T.flow_code_tables(store.flow_bound, self.flow_bound, flip=plan.flip)
         x = torch.from_numpy(x)
-        return x if self.num_clips > 1 else x[0]
+        return {stream: x if self.num_clips > 1 else x[0], f"{stream}_table": torch.from_numpy(table)}
 
 
 def worker_init_fn(worker_id: int) -> None:

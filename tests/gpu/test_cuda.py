@@ -57,17 +57,20 @@ def test_torch_tvl1_on_cuda_is_as_close_to_opencv_as_on_the_cpu():
 
 @needs_cuda
 def test_expand_compact_on_cuda_equals_the_cpu():
-    from i3d.data.transforms import expand_compact
+    from i3d.data.transforms import expand_compact, flow_code_tables, rgb_table
 
     g = torch.Generator().manual_seed(0)
+    flow_tables = np.stack([flow_code_tables(20.0, 20.0, flip) for flip in (False, True)])  # plain, mirrored
     batch = {"rgb": torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8, generator=g),
-             "flow": torch.randn(2, 2, 4, 8, 8, generator=g).half(), "label": torch.tensor([0, 1])}  # fmt: skip
+             "flow": torch.randint(1, 256, (2, 2, 4, 8, 8), dtype=torch.uint8, generator=g),
+             "flow_table": torch.from_numpy(flow_tables), "label": torch.tensor([0, 1])}  # fmt: skip
     for normalization in ("i3d", "imagenet", "kinetics"):
-        want = expand_compact(batch, normalization)
-        got = expand_compact({k: v.cuda() for k, v in batch.items()}, normalization)
+        batch["rgb_table"] = torch.from_numpy(rgb_table(normalization).T.copy()).expand(2, 3, 256)
+        want = expand_compact(batch)
+        got = expand_compact({k: v.cuda() for k, v in batch.items()})
         for key in ("rgb", "flow"):
             assert got[key].is_cuda and got[key].dtype == torch.float32
-            torch.testing.assert_close(got[key].cpu(), want[key], rtol=0, atol=1e-6)
+            assert torch.equal(got[key].cpu(), want[key])
 
 
 @needs_cuda

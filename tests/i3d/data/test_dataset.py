@@ -207,17 +207,22 @@ def test_normalization_kinds(stores):
 
 
 def test_compact_samples_expand_to_the_float_samples(stores):
-    full = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="kinetics")
-    compact = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="kinetics",
-                                   compact=True)  # fmt: skip
-    for i in range(len(stores)):
-        a, b = full[i], compact[i]
-        assert b["rgb"].dtype == torch.uint8 and b["flow"].dtype == torch.float16 and _draw(a) == _draw(b)
-        raw = TwoStreamClipDataset(stores, num_frames=4, crop_size=S, seed=2, flip=True, normalization="none")[i]
-        assert torch.equal(b["rgb"].float(), raw["rgb"])
-        c = T.expand_compact(b, "kinetics")
-        torch.testing.assert_close(c["rgb"], a["rgb"], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(c["flow"], a["flow"], rtol=0, atol=5e-4)  # float16 rounding only
+    kw = dict(num_frames=4, crop_size=S, seed=2, flip=True, normalization="kinetics")
+    full, compact = TwoStreamClipDataset(stores, **kw), TwoStreamClipDataset(stores, compact=True, **kw)
+    raw = TwoStreamClipDataset(stores, **{**kw, "normalization": "none"})
+    flips = []
+    for epoch in range(3):
+        for ds in (full, compact, raw):
+            ds.set_epoch(epoch)
+        for i in range(len(stores)):
+            a, b = full[i], compact[i]
+            assert b["rgb"].dtype == b["flow"].dtype == torch.uint8 and _draw(a) == _draw(b)
+            assert b["rgb_table"].shape == (3, 256) and b["flow_table"].shape == (2, 256) and "rgb_table" not in a
+            assert torch.equal(b["rgb"].float(), raw[i]["rgb"])
+            c = T.expand_compact(b)
+            assert torch.equal(c["rgb"], a["rgb"]) and torch.equal(c["flow"], a["flow"])
+            flips.append(bool(b["flip"]))
+    assert any(flips) and not all(flips)  # both mirrored and plain samples were compared
 
 
 def test_errors_name_the_store(stores, tmp_path):

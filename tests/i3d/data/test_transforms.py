@@ -93,22 +93,41 @@ def test_channels_first_then_normalize_is_contiguous():
     assert z.flags.c_contiguous and z[1, 1, 0, 3, 4] == np.clip(x[1, 0, 3, 4, 1], -20, 20) / 20
 
 
-@pytest.mark.parametrize("kind", ["i3d", "imagenet", "kinetics", "none"])
-def test_normalize_rgb_tensor_matches_numpy(kind):
-    x = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 5, 6), dtype=np.uint8)  # (B, 3, T, H, W)
-    got = T.normalize_rgb_tensor(torch.from_numpy(x), kind)
-    assert got.dtype == torch.float32
-    np.testing.assert_allclose(got.numpy(), T.normalize_rgb(x, kind, channel_axis=-4), rtol=1e-6, atol=1e-6)
+def test_expand_compact_looks_each_value_up_in_its_samples_table():
+    rgb = torch.tensor([0, 255, 7], dtype=torch.uint8).repeat(2, 3, 1).view(2, 3, 3, 1, 1)  # (B, 3, T, H, W)
+    tables = torch.arange(2 * 3 * 256, dtype=torch.float32).view(2, 3, 256)  # each (sample, channel, value) its own
+    batch = {"rgb": rgb, "rgb_table": tables, "label": torch.tensor([4, 5])}
+    out = T.expand_compact(batch)
+    assert set(out) == {"rgb", "label"} and out["rgb"].dtype == torch.float32 and out["label"] is batch["label"]
+    for b in range(2):
+        for c in range(3):
+            assert out["rgb"][b, c].flatten().tolist() == [(b * 3 + c) * 256 + v for v in (0, 255, 7)]
+    assert batch["rgb"].dtype == torch.uint8 and "rgb_table" in batch  # the input dict is untouched
+    assert T.expand_compact({"flow": out["rgb"]})["flow"] is out["rgb"]  # float input (no table) passes through
 
 
-def test_expand_compact():
-    rgb = torch.tensor([0, 255], dtype=torch.uint8).repeat(3, 1).view(1, 3, 2, 1, 1)  # (B, 3, T, H, W): black, white
-    batch = {"rgb": rgb, "flow": torch.tensor([0.5, -1.0], dtype=torch.float16), "label": torch.tensor([4])}
-    out = T.expand_compact(batch, "i3d")
-    assert out["rgb"].dtype == out["flow"].dtype == torch.float32
-    assert out["rgb"][0, :, 0].eq(-1).all() and out["rgb"][0, :, 1].eq(1).all()
-    assert out["flow"].tolist() == [0.5, -1.0] and out["label"] is batch["label"]
-    assert batch["rgb"].dtype == torch.uint8  # the input dict is untouched
+def test_expand_compact_takes_samples_and_batches_of_several_clips():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (2, 3, 2, 4, 5, 6), dtype=np.uint8))  # (B, K, C, T, H, W)
+    tables = torch.from_numpy(rng.normal(size=(2, 2, 256)).astype(np.float32))  # (B, C, 256)
+    batch = T.expand_compact({"flow": x, "flow_table": tables})["flow"]
+    one = T.expand_compact({"flow": x[1], "flow_table": tables[1]})["flow"]  # one sample, its K clips
+    by_hand = torch.stack([tables[b, c][x[b, :, c].long()] for b in range(2) for c in range(2)]).view(2, 2, 3, 4, 5, 6)
+    assert torch.equal(batch, by_hand.transpose(1, 2)) and torch.equal(one, batch[1])
+    with pytest.raises(ValueError, match="uint8"):
+        T.lookup_tensor(x.float(), tables)
+    with pytest.raises(ValueError, match="same samples"):
+        T.lookup_tensor(x[:1], tables)
+    with pytest.raises(ValueError, match="same samples"):
+        T.lookup_tensor(x, tables[:, :1])  # one table for two channels
+
+
+def test_model_input_moves_only_the_streams_and_expands_them():
+    batch = {"rgb": torch.zeros(1, 3, 2, 2, 2, dtype=torch.uint8), "rgb_table": torch.ones(1, 3, 256),
+             "video_id": ["v"], "label": torch.tensor([1])}  # fmt: skip
+    out = T.model_input(batch, "cpu")
+    assert out["rgb"].dtype == torch.float32 and out["rgb"].eq(1).all() and out["video_id"] == ["v"]
+    assert "rgb_table" not in out
 
 
 def test_stream_input_crops_flips_and_normalises_like_the_parts():
@@ -133,27 +152,41 @@ def test_eval_clip_indices_loop_only_whole_short_videos_up_to_min_frames():
     np.testing.assert_array_equal(T.eval_clip_indices(10, 4, 2), [[1, 2, 3, 4], [4, 5, 6, 7]])
 
 
-# ---------------------------------------------------------------- stored flow codes (issue 16)
+# ---------------------------------------------------------------- the 8-bit path: values and tables
 
 
 @pytest.mark.parametrize(
-    "clips, flip, compact, store_bound, flow_bound",
-    [(1, False, False, 20.0, 20.0), (1, True, False, 20.0, 10.0), (2, True, True, 8.0, 20.0),
-     (3, False, True, 20.0, 20.0)],
+    "clips, flip, store_bound, flow_bound",
+    [(1, False, 20.0, 20.0), (1, True, 20.0, 10.0), (2, True, 8.0, 20.0), (3, False, 20.0, 20.0)],
 )
-def test_flow_codes_input_equals_stream_input_of_the_pixels(clips, flip, compact, store_bound, flow_bound):
+def test_flow_codes_and_tables_equal_stream_input_of_the_pixels(clips, flip, store_bound, flow_bound):
     from flow.quantize import dequantize_flow
 
     codes = np.random.default_rng(clips).integers(1, 256, (clips * 5, 2, 30, 40), dtype=np.uint8)
     pixels = dequantize_flow(codes.transpose(0, 2, 3, 1), store_bound)  # what VideoStore.read_flow returns
-    expected = T.stream_input("flow", pixels, 3, 5, 16, clips=clips, flip=flip, flow_bound=flow_bound, compact=compact)
-    got = T.flow_codes_input(codes[:, :, 3:19, 5:21], store_bound, clips=clips, flip=flip, flow_bound=flow_bound,
-                             compact=compact)  # fmt: skip
-    assert got.shape == (clips, 2, 5, 16, 16) and got.dtype == expected.dtype and got.flags.c_contiguous
-    np.testing.assert_array_equal(got, expected)
+    expected = T.stream_input("flow", pixels, 3, 5, 16, clips=clips, flip=flip, flow_bound=flow_bound)
+    values = T.flow_code_clip(codes[:, :, 3:19, 5:21], clips=clips, flip=flip)
+    assert values.shape == (clips, 2, 5, 16, 16) and values.dtype == np.uint8 and values.flags.c_contiguous
+    table = torch.from_numpy(T.flow_code_tables(store_bound, flow_bound, flip))
+    got = T.lookup_tensor(torch.from_numpy(values), table[None].expand(clips, 2, 256))
+    assert torch.equal(got, torch.from_numpy(expected))
     if flip:  # x negated, y kept, columns mirrored
-        plain = T.flow_codes_input(codes[:, :, 3:19, 5:21], store_bound, clips=clips, flow_bound=flow_bound)
-        np.testing.assert_array_equal(got[:, 0].astype(np.float32), -plain[:, 0, ..., ::-1].astype(got.dtype))
+        plain = T.flow_code_clip(codes[:, :, 3:19, 5:21], clips=clips)
+        np.testing.assert_array_equal(values, plain[..., ::-1])
+        np.testing.assert_array_equal(table[0], -table[1])
+    with pytest.raises(ValueError, match="flow_bound"):
+        T.flow_code_tables(store_bound, 0.0)
+
+
+@pytest.mark.parametrize("kind", T.NORMALIZATIONS)
+def test_rgb_values_and_table_equal_stream_input(kind):
+    frames = np.random.default_rng(0).integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
+    values = T.rgb_clip(T.crop(frames, 2, 3, 16), clips=2, flip=True)
+    assert values.shape == (2, 3, 3, 16, 16) and values.dtype == np.uint8 and values.flags.c_contiguous
+    table = torch.from_numpy(np.ascontiguousarray(T.rgb_table(kind).T))  # (3, 256)
+    got = T.expand_compact({"rgb": torch.from_numpy(values), "rgb_table": table})["rgb"]
+    expected = T.stream_input("rgb", frames, 2, 3, 16, clips=2, flip=True, normalization=kind)
+    assert torch.equal(got, torch.from_numpy(expected))
 
 
 @pytest.mark.parametrize("kind", T.NORMALIZATIONS)
@@ -161,9 +194,3 @@ def test_rgb_tables_equal_normalize_rgb(kind):
     frames = np.random.default_rng(0).integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
     expected = T.normalize_rgb(T.channels_first(T.crop(frames, 2, 3, 16)).reshape(1, 3, 6, 16, 16), kind, -4)
     np.testing.assert_array_equal(T.stream_input("rgb", frames, 2, 3, 16, normalization=kind), expected)
-
-
-def test_compact_flow_rounds_as_numpy_does():
-    x = np.random.default_rng(0).normal(0, 0.3, 10_000).astype(np.float32)
-    x[:4] = [65504.0, 1e-8, -0.0, 0.00006103515625]  # largest half, underflow, signed zero, smallest normal
-    np.testing.assert_array_equal(T._half(x), x.astype(np.float16))
