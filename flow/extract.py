@@ -12,7 +12,6 @@ import contextlib
 import glob
 import importlib.util
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,16 +19,16 @@ from functools import partial
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from common.files import remove_temps
 from common.runner import Job, check_backend, check_out, run_job
 from common.videos import find_run_videos, select_shard
-from flow.engines import ENGINES, make_engine
+from flow.engines import ENGINES
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
 from flow.store import FlowStoreError, VideoStore, is_complete, verify_store
 from flow.store_writer import FLOW_CODEC, FLOW_CODECS, StoreWriter
+from flow.stream import get_engine, stream_flow
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VideoReader
 
@@ -81,21 +80,6 @@ class ExtractOptions:
 
 
 # -- one video ---------------------------------------------------------------------------------------------------
-_ENGINES: dict = {}
-
-
-def get_engine(name: str, params: TVL1Params, shape: tuple[int, int] | None = None):
-    """The engine for (name, params), built once per process and thread (TV-L1 objects are costly, not shareable),
-    and built again when the frame size `shape` (H, W) changes: OpenCV's TV-L1 object computes different flow for
-    frames of one size after it has seen another size (up to 5.6 px on 48x64 after 24x32), so a store would depend
-    on which videos its worker happened to do before. Only the latest size's engine is kept (bounded memory)."""
-    key = (name, params, threading.get_ident())
-    cached = _ENGINES.get(key)
-    if cached is None or (shape is not None and cached[0] != shape):
-        _ENGINES[key] = cached = (shape, make_engine(name, params))
-    return cached[1]
-
-
 def extract_store(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions, *, threads: int = 0,
                   on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     """Extract one video into the store `dst` (or skip it when a finished store is there).
@@ -158,55 +142,26 @@ def _record(video_id: str, src, dst) -> dict:
 
 def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = None,
              on_frames: Callable[[int], None] | None = None) -> tuple[dict, float]:  # fmt: skip
+    """Decode (a thread ahead, `opts.prefetch` batches), TV-L1 (`flow.stream.stream_flow`: what predict and the
+    feature extractor compute too), then JPEG, quantise and write each chunk; the store appears when complete."""
     on_frames = on_frames or (lambda frames: None)
     cv2.setNumThreads(1)  # parallelism comes from processes; OpenCV's own threads would oversubscribe the cores
     reader = VideoReader(src, fps=opts.fps, short_side=opts.short_side, max_frames=opts.max_frames)
-    calc_seconds, prev_gray, prev_batch, next_batch, engine = 0.0, None, [], [], None
+    timing = {"engine_seconds": 0.0}
     with contextlib.ExitStack() as stack:
         # closing(): an error in the engine or the writer, too, stops the decode thread and releases the video
-        frames = stack.enter_context(contextlib.closing(prefetch(_with_gray(reader), opts.prefetch * opts.batch)))
+        frames = stack.enter_context(contextlib.closing(prefetch(reader, opts.prefetch * opts.batch)))
         writer = None
-        for frame, gray in frames:
+        for rgb, flow in stream_flow(frames, opts.engine, opts.tvl1, opts.convention, opts.batch, timing=timing):
             if writer is None:
-                h, w = frame.shape[:2]
-                engine = get_engine(opts.engine, opts.tvl1, shape=(h, w))
-                writer = stack.enter_context(StoreWriter(dst, h, w, jpeg_quality=opts.jpeg_quality, bound=opts.bound,
-                                                         compression=opts.compression))  # fmt: skip
-                if opts.convention == "backward":
-                    writer.add_flow(np.zeros((h, w, 2), np.float32))  # flow[0]: nothing moved into frame 0
-            writer.add_rgb(frame)
-            if prev_gray is not None:
-                prev_batch.append(prev_gray)
-                next_batch.append(gray)
-            if len(prev_batch) >= opts.batch:
-                calc_seconds += _calc(engine, prev_batch, next_batch, writer)
-                on_frames(opts.batch)  # each pair completes one frame
-            prev_gray = gray
-        tail = len(prev_batch) + 1  # the last pairs' frames, and frame 0, which has no pair
-        calc_seconds += _calc(engine, prev_batch, next_batch, writer)
-        if opts.convention == "forward":
-            writer.add_flow(np.zeros((h, w, 2), np.float32))  # the last frame has no successor
+                writer = stack.enter_context(StoreWriter(dst, *rgb.shape[1:3], jpeg_quality=opts.jpeg_quality,
+                                                         bound=opts.bound, compression=opts.compression))  # fmt: skip
+            writer.add_rgb(rgb)
+            writer.add_flow(flow)
+            on_frames(len(rgb))
         info = dict(reader.info, num_frames=writer.num_frames)
-        writer.close(_store_attrs(video_id, info, engine, opts))
-        on_frames(tail)
-    return info, calc_seconds
-
-
-def _with_gray(reader: VideoReader):
-    for frame in reader:
-        yield frame, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
-def _calc(engine, prev_batch: list, next_batch: list, writer: StoreWriter) -> float:
-    if not prev_batch:
-        return 0.0
-    start = time.perf_counter()
-    flow = engine.calc_pairs(np.stack(prev_batch), np.stack(next_batch))
-    seconds = time.perf_counter() - start
-    writer.add_flow(flow)
-    prev_batch.clear()
-    next_batch.clear()
-    return seconds
+        writer.close(_store_attrs(video_id, info, get_engine(opts.engine, opts.tvl1), opts))
+    return info, timing["engine_seconds"]
 
 
 def _store_attrs(video_id: str | None, info: dict, engine, opts: ExtractOptions) -> dict:

@@ -81,7 +81,7 @@ def _proc_one_scale(i0, i1, u1, u2, u3, prm, network, chunks):
             outer += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _calc_pair(prev, nxt, prm, nscales, scale_step, network, chunks):
     """Flow (H, W, 2) float32 from prev to nxt (uint8), through the pyramid from the coarsest level."""
     i0s = [prev.astype(np.float32)]
@@ -113,7 +113,7 @@ def _calc_pair(prev, nxt, prm, nscales, scale_step, network, chunks):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _calc_pairs_parallel(prev, nxt, prm, nscales, scale_step, network):
     out = np.empty(prev.shape + (2,), np.float32)
     for i in prange(prev.shape[0]):
@@ -123,6 +123,10 @@ def _calc_pairs_parallel(prev, nxt, prm, nscales, scale_step, network):
 
 class NumbaTVL1:
     """OpenCV's Dual TV-L1 compiled with Numba (fused iterations, parallel over pairs or rows).
+
+    The kernels release the GIL, so a thread can decode the next frames while they run. On one thread (a worker of
+    a multi-process run) the pairs go one by one through the serial kernel: a process then never loads the
+    parallel kernel or starts Numba's thread pool (part of its start-up), and the flow is the same bit for bit.
 
     Args:
         params: TV-L1 parameters (OpenCV's defaults if None). `use_initial_flow` is not supported.
@@ -147,10 +151,12 @@ class NumbaTVL1:
         """Flow (n, H, W, 2) float32 for n pairs of (n, H, W) uint8 grayscale frames, prev[i] -> nxt[i]."""
         prev, nxt = check_pairs(prev, nxt, self.name)
         p = self.params
-        if self.parallel == "pairs":
-            return _calc_pairs_parallel(prev, nxt, self._prm, p.nscales, p.scale_step, self._network)
-        out = np.empty(prev.shape + (2,), np.float32)
         threads = numba.get_num_threads()
+        if self.parallel == "pairs" and threads > 1 and len(prev) > 1:
+            return _calc_pairs_parallel(prev, nxt, self._prm, p.nscales, p.scale_step, self._network)
+        if self.parallel == "pairs":  # one thread: the same kernel per pair, without loading the parallel one
+            threads = 1
+        out = np.empty(prev.shape + (2,), np.float32)
         for i in range(len(prev)):
             out[i] = _calc_pair(prev[i], nxt[i], self._prm, p.nscales, p.scale_step, self._network, threads)
         return out

@@ -160,9 +160,9 @@ def test_store_that_cannot_be_summarised_is_redone_not_dropped(translating_video
 
 def test_a_store_does_not_depend_on_the_videos_its_worker_did_before(translating_video, tmp_path, monkeypatch):
     """OpenCV's TV-L1 object gives other flow for a frame size met after another size; the engine is rebuilt."""
-    import flow.extract
+    import flow.stream
 
-    monkeypatch.setattr(flow.extract, "_ENGINES", {})
+    monkeypatch.setattr(flow.stream, "_ENGINES", {})
     big, _ = translating_video(name="big.avi", num_frames=3, height=48, width=64, seed=0)
     small, _ = translating_video(name="small.avi", num_frames=3, height=24, width=32, dx=3.0, seed=1)
     for name, src in (("first", big), ("small", small), ("again", big)):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import flow.extract
+import flow.stream
 from common.runner import attempt
 from flow.extract import ExtractOptions, extract_store
 from flow.tvl1 import TVL1Params
@@ -108,9 +109,10 @@ class FailingEngine:
 def test_engine_error_stops_the_decoder_ahead_of_it(translating_video, tmp_path, monkeypatch):
     path, _ = translating_video(num_frames=30, height=32, width=40)
     monkeypatch.setattr(flow.extract, "VideoReader", CountingReader)
-    monkeypatch.setattr(flow.extract, "get_engine", lambda name, params, shape=None: FailingEngine())
     threads = threading.active_count()
     for way in ("record", "raised"):
+        engine = FailingEngine()  # the one engine of the process, as flow.stream.get_engine keeps it
+        monkeypatch.setattr(flow.stream, "get_engine", lambda name, params, shape=None, engine=engine: engine)
         monkeypatch.setattr(CountingReader, "decoded", 0)
         monkeypatch.setattr(CountingReader, "closed", False)
         if way == "record":

@@ -55,3 +55,30 @@ def test_bad_arguments_are_named():
         next(stream_flow([], "opencv", FAST, "sideways"))
     with pytest.raises(ValueError, match="batch=0"):
         next(stream_flow([], "opencv", FAST, batch=0))
+
+
+@pytest.mark.parametrize("engine", ["opencv", "numba"])
+def test_extraction_predict_and_features_get_the_same_flow(engine, translating_video, tmp_path):
+    """One path from frames to aligned flow: a store's flow codes are the on-the-fly flow of predict and of the feature
+    extractor, quantised (each with its own batch size: 3 pairs per call in the store, 16 in predict and features)."""
+    if engine == "numba":
+        pytest.importorskip("numba")
+    from flow.extract import ExtractOptions, extract_store
+    from flow.quantize import quantize_flow
+    from flow.store import VideoStore
+    from i3d.data.spec import InputSpec
+    from i3d.inference.frames import video_chunks, video_reader
+    from i3d.inference.predict import decode, video_flow
+
+    path, _ = translating_video(num_frames=9, height=32, width=40, dx=2.0, dy=-1.0)
+    spec = InputSpec(fps=0, short_side=0, flow_engine=engine, tvl1=FAST, crop_size=24, num_frames=8,
+                     eval_num_frames=8)  # fmt: skip
+    opts = ExtractOptions(fps=0, short_side=0, engine=engine, tvl1=FAST, batch=3)
+    assert extract_store("clip", path, tmp_path / "clip.h5", opts)["status"] == "done"
+    with VideoStore(tmp_path / "clip.h5") as store:
+        stored = store.read_flow_codes(range(store.num_frames))  # (N, 2, H, W)
+    predicted = video_flow(decode(path, spec), spec)
+    featured = np.concatenate([c["flow"] for c in video_chunks(video_reader(path, spec), spec, ("rgb", "flow"))])
+    assert stored.shape == (9, 2, 32, 40) and np.any(stored != 128)  # it moved
+    for flow in (predicted, featured):
+        np.testing.assert_array_equal(quantize_flow(flow, spec.flow_bound).transpose(0, 3, 1, 2), stored)
