@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from i3d.data import cutmix
+from i3d.data.cutmix import CUTMIX_MODES
 from i3d.data.dataset import STREAMS
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "csv", "folder", "dfdc")
@@ -280,7 +280,7 @@ def validate(cfg: Config) -> Config:
         (t.amp in ("none", "bf16", "fp16"), f"train.amp={t.amp!r} must be none|bf16|fp16"),
         (t.device in ("auto", "cpu", "cuda"), f"train.device={t.device!r} must be auto|cpu|cuda"),
         (t.cutmix_alpha >= 0, f"train.cutmix_alpha={t.cutmix_alpha} must be >= 0 (0 turns CutMix off)"),
-        (t.cutmix_mode in cutmix.MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {cutmix.MODES}"),
+        (t.cutmix_mode in CUTMIX_MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {CUTMIX_MODES}"),
         (t.epochs > 0 and t.batch_size > 0 and t.accum_steps > 0,
          "train.epochs, train.batch_size and train.accum_steps must be positive"),
     ]  # fmt: skip

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from i3d import metrics
 from i3d.data.dataset import STREAMS
 from i3d.data.transforms import model_input
+from i3d.losses import predicted_classes
 
 
 @dataclass
@@ -145,11 +146,6 @@ def is_binary(logits: Mapping[str, np.ndarray]) -> bool:
     return any(x.ndim == 2 and x.shape[1] == 1 for x in logits.values())
 
 
-def predicted_classes(logits: np.ndarray) -> np.ndarray:
-    """Class per row: argmax, or logit > 0 (p > 0.5) for a binary head."""
-    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(axis=1)
-
-
 def compute_results(clip_preds: Predictions, fusion_weights: Mapping[str, float], num_classes: int) -> dict:
     """Per stream and fused: video-level metrics at the top, the clip-level ones under "clip".
 
@@ -214,7 +210,8 @@ def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | P
 def fused_confusion(clip_preds: Predictions, fusion_weights: Mapping[str, float], num_classes: int) -> np.ndarray:
     """The video-level confusion matrix of the fused logits (what results_confusion.png shows)."""
     videos = video_level(clip_preds)
-    return confusion_matrix(predicted_classes(fuse(videos.logits, fusion_weights)), videos.labels, num_classes)
+    predicted = predicted_classes(torch.from_numpy(fuse(videos.logits, fusion_weights))).numpy()
+    return confusion_matrix(predicted, videos.labels, num_classes)
 
 
 def save_predictions(path: str | Path, preds: Predictions, class_names: Sequence[str] = ()) -> Path:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MODES = ("spatial", "temporal", "both", "random")
+CUTMIX_MODES = ("spatial", "temporal", "both", "random")
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,10 @@ def sample_box(shape: tuple[int, int, int], lam: float, mode: str, rng: np.rando
             scaled by lam ** (1/3)) or "random" (one of the three, uniformly).
         rng: numpy generator.
     """
-    if mode not in MODES:
-        raise ValueError(f"CutMix mode={mode!r} is not one of {MODES}")
+    if mode not in CUTMIX_MODES:
+        raise ValueError(f"CutMix mode={mode!r} is not one of {CUTMIX_MODES}")
     if mode == "random":
-        mode = MODES[int(rng.integers(3))]
+        mode = CUTMIX_MODES[int(rng.integers(3))]
     t, h, w = shape
     if mode == "temporal":
         t0 = int(rng.integers(t - round(t * lam) + 1))
