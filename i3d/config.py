@@ -97,7 +97,7 @@ class TrainConfig:
     batch_size: int = 8  # clips per process per micro-batch
     accum_steps: int = 1  # micro-batches per optimiser step (effective batch = batch_size * accum_steps * world)
     amp: str = "none"  # none | bf16 | fp16 (CUDA only; fp16 uses a GradScaler)
-    channels_last: bool = True  # CUDA only: weights and clips in channels_last_3d (I3D trains 1.25x faster on an H200)
+    channels_last: bool = True  # CUDA only: weights and clips in channels_last_3d (faster there: docs/PERFORMANCE.md)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     eval_every: int = 1  # validate every N epochs (and after the last)
