@@ -209,8 +209,8 @@ class VideoStore:
     def read_flow_codes(self, indices, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The stored 8-bit codes at `indices` (any order, repeats allowed): (n, 2, H, W) uint8, planes x then y.
 
-        `flow.quantize.dequantize_flow(codes, self.flow_bound)` gives pixels; `transforms.flow_codes_input` model
-        input. Only the `box` (y0, x0, height, width) is copied out of the decoded chunks.
+        `flow.quantize.dequantize_flow(codes, self.flow_bound)` gives pixels; `i3d.data.transforms.flow_code_tables`
+        the model input of each code. Only the `box` (y0, x0, height, width) is copied out of the decoded chunks.
         """
         if "flow" not in self._h5():
             raise FlowStoreError(
