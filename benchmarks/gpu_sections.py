@@ -238,14 +238,16 @@ def ddp(args, size) -> dict:
 
 def compact(args, size) -> dict:
     """expand_compact on the device equals the CPU result; ms per batch including the host-to-device copy."""
-    from i3d.data.transforms import expand_compact
+    from i3d.data.transforms import expand_compact, flow_code_tables, rgb_table
 
     device = torch.device(args.device)
     frames, crop = size["clip"]
     b = size["batch"]
     g = torch.Generator().manual_seed(2)
     batch = {"rgb": torch.randint(0, 256, (b, 3, frames, crop, crop), dtype=torch.uint8, generator=g),
-             "flow": (torch.rand(b, 2, frames, crop, crop, generator=g) * 2 - 1).half()}  # fmt: skip
+             "flow": torch.randint(1, 256, (b, 2, frames, crop, crop), dtype=torch.uint8, generator=g),
+             "rgb_table": torch.from_numpy(rgb_table("i3d").T.copy()).expand(b, 3, 256).clone(),
+             "flow_table": torch.from_numpy(flow_code_tables(20.0, 20.0, True)).expand(b, 2, 256).clone()}  # fmt: skip
     pinned = {k: v.pin_memory() if device.type == "cuda" else v for k, v in batch.items()}
     expected = expand_compact(batch)
     got = expand_compact({k: v.to(device) for k, v in pinned.items()})
