@@ -172,7 +172,7 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
         torch.set_num_threads(threads)
         cv2.setNumThreads(1)
     sidecar = sidecar_path(out, video_id)
-    earlier = None if opts.overwrites(video_id) else finished(out, video_id, src)
+    earlier = None if opts.overwrites(video_id) else finished_faces(out, video_id, src)
     if earlier is not None:
         record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[], error=None,
                       seconds=0.0, decode_seconds=0.0, detect_seconds=0.0, cut_seconds=0.0)  # fmt: skip
@@ -211,7 +211,7 @@ def _plan_json(file: str | None, plan: CropPlan) -> dict:
     return {"file": file, **entry} if file else entry
 
 
-def finished(out: Path, video_id: str, src: str | Path | None = None) -> dict | None:
+def finished_faces(out: Path, video_id: str, src: str | Path | None = None) -> dict | None:
     """A finished video's `.faces.json` (with every clip it lists present), or None; with `src`, only when it was
     cut from that same file (same path, size and modification time): another video of the same name is redone."""
     try:
@@ -249,7 +249,7 @@ def _remove_earlier(out: Path, video_id: str) -> None:
         sidecar.unlink()
         for crop in old["crops"]:
             (out / crop["file"]).unlink(missing_ok=True)
-    for pattern in outputs(video_id):
+    for pattern in faces_outputs(video_id):
         path = out / pattern
         remove_temps(path.parent, path.name)
 
@@ -348,13 +348,13 @@ def shard_families(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel]
     return [(video_id, src) for video_id, src in videos if family[video_id] in mine]
 
 
-def outputs(video_id: str) -> list[str]:
+def faces_outputs(video_id: str) -> list[str]:
     """Name globs under OUT of every file a video writes: its clips and its `.faces.json`."""
     name = glob.escape(video_id)
     return [f"{name}_*.avi", f"{name}{SIDECAR}"]
 
 
-def index_row(record: dict) -> dict | None:
+def faces_index_row(record: dict) -> dict | None:
     """A finished video's row of index.csv: its `.faces.json` and how many clips it has."""
     if record["status"] not in ("done", "skipped", "no_face"):
         return None
@@ -372,8 +372,8 @@ def clip_counts(records: list[dict]) -> dict:
 def faces_job(out: Path, opts: FaceOptions) -> Job:
     """Face cropping as a job of the batch runner: tasks (video_id, source, boxes_from)."""
     return Job("faces", work=partial(cut_faces, out=out, opts=opts), options=opts,
-               finished_file=lambda vid: f"{vid}{SIDECAR}", outputs=outputs,
-               index_columns=("video_id", "faces", "clips", "frames", "fps"), index_row=index_row,
+               finished_file=lambda vid: f"{vid}{SIDECAR}", outputs=faces_outputs,
+               index_columns=("video_id", "faces", "clips", "frames", "fps"), index_row=faces_index_row,
                summarize=clip_counts)  # fmt: skip
 
 
@@ -397,6 +397,6 @@ def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=
     crops_of = {r["video_id"]: r["crops"] for r in records if r["status"] != "failed"}
     for label in labels.values():  # originals done by an earlier run
         if label.original and label.original not in crops_of:
-            crops_of[label.original] = (finished(out, label.original) or {}).get("crops", [])
+            crops_of[label.original] = (finished_faces(out, label.original) or {}).get("crops", [])
     write_crop_metadata(out, records, crop_entries(records, labels, crops_of), shard_suffix(shard))
     return records, summary

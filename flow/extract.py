@@ -217,14 +217,14 @@ def check_run(*, workers: int = 1, backend: str = "local", scheduler: str | None
 def flow_job(opts: ExtractOptions) -> Job:
     """Flow extraction as a job of the batch runner: tasks (video_id, source, store)."""
     return Job("flow", work=partial(extract_store, opts=opts), options=opts, finished_file=lambda vid: f"{vid}.h5",
-               outputs=lambda vid: [f"{glob.escape(vid)}.h5"], index_columns=INDEX_COLUMNS, index_row=index_row,
+               outputs=lambda vid: [f"{glob.escape(vid)}.h5"], index_columns=INDEX_COLUMNS, index_row=flow_index_row,
                summarize=flagged)  # fmt: skip
 
 
 INDEX_COLUMNS = ("video_id", "store", "frames", "fps", "height", "width")
 
 
-def index_row(record: dict) -> dict | None:
+def flow_index_row(record: dict) -> dict | None:
     """A good store's row of index.csv (its path relative to OUT: `<video_id>.h5`)."""
     if record["status"] not in ("done", "skipped"):
         return None

@@ -141,7 +141,7 @@ def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: st
     return [*files, marker]
 
 
-def finished(out: Path, video_id: str, fmt: str) -> dict | None:
+def finished_features(out: Path, video_id: str, fmt: str) -> dict | None:
     """A finished video's metadata (its .json, or the .h5's "meta"), or None."""
     try:
         if fmt == "npy":
@@ -207,7 +207,7 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
               "seconds": 0.0, "warnings": [], "error": None}  # fmt: skip
     extractor = cached_extractor(recipe)
     redo = overwrite is True or (isinstance(overwrite, tuple) and video_id in overwrite)
-    earlier = None if redo else finished(out, video_id, fmt)
+    earlier = None if redo else finished_features(out, video_id, fmt)
     if earlier is not None:
         record["num_features"] = earlier.get("num_features")
         changed = setting_changes(earlier, settings(extractor))
@@ -217,7 +217,7 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
         return record
     if threads:
         torch.set_num_threads(threads)
-    for pattern in outputs(video_id):  # left by a killed run
+    for pattern in features_outputs(video_id):  # left by a killed run
         path = out / pattern
         remove_temps(path.parent, path.name)
     result, fps = video_features(extractor, video, store)
@@ -231,13 +231,14 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
     return record
 
 
-def outputs(video_id: str) -> list[str]:
+def features_outputs(video_id: str) -> list[str]:
     """Name globs under OUT of every file a video writes (either format)."""
     name = glob.escape(video_id)
     return [f"{name}_*.npy", f"{name}.json", f"{name}.h5"]
 
 
-def index_row(record: dict) -> dict | None:
+def features_index_row(record: dict) -> dict | None:
+    """A finished video's row of index.csv: how many feature vectors it has."""
     if record["status"] not in ("done", "skipped"):
         return None
     return {"video_id": record["video_id"], "num_features": record["num_features"]}
@@ -248,8 +249,8 @@ def features_job(out: Path, recipe: FeatureRecipe, fmt: str = "npy", overwrite: 
     marker = ".h5" if fmt == "h5" else ".json"
     return Job("features", work=partial(features_of_video, out=out, recipe=recipe, fmt=fmt, overwrite=overwrite),
                options={"recipe": repr(recipe), "format": fmt, "overwrite": overwrite},
-               finished_file=lambda vid: f"{vid}{marker}", outputs=outputs, index_columns=("video_id", "num_features"),
-               index_row=index_row)  # fmt: skip
+               finished_file=lambda vid: f"{vid}{marker}", outputs=features_outputs,
+               index_columns=("video_id", "num_features"), index_row=features_index_row)  # fmt: skip
 
 
 def extract_features(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, recipe: FeatureRecipe, *,

@@ -148,14 +148,14 @@ def test_bad_options_are_one_line_value_errors():
 
 def test_a_different_video_of_the_same_name_is_cut_again_and_options_come_from_the_clips(run, tmp_path):
     """A finished cut counts only for the file it was made from; --faces-like takes the clips' own options."""
-    from faces.extract import finished, recorded_options, source_stamp
+    from faces.extract import finished_faces, recorded_options, source_stamp
 
     done = json.loads((run["out"] / "people" / "two.faces.json").read_text())
     assert done["source_stamp"] == source_stamp(run["videos"] / "people" / "two.avi")
-    assert finished(run["out"], "people/two", run["videos"] / "people" / "two.avi") is not None
+    assert finished_faces(run["out"], "people/two", run["videos"] / "people" / "two.avi") is not None
     other = tmp_path / "two.avi"
     write_video(other, no_face_video(), 25)
-    assert finished(run["out"], "people/two", other) is None  # same name, another file: redone
+    assert finished_faces(run["out"], "people/two", other) is None  # same name, another file: redone
     opts = recorded_options(run["out"], device="cpu")
     assert (opts.stride, opts.split_frames, opts.min_frames, opts.size) == (5, 30, 16, 48)
     (run["out"] / "report.json").write_text(json.dumps({"options": {"margin": 0.9}}))  # a later, skipped run
