@@ -29,11 +29,11 @@ test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # `make demo` (README "The demo"): synthetic videos -> TV-L1 stores -> two-stream I3D -> centre-crop test.
-# DEMO_SEED changes the whole run (the toy videos, the initialisation, the clip sampling and order), and each seed has
-# its own folder. A rerun keeps the videos and stores, resumes $(DEMO)/train when its config is this one (a finished
-# run: no-op) and retrains from scratch when it is not. Change DEMO_TOY only after `make clean`.
+# DEMO_SEED changes the whole run (the toy videos, the initialisation, the clip sampling and order); seed 0 writes
+# runs/demo, seed N runs/demo-seedN. A rerun keeps the videos and stores, resumes $(DEMO)/train when its config is
+# this one (a finished run: no-op) and retrains from scratch when it is not. Change DEMO_TOY only after `make clean`.
 DEMO_SEED ?= 0
-DEMO ?= runs/demo-seed$(DEMO_SEED)
+DEMO ?= runs/demo$(if $(filter 0,$(DEMO_SEED)),,-seed$(DEMO_SEED))
 DEMO_CONFIG := configs/toy_i3d_two_stream.yaml
 DEMO_TOY := --size 48x64 --frames 10 --videos-per-class 48 --clips-per-group 1 --test-groups 8 --seed $(DEMO_SEED)
 # the numba engine: OpenCV's TV-L1 at a few times its speed (docs/PERFORMANCE.md); bound 8 px keeps 8-bit steps
