@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from common.cli import run_tool
-from i3d.synthetic.fake_toy import CODECS, FakeToyConfig, make_fake_dataset
+from i3d.synthetic.fake_toy import VIDEO_CODECS, FakeToyConfig, make_fake_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already generated in --out")
     for f in dataclasses.fields(FakeToyConfig):
         flag = "--" + f.name.replace("_", "-")
-        extra = {"choices": sorted(CODECS)} if f.name == "codec" else {}
+        extra = {"choices": sorted(VIDEO_CODECS)} if f.name == "codec" else {}
         p.add_argument(flag, dest=f.name, type=type(f.default), default=f.default, help=f"default {f.default}",
                        **extra)  # fmt: skip
     return p.parse_args(argv)

@@ -32,7 +32,7 @@ from i3d.inference.predict import video_inputs
 FRAMES = 8  # frames of a clip shown
 HEIGHT = 96  # rows of a shown frame
 RAW_HEIGHT = 240  # rows of the raw frame the face boxes are drawn on
-COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
+TRACK_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
 
 
 def _cannot(what: str, error: Exception) -> np.ndarray:
@@ -115,10 +115,12 @@ def faces_picture(record: dict, path: Path, face_dir: Path, stride: int) -> np.n
     for k, track in enumerate(tracks):
         start, boxes = frame_boxes(track, record["frames"], stride)
         if start <= index < start + len(boxes):
-            frame = draw_box(frame, boxes[index - start] * scale, COLOURS[k % len(COLOURS)], 1, f"track {k}")
+            frame = draw_box(frame, boxes[index - start] * scale, TRACK_COLOURS[k % len(TRACK_COLOURS)], 1,
+                             f"track {k}")
     for crop in crops:
         if crop["start"] <= index < crop["end"]:
-            frame = draw_box(frame, np.asarray(crop["box"]) * scale, COLOURS[crop["track"] % len(COLOURS)], 2)
+            colour = TRACK_COLOURS[crop["track"] % len(TRACK_COLOURS)]
+            frame = draw_box(frame, np.asarray(crop["box"]) * scale, colour, 2)
     title = (f"{Path(path).name}: frame {index} of {record['frames']}, {len(tracks)} face tracks, {len(crops)} clips; "
              "thin: the track's face, thick: its clip's box")  # fmt: skip
     rows = [caption(frame, title)]

@@ -31,7 +31,7 @@ from flow.video import write_video
 
 # numpy's SeedSequence ignores trailing zero words ([0, 0] seeds like [0, 0, 0, 0]), so every seed list ends in a tag
 _REAL_TAG, _FAKE_TAG = 0x5EA1, 0xFA4E
-CODECS = {"mp4v": ".mp4", "FFV1": ".avi"}  # mp4 as in DFDC (lossy); FFV1 keeps every pixel exactly as rendered
+VIDEO_CODECS = {"mp4v": ".mp4", "FFV1": ".avi"}  # mp4 as in DFDC (lossy); FFV1 keeps every pixel exactly as rendered
 
 
 class FakeDatasetError(Exception):
@@ -75,12 +75,12 @@ class FakeToyConfig:
                                    f"(>= 1), val_parts={self.val_parts} (>= 0)")  # fmt: skip
         if not 0 <= self.blend <= 1 or self.warp_px < 0:
             raise FakeDatasetError(f"blend={self.blend} must lie in [0, 1] and warp_px={self.warp_px} be >= 0")
-        if self.codec not in CODECS:
-            raise FakeDatasetError(f"codec={self.codec!r} is not one of {sorted(CODECS)}")
+        if self.codec not in VIDEO_CODECS:
+            raise FakeDatasetError(f"codec={self.codec!r} is not one of {sorted(VIDEO_CODECS)}")
 
 
 @dataclass(frozen=True)
-class Scene:
+class FaceScene:
     """What one REAL video shows; a FAKE re-renders its original's scene with a donor's face texture."""
 
     background: np.ndarray  # (2H, 2W, 3) float32 texture, larger than a frame so it can drift
@@ -103,7 +103,7 @@ def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int
     return (low + (high - low) * gray)[..., None] * tint[None, None, :]
 
 
-def make_scene(cfg: FakeToyConfig, rng: np.random.Generator) -> Scene:
+def make_face_scene(cfg: FakeToyConfig, rng: np.random.Generator) -> FaceScene:
     """Draw one scene: background, face texture (skin tone, eyes, mouth), position and motions."""
     h, w = cfg.height, cfg.width
     background = _smooth_texture(rng, 2 * h, 2 * w, 6, 40, 200, rng.uniform(0.6, 1.0, 3).astype(np.float32))
@@ -119,8 +119,8 @@ def make_scene(cfg: FakeToyConfig, rng: np.random.Generator) -> Scene:
                 (90.0, 30.0, 40.0), -1, cv2.LINE_AA)  # fmt: skip
     speed = rng.uniform(0.2, 0.6)
     angle = rng.uniform(0, 2 * np.pi)
-    return Scene(background, face, center, axes, (speed * np.cos(angle), speed * np.sin(angle)),
-                 tuple(rng.uniform(-0.5, 0.5, 2)))  # fmt: skip
+    return FaceScene(background, face, center, axes, (speed * np.cos(angle), speed * np.sin(angle)),
+                     tuple(rng.uniform(-0.5, 0.5, 2)))  # fmt: skip
 
 
 def _face_mask(h: int, w: int, center, axes, grow: float = 0.0) -> np.ndarray:
@@ -145,8 +145,8 @@ def _wobble(image: np.ndarray, amplitude: float, t: int, phase: float) -> np.nda
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def render(cfg: FakeToyConfig, scene: Scene, donor: Scene | None = None, fake_rng: np.random.Generator | None = None
-           ) -> np.ndarray:  # fmt: skip
+def render_face_video(cfg: FakeToyConfig, scene: FaceScene, donor: FaceScene | None = None,
+                      fake_rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
     """Frames (T, H, W, 3) uint8 RGB of `scene`; with a `donor`, the FAKE version (blended, warped face)."""
     h, w = cfg.height, cfg.width
     phase = float(fake_rng.uniform(0, 2 * np.pi)) if fake_rng is not None else 0.0
@@ -169,7 +169,7 @@ def render(cfg: FakeToyConfig, scene: Scene, donor: Scene | None = None, fake_rn
 # ---------------------------------------------------------------- files
 
 
-def video_name(rng: np.random.Generator) -> str:
+def dfdc_video_name(rng: np.random.Generator) -> str:
     """A DFDC-like 10-letter name, e.g. "aaqaifqrwn"."""
     return "".join(rng.choice(list(string.ascii_lowercase), 10))
 
@@ -177,17 +177,17 @@ def video_name(rng: np.random.Generator) -> str:
 def make_part(cfg: FakeToyConfig, folder: Path, part: int) -> dict:
     """Render one DFDC part into `folder` (videos + metadata.json) and return its metadata dict."""
     rng = np.random.default_rng([cfg.seed, part, _REAL_TAG])
-    ext = CODECS[cfg.codec]
-    reals = [(video_name(rng) + ext, make_scene(cfg, rng)) for _ in range(cfg.reals_per_part)]
+    ext = VIDEO_CODECS[cfg.codec]
+    reals = [(dfdc_video_name(rng) + ext, make_face_scene(cfg, rng)) for _ in range(cfg.reals_per_part)]
     metadata = {}
     for k, (name, scene) in enumerate(reals):
-        write_video(folder / name, render(cfg, scene), cfg.fps, fourcc=cfg.codec)
+        write_video(folder / name, render_face_video(cfg, scene), cfg.fps, fourcc=cfg.codec)
         metadata[name] = {"label": "REAL", "split": "train", "original": None}
         for j in range(cfg.fakes_per_real):
             donor = reals[(k + 1 + j % (len(reals) - 1)) % len(reals)][1]  # another real video of the part
             fake_rng = np.random.default_rng([cfg.seed, part, k, j, _FAKE_TAG])
-            fake = video_name(fake_rng) + ext
-            write_video(folder / fake, render(cfg, scene, donor, fake_rng), cfg.fps, fourcc=cfg.codec)
+            fake = dfdc_video_name(fake_rng) + ext
+            write_video(folder / fake, render_face_video(cfg, scene, donor, fake_rng), cfg.fps, fourcc=cfg.codec)
             metadata[fake] = {"label": "FAKE", "split": "train", "original": name}
     if len(metadata) != cfg.reals_per_part * (1 + cfg.fakes_per_real):
         raise FakeDatasetError(f"{folder}: two videos drew the same name; change the seed ({cfg.seed})")

@@ -26,7 +26,8 @@ from i3d.synthetic.toy import GENERATOR_VERSION, ToyConfig, ToyDatasetError, mak
 FOURCC = "FFV1"  # lossless: decoded frames equal the rendered ones, so flow sees exactly the motion we drew
 
 
-def video_name(class_name: str, group: int, clip: int) -> str:
+def ucf101_video_name(class_name: str, group: int, clip: int) -> str:
+    """UCF101's file name pattern, `v_<class>_g<group>_c<clip>` (what its split files and `i3d.data.index` expect)."""
     return f"v_{class_name}_g{group:02d}_c{clip:02d}"
 
 
@@ -51,20 +52,21 @@ def write_split_files(out: Path, cfg: ToyConfig) -> None:
     _write_text(out / "classInd.txt", [f"{labels[n]} {n}" for n in names])
     train, test = [], []
     for name, group, clip, is_test in video_list(cfg):
-        relative = f"{name}/{video_name(name, group, clip)}.avi"
+        relative = f"{name}/{ucf101_video_name(name, group, clip)}.avi"
         (test if is_test else train).append(relative if is_test else f"{relative} {labels[name]}")
     _write_text(out / "trainlist01.txt", train)
     _write_text(out / "testlist01.txt", test)
 
 
-def config_to_dict(cfg: ToyConfig) -> dict:
+def toy_dataset_meta(cfg: ToyConfig) -> dict:
+    """What toy_dataset.json records: the generator's version, codec and parameters (a rerun compares them)."""
     return {"generator_version": GENERATOR_VERSION, "fourcc": FOURCC, **json.loads(json.dumps(dataclasses.asdict(cfg)))}
 
 
 def _prepare_out(out: Path, cfg: ToyConfig, overwrite: bool) -> None:
     """Check that `out` is new, empty or a toy dataset made with the same parameters (then it is resumed)."""
     meta = out / "toy_dataset.json"
-    wanted = config_to_dict(cfg)
+    wanted = toy_dataset_meta(cfg)
     if meta.exists():
         try:
             found = json.loads(meta.read_text(encoding="utf-8"))
@@ -95,7 +97,7 @@ def write_toy_dataset(
     _prepare_out(out, cfg, overwrite)
     counts = {"written": 0, "skipped": 0, "train": 0, "test": 0}
     for name, group, clip, is_test in video_list(cfg):
-        path = out / "videos" / name / f"{video_name(name, group, clip)}.avi"
+        path = out / "videos" / name / f"{ucf101_video_name(name, group, clip)}.avi"
         counts["test" if is_test else "train"] += 1
         if path.exists():  # written atomically, so an existing file is complete
             counts["skipped"] += 1

@@ -39,11 +39,11 @@ def _constant_checkpoint(path: Path, logit: float, name: str, normalization: str
 def videos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("videos")
     cfg = fake_toy.FakeToyConfig(height=36, width=44, num_frames=6, codec="FFV1")
-    scene = fake_toy.make_scene(cfg, np.random.default_rng(0))
-    donor = fake_toy.make_scene(cfg, np.random.default_rng(1))
-    frames = fake_toy.render(cfg, scene)
+    scene = fake_toy.make_face_scene(cfg, np.random.default_rng(0))
+    donor = fake_toy.make_face_scene(cfg, np.random.default_rng(1))
+    frames = fake_toy.render_face_video(cfg, scene)
     write_video(folder / "real.avi", frames, 25.0)
-    write_video(folder / "fake.avi", fake_toy.render(cfg, scene, donor, np.random.default_rng(2)), 25.0)
+    write_video(folder / "fake.avi", fake_toy.render_face_video(cfg, scene, donor, np.random.default_rng(2)), 25.0)
     write_video(folder / "short.avi", frames[:2], 25.0)  # 2 frames < the 4-frame clips: looped
     (folder / "broken.mp4").write_bytes(np.random.default_rng(3).bytes(3000))  # not a video
     return folder
@@ -154,7 +154,7 @@ def test_preview_draws_each_models_input_and_says_which_video_failed(videos, tmp
 
 
 def test_preview_with_faces_draws_the_boxes_and_the_face_clips(tmp_path, capsys, one_torch_thread):
-    from i3d.inference.preview import COLOURS, HEIGHT, RAW_HEIGHT
+    from i3d.inference.preview import HEIGHT, RAW_HEIGHT, TRACK_COLOURS
     from i3d.synthetic.faces import astronaut_video
 
     frames, _ = astronaut_video(num_frames=70, size=(120, 160))  # one face clip: 70 frames >= the 64 needed
@@ -167,5 +167,5 @@ def test_preview_with_faces_draws_the_boxes_and_the_face_clips(tmp_path, capsys,
     image = np.asarray(Image.open(tmp_path / "sub_preview.png"))
     assert image.shape[0] == LINE + 2 + RAW_HEIGHT + GAP + LINE + 2 + HEIGHT  # the raw frame, one clip's frames
     raw = image[LINE + 2 : LINE + 2 + RAW_HEIGHT, : RAW_HEIGHT * 160 // 120]
-    assert (raw == COLOURS[0]).all(axis=-1).sum() > 100  # track 0's boxes
+    assert (raw == TRACK_COLOURS[0]).all(axis=-1).sum() > 100  # track 0's boxes
     assert (tmp_path / "faces" / "face_0_0.avi").is_file()  # the run found the clip cut and scored it

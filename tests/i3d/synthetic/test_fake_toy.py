@@ -52,13 +52,13 @@ def test_fake_is_its_original_outside_the_face(dataset):
 def test_fake_region_changes_from_frame_to_frame():
     cfg = ft.FakeToyConfig(height=32, width=40, num_frames=4, blend=0.0, warp_px=1.5)
     rng = np.random.default_rng(1)
-    scene, donor = ft.make_scene(cfg, rng), ft.make_scene(cfg, rng)
-    real = ft.render(cfg, scene).astype(int)
-    fake = ft.render(cfg, scene, donor, np.random.default_rng(2)).astype(int)
+    scene, donor = ft.make_face_scene(cfg, rng), ft.make_face_scene(cfg, rng)
+    real = ft.render_face_video(cfg, scene).astype(int)
+    fake = ft.render_face_video(cfg, scene, donor, np.random.default_rng(2)).astype(int)
     assert not np.array_equal(real, fake)  # blend 0: only the warp and the mask differ
     residual = np.abs(fake - real).max(axis=(1, 2, 3))
     assert residual.min() > 0  # the warp is present in every frame
-    assert np.array_equal(ft.render(cfg, scene), ft.render(cfg, scene))  # rendering is deterministic
+    assert np.array_equal(ft.render_face_video(cfg, scene), ft.render_face_video(cfg, scene))  # deterministic
 
 
 def test_same_seed_same_dataset_other_seed_other_names(tmp_path):

@@ -24,7 +24,7 @@ def test_video_list_splits_by_group_like_ucf101():
     test_groups = {g for _, g, _, is_test in videos if is_test}
     train_groups = {g for _, g, _, is_test in videos if not is_test}
     assert test_groups == {1} and train_groups == {2, 3}
-    assert toy_dataset.video_name("MoveUp", 3, 1) == "v_MoveUp_g03_c01"
+    assert toy_dataset.ucf101_video_name("MoveUp", 3, 1) == "v_MoveUp_g03_c01"
 
 
 def _read(path):
@@ -59,7 +59,7 @@ def test_same_seed_same_decoded_frames_in_two_folders(tmp_path):
     toy_dataset.write_toy_dataset(tmp_path / "a", cfg)
     toy_dataset.write_toy_dataset(tmp_path / "b", cfg)
     for name, group, clip, _ in toy_dataset.video_list(cfg):
-        rel = f"videos/{name}/{toy_dataset.video_name(name, group, clip)}.avi"
+        rel = f"videos/{name}/{toy_dataset.ucf101_video_name(name, group, clip)}.avi"
         np.testing.assert_array_equal(decode_video(tmp_path / "a" / rel), decode_video(tmp_path / "b" / rel))
 
 
