@@ -148,7 +148,7 @@ FEATURE_ENDPOINTS = (
     "Mixed_5b",  # (B, 832, 8, 7, 7)
     "Mixed_5c",  # (B, 1024, 8, 7, 7)
 )
-ENDPOINTS = (*FEATURE_ENDPOINTS, "Logits")  # Logits: (B, num_classes)
+I3D_ENDPOINTS = (*FEATURE_ENDPOINTS, "Logits")  # Logits: (B, num_classes)
 
 
 class InceptionI3d(nn.Module):
@@ -167,7 +167,7 @@ class InceptionI3d(nn.Module):
     """
 
     num_features = 1024
-    endpoint_names = ENDPOINTS
+    endpoint_names = I3D_ENDPOINTS
 
     def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.5, input_size: int = 224):
         super().__init__()
@@ -224,9 +224,9 @@ class InceptionI3d(nn.Module):
 
     def forward_endpoints(self, x: torch.Tensor, names: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
         """Run the net up to the last of `names` and return those endpoints' outputs (see `endpoint_names`)."""
-        unknown = [n for n in names if n not in ENDPOINTS]
+        unknown = [n for n in names if n not in I3D_ENDPOINTS]
         if unknown:
-            raise ValueError(f"unknown I3D endpoint(s) {unknown}; available: {list(ENDPOINTS)}")
+            raise ValueError(f"unknown I3D endpoint(s) {unknown}; available: {list(I3D_ENDPOINTS)}")
         self._check_input(x)
         wanted, out = set(names), {}
         for name in FEATURE_ENDPOINTS:

@@ -36,7 +36,7 @@ from torchvision.models.video.resnet import (
     VideoResNet,
 )
 
-ENDPOINTS = ("stem", "layer1", "layer2", "layer3", "layer4", "Logits")  # "Logits" as I3D names it
+RESNET_ENDPOINTS = ("stem", "layer1", "layer2", "layer3", "layer4", "Logits")  # "Logits" as I3D names it
 
 
 class HaraStem(nn.Sequential):
@@ -86,7 +86,7 @@ class VideoResNet3D(VideoResNet):
         shortcut: "B" (1x1x1 conv + BN where the shape changes, torchvision) or "A" (zero-padding, no parameters).
     """
 
-    endpoint_names = ENDPOINTS
+    endpoint_names = RESNET_ENDPOINTS
 
     def __init__(
         self,
@@ -142,12 +142,12 @@ class VideoResNet3D(VideoResNet):
     def forward_endpoints(self, x: Tensor, names: Iterable[str]) -> dict[str, Tensor]:
         """Run the network only as far as needed and return the named maps ('stem', 'layer1'.. 'layer4', 'Logits')."""
         wanted = set(names)
-        unknown = wanted - set(ENDPOINTS)
+        unknown = wanted - set(RESNET_ENDPOINTS)
         if unknown:
-            raise ValueError(f"unknown endpoints {sorted(unknown)}; available: {list(ENDPOINTS)}")
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; available: {list(RESNET_ENDPOINTS)}")
         out: dict[str, Tensor] = {}
         stages = (self.stem, self.layer1, self.layer2, self.layer3, self.layer4, self.forward_head)
-        for name, stage in zip(ENDPOINTS, stages, strict=True):
+        for name, stage in zip(RESNET_ENDPOINTS, stages, strict=True):
             if not wanted - out.keys():
                 break
             x = stage(x)
