@@ -11,8 +11,14 @@ OpenCV's own stopping rule through a mask: a pair whose error fell below epsilon
 u, p and error are kept by `torch.where`), exactly as OpenCV would have left the loop for it. A fixed budget
 (always outer x inner iterations) would be simpler but gives a different, more converged answer than OpenCV's on
 easy pairs, which is what we are validated against. The error stays on the device: nothing in the inner loop
-reads it on the host. The only host sync is one `any()` per outer loop (at most `outer_iterations` per warp, each
-after `inner_iterations` iterations) so that a batch where every pair has converged skips the rest of the budget.
+reads it on the host. The only host sync is one count of the unconverged pairs per outer loop (at most
+`outer_iterations` per warp, each after `inner_iterations` iterations). There the pairs that have converged leave
+the batch: the others are gathered into smaller tensors, iterate alone and are scattered back at the end of the
+warp, so a batch costs what its slow pairs cost instead of every pair running as long as the slowest. A pair that
+converges inside an inner loop stays frozen by its mask until the next outer loop. The flow is the same, bit for
+bit, as when every pair stays in the batch (`drop_converged=False`): the iteration is elementwise per pair, and the
+error is summed row by row, then over the rows, an order that does not depend on how many pairs are in the batch
+(a single sum over H x W changes its order on a multi-threaded CPU when one pair is left).
 
 `torch.compile` fuses the iteration (about 40 elementwise ops) into a few kernels; it is on by default on CUDA
 and off on the CPU, and any failure to compile falls back to eager mode with a warning.
@@ -152,7 +158,8 @@ def tvl1_step(active, error, warped, u, p, coef):
     new_u = [u1 + fi * i1wx + theta * _divergence(p[0], p[1]), u2 + fi * i1wy + theta * _divergence(p[2], p[3])]
     if u3 is not None:
         new_u.append(u3 + fi * gamma + theta * _divergence(p[4], p[5]))
-    new_error = sum(((a - b) ** 2).sum(dim=(1, 2)) for a, b in zip(new_u, u[: len(new_u)], strict=True))
+    # rows first, then the rows' sums: the same order for a pair whatever the batch size (see the module docstring)
+    new_error = sum(((a - b) ** 2).sum(dim=2).sum(dim=1) for a, b in zip(new_u, u[: len(new_u)], strict=True))
     new_p = [*_dual(p[0], p[1], new_u[0], taut), *_dual(p[2], p[3], new_u[1], taut)]
     if u3 is not None:
         new_p += _dual(p[4], p[5], new_u[2], taut)
@@ -195,13 +202,15 @@ class TorchTVL1:
         device: "cuda", "cpu", ... (default: CUDA when available).
         batch_size: pairs per batch (None: all pairs of a call at once).
         compile: fuse the iteration with torch.compile (default: on CUDA only); falls back to eager on failure.
+        drop_converged: converged pairs leave the batch at each outer loop (False: they stay in it, frozen by their
+            mask, and cost as much as the others; the flow is the same).
     """
 
     name = "torch"
     version = f"1.0+torch{torch.__version__}"
 
     def __init__(self, params: TVL1Params | None = None, device: str | None = None, batch_size: int | None = None,
-                 compile: bool | None = None):  # fmt: skip
+                 compile: bool | None = None, drop_converged: bool = True):  # fmt: skip
         self.params = params if params is not None else TVL1Params()
         p = self.params
         check_reimplementable(p, "TorchTVL1")
@@ -209,6 +218,7 @@ class TorchTVL1:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"TorchTVL1: batch_size must be >= 1 or None, got {batch_size}")
         self.batch_size = batch_size
+        self.drop_converged = drop_converged
         self._step, self._median = tvl1_step, masked_median
         if compile if compile is not None else self.device.type == "cuda":
             self._step, self._median = _compiled_or_eager(tvl1_step), _compiled_or_eager(masked_median)
@@ -259,7 +269,7 @@ class TorchTVL1:
 
     def _one_scale(self, i0, i1, u1, u2, u3):
         p = self.params
-        n, h, w = i0.shape
+        h, w = i0.shape[1:]
         scaled_eps = p.epsilon * p.epsilon * h * w
         coef = (p.lambda_ * p.theta, p.theta, p.tau / p.theta, p.gamma)
         i1x, i1y = centered_gradient(i1)
@@ -268,13 +278,52 @@ class TorchTVL1:
         for _ in range(p.warps):
             i1w, i1wx, i1wy = warp_bicubic(torch.stack([i1, i1x, i1y], dim=1), u[0], u[1]).unbind(1)
             warped = (i1wx, i1wy, i1wx * i1wx + i1wy * i1wy, i1w - i1wx * u[0] - i1wy * u[1] - i0)
-            error = torch.full((n,), float("inf"), device=i0.device)
-            for _ in range(p.outer_iterations):
-                active = error > scaled_eps
-                if not bool(active.any()):  # the one host sync per outer loop (see the module docstring)
-                    break
-                if p.median_filtering > 1:
-                    u = (*self._median(active[:, None, None], u[0], u[1], p.median_filtering), u[2])
-                for _ in range(p.inner_iterations):
-                    error, u, dual = self._step(error > scaled_eps, error, warped, u, dual, coef)
+            u, dual = self._iterate(warped, u, dual, coef, scaled_eps)
         return u
+
+    def _iterate(self, warped, u, dual, coef, scaled_eps):
+        """The outer and inner loops of one warp, every pair starting unconverged; returns (u, dual) of all pairs.
+
+        With `drop_converged`, `rows` says where the pairs still iterating sit in `whole`, the batch's (u, dual)
+        as they were when pairs first left; the pairs leaving later are written back there, the rest at the end.
+        """
+        p = self.params
+        n = len(warped[0])
+        error = torch.full((n,), float("inf"), device=warped[0].device)
+        whole, rows = None, None
+        for _ in range(p.outer_iterations):
+            active = error > scaled_eps
+            count = int(active.sum())  # the one host sync per outer loop (see the module docstring)
+            if count == 0:
+                break
+            if self.drop_converged and count < len(active):
+                # nonzero_static: sizes known on the host, so the indices need no second sync
+                stay = torch.nonzero_static(active, size=count)[:, 0]
+                if whole is None:
+                    whole, rows = (u, dual), torch.arange(n, device=active.device)
+                else:
+                    leave = torch.nonzero_static(~active, size=len(active) - count)[:, 0]
+                    _put(whole, rows.index_select(0, leave), (_take(u, leave), _take(dual, leave)))
+                rows, error, active = rows.index_select(0, stay), error.index_select(0, stay), active[stay]
+                u, dual, warped = _take(u, stay), _take(dual, stay), _take(warped, stay)
+            if p.median_filtering > 1:
+                u = (*self._median(active[:, None, None], u[0], u[1], p.median_filtering), u[2])
+            for _ in range(p.inner_iterations):
+                error, u, dual = self._step(error > scaled_eps, error, warped, u, dual, coef)
+        if whole is None:
+            return u, dual
+        _put(whole, rows, (u, dual))
+        return whole
+
+
+def _take(tensors: tuple, index: torch.Tensor) -> tuple:
+    """The pairs `index` of every tensor of `tensors` (None entries stay None)."""
+    return tuple(None if t is None else t.index_select(0, index) for t in tensors)
+
+
+def _put(whole: tuple, index: torch.Tensor, parts: tuple) -> None:
+    """Write `parts` (tuples of tensors shaped like `whole`'s) into the pairs `index` of `whole`, in place."""
+    for wholes, partials in zip(whole, parts, strict=True):
+        for dst, src in zip(wholes, partials, strict=True):
+            if dst is not None:
+                dst.index_copy_(0, index, src)
