@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_flow import opencv_noise_floor  # noqa: E402  (a sibling script: one noise floor for both benchmarks)
 
+from common.cli import parse_size  # noqa: E402
 from common.runner import run_job  # noqa: E402
 from common.videos import find_videos  # noqa: E402
 from flow.engines import make_engine  # noqa: E402
@@ -236,11 +237,6 @@ def cli_main(args) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
 
 
 def main() -> None:

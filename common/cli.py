@@ -30,6 +30,7 @@ Anything else (a ValueError inside numpy or torch, a KeyError, a RuntimeError) i
 keeps Python's traceback and exit status 1. argparse's own mistakes keep argparse's usage line and status 2.
 """
 
+import argparse
 import os
 import re
 import sys
@@ -127,3 +128,12 @@ def resolve_device(text: str) -> str:
             raise ValueError(f"--device {text}: this machine has {count} CUDA device(s); use --device cpu or auto")
         return text
     raise ValueError(f"--device {text}: use auto, cpu, cuda or cuda:N")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A --size argument, '128x160' -> (128, 160): frame height x width (argparse's usage line for anything else)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 128x160") from None
+    return height, width

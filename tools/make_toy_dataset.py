@@ -16,18 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common.cli import run_tool
+from common.cli import parse_size, run_tool
 from i3d.synthetic.toy import COLOURS, DEFAULT_CLASSES, MOTIONS, ToyConfig
 from i3d.synthetic.toy_dataset import video_list, write_toy_dataset
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'128x160' -> (128, 160): frame height x width."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 128x160") from None
-    return height, width
 
 
 def parse_args(argv=None) -> argparse.Namespace:
