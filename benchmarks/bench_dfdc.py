@@ -111,7 +111,7 @@ def face_frames(num_frames: int, size: tuple[int, int], seed: int = 0):
         yield frame
 
 
-def make_videos(folder: Path, count: int, frames: int, size: tuple[int, int]) -> list[Path]:
+def write_face_videos(folder: Path, count: int, frames: int, size: tuple[int, int]) -> list[Path]:
     paths = [folder / f"v{i}.mp4" for i in range(count)]
     for i, path in enumerate(paths):
         write_video(path, face_frames(frames, size, seed=i), FPS, fourcc="mp4v")
@@ -127,7 +127,8 @@ def faces_like(folder: Path, video: Path, opts: FaceOptions) -> Path:
 
 
 # -- the run -----------------------------------------------------------------------------------------------------
-def run_tool(checkpoints: list[Path], videos: Path, out: Path, device: str, like: Path | None) -> tuple[float, dict]:
+def run_ensemble_tool(checkpoints: list[Path], videos: Path, out: Path, device: str, like: Path | None
+                      ) -> tuple[float, dict]:  # fmt: skip
     """(wall seconds, the tool's report) of predict_ensemble --faces over `videos`."""
     cmd = [sys.executable, str(ROOT / "tools" / "predict_ensemble.py"), "--faces", "--videos", str(videos),
            "--out", str(out), "--device", device]  # fmt: skip
@@ -146,7 +147,7 @@ def run_tool(checkpoints: list[Path], videos: Path, out: Path, device: str, like
     return wall, report
 
 
-def summarize(wall: float, report: dict) -> dict:
+def stage_summary(wall: float, report: dict) -> dict:
     """Per-stage seconds per video (first video, mean of the rest), forward passes named by config, start-up."""
     names = {m["name"]: Path(m["checkpoint"]).stem for m in report["members"]}
     per_video = [{_stage_name(s, names): t for s, t in v.items()} for v in report["seconds"].values()]
@@ -190,15 +191,16 @@ def main(args: argparse.Namespace) -> dict:
             res["gpu"] = torch.cuda.get_device_name(0)
         tick = time.perf_counter()
         checkpoints = make_checkpoints(work / "models", args.members, args.crop, args.clip_frames)
-        videos = make_videos(work / "videos", args.videos, args.frames, size)
+        videos = write_face_videos(work / "videos", args.videos, args.frames, size)
         like = None
         if (args.face_size, args.min_frames) != (FaceOptions.size, FaceOptions.min_frames):
             opts = FaceOptions(size=args.face_size, min_frames=args.min_frames)
             like = faces_like(work / "faces_like", videos[0], opts)
         print(f"inputs made in {time.perf_counter() - tick:.1f} s: {len(checkpoints)} checkpoints, {len(videos)} "
               f"videos of {args.frames} frames at {args.size}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
-        wall, report = run_tool(checkpoints, work / "videos", work / "out" / "submission.csv", args.device, like)
-        res.update(summarize(wall, report))
+        submission = work / "out" / "submission.csv"
+        wall, report = run_ensemble_tool(checkpoints, work / "videos", submission, args.device, like)
+        res.update(stage_summary(wall, report))
         res["clips_per_video"] = len(list((work / "out" / "faces").glob("*.avi"))) / args.videos
     res["load_after"] = os.getloadavg()
     print_table(res)

@@ -33,7 +33,7 @@ from i3d.config import config_to_dict, load_config
 from i3d.data.spec import InputSpec
 from i3d.models import InceptionI3d
 
-REPO = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,7 +83,7 @@ def whole_video_checkpoint(path: Path, short_side: int, crop: int, engine: str) 
 def measure(cmd: list[str]) -> dict:
     """Run `cmd` from the repository; its peak RSS (MB) and wall seconds. A failure stops the benchmark."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start

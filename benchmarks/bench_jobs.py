@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def textured_frames(*args, **kwargs):
-    """The tests' moving texture (tests/conftest.py, loaded by path: tests/ on sys.path would shadow i3d)."""
-    spec = importlib.util.spec_from_file_location("tests_conftest", ROOT / "tests" / "conftest.py")
+    """The tests' moving texture (tests/helpers.py, loaded by path: tests/ on sys.path would shadow i3d)."""
+    spec = importlib.util.spec_from_file_location("tests_helpers", ROOT / "tests" / "helpers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.textured_frames(*args, **kwargs)
@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_videos(folder: Path, job: str, count: int, frames: int, size: tuple[int, int]) -> None:
+def write_job_videos(folder: Path, job: str, count: int, frames: int, size: tuple[int, int]) -> None:
     for i in range(count):
         if job == "faces":
             from i3d.synthetic.faces import astronaut_video
@@ -88,8 +88,8 @@ def main(args: argparse.Namespace) -> dict:
         tmp = Path(tmp)
         for job in args.jobs:
             extra = job_args(job, tmp)
-            make_videos(tmp / job / "one", job, 1, 2, size)
-            make_videos(tmp / job / "many", job, args.videos, args.frames, size)
+            write_job_videos(tmp / job / "one", job, 1, 2, size)
+            write_job_videos(tmp / job / "many", job, args.videos, args.frames, size)
             startup = run(job, tmp / job / "one", tmp / job / "out_one", extra, args.workers)
             wall = run(job, tmp / job / "many", tmp / job / "out_many", extra, args.workers)
             frames = args.videos * args.frames

@@ -52,7 +52,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, steps: int, warmup: int) -> float:
+def seconds_per_call(fn, device: torch.device, steps: int, warmup: int) -> float:
     """Seconds per call of `fn` (mean over `steps` after `warmup` untimed calls)."""
     for _ in range(warmup):
         fn()
@@ -77,11 +77,11 @@ def measure_peak(device: torch.device, dtype: torch.dtype, small: bool = False) 
     else:
         n, shape, channels, steps = 2048, (1, 192, 16, 28, 28), 192, 3
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    matmul_s = timed(lambda: a @ b, device, steps=steps, warmup=2)
+    matmul_s = seconds_per_call(lambda: a @ b, device, steps=steps, warmup=2)
     x = torch.randn(*shape, device=device, dtype=dtype)
     conv = torch.nn.Conv3d(channels, channels, 3, padding=1, bias=False).to(device, dtype)
     with torch.no_grad():
-        conv_s = timed(lambda: conv(x), device, steps=steps, warmup=2)
+        conv_s = seconds_per_call(lambda: conv(x), device, steps=steps, warmup=2)
     conv_flops = 2 * x.numel() * channels * 27  # same padding: output positions = input positions
     out = {"matmul_gflops": 2 * n**3 / matmul_s / 1e9, "conv3d_gflops": conv_flops / conv_s / 1e9}
     out["peak_gflops"] = max(out.values())
@@ -126,7 +126,7 @@ def time_steps(model, x, dtype, args: argparse.Namespace, backward: bool) -> flo
                 with torch.no_grad():
                     model(x)
 
-    return timed(step, device, args.steps, args.warmup)
+    return seconds_per_call(step, device, args.steps, args.warmup)
 
 
 def run_variants(args: argparse.Namespace) -> dict:
@@ -173,7 +173,7 @@ def run_variants(args: argparse.Namespace) -> dict:
     return {"flops": flops, "peaks": peaks, "rows": rows}
 
 
-def format_table(result: dict) -> str:
+def variants_table(result: dict) -> str:
     """Markdown table of `run_variants`' rows."""
 
     def cell(row, key, fmt):
@@ -211,7 +211,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"uptime before: {uptime()}")
     print(f"InceptionI3d in_channels={args.in_channels}, input {args.batch}x{args.in_channels}x{args.frames}x"
           f"{args.size}x{args.size}, {device}, torch {torch.__version__}", flush=True)  # fmt: skip
-    print(format_table(run_variants(args)))
+    print(variants_table(run_variants(args)))
     print(f"uptime after:  {uptime()}")
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ceilings(args, size) -> dict:
@@ -39,7 +39,7 @@ def ceilings(args, size) -> dict:
     n = (1 << 20) if args.tiny else (1 << 30)  # 4 MiB / 4 GiB of float32
     a = torch.empty(n, device=device)
     b = torch.empty_like(a)
-    seconds = bench_model.timed(lambda: b.copy_(a), device, steps=3 if args.tiny else 10, warmup=2)
+    seconds = bench_model.seconds_per_call(lambda: b.copy_(a), device, steps=3 if args.tiny else 10, warmup=2)
     out["copy_gb_per_s"] = 2 * a.numel() * 4 / seconds / 1e9  # bytes read + bytes written
     return out
 
@@ -47,7 +47,7 @@ def ceilings(args, size) -> dict:
 def run_tests(args, size) -> dict:
     """`pytest -q tests/gpu`: the tests that need CUDA (they skip, saying so, without it)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/gpu"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/gpu"], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)  # fmt: skip
     log = Path(args.out).with_name("pytest_gpu.txt")  # the whole output beside the JSON: failures need it
     log.write_text(proc.stdout + proc.stderr)
@@ -56,7 +56,7 @@ def run_tests(args, size) -> dict:
     return {"returncode": proc.returncode, "summary": tail[0], "seconds": time.perf_counter() - start, "log": str(log)}
 
 
-def load_frames(args, size) -> dict:
+def load_gray_pairs(args, size) -> dict:
     """{video name: (prev, next)} uint8 grayscale pairs, bench_flow.py's way (short side, centre crop)."""
     import bench_flow
 
@@ -91,7 +91,7 @@ def tvl1(args, size) -> dict:
     from flow.tvl1 import TVL1Params
 
     params = TVL1Params(**size["tvl1"])
-    data = load_frames(args, size)
+    data = load_gray_pairs(args, size)
     k = size["epe_pairs"]
     jobs = [(name, i, seed) for name in data for i in range(k) for seed in (None, i)]
     spawn = multiprocessing.get_context("spawn")  # never fork a process that holds a CUDA context
@@ -133,7 +133,7 @@ def model(args, size, variants=("fp32", "channels_last", "bf16", "bf16_channels_
                                     "0" if args.tiny else "2", "--variants", *variants])  # fmt: skip
     torch.backends.cudnn.benchmark = True
     result = bench_model.run_variants(margs)
-    print(bench_model.format_table(result), flush=True)
+    print(bench_model.variants_table(result), flush=True)
     return result
 
 
@@ -145,7 +145,7 @@ def _train_setup(args, size, amp: str, channels_last: bool = False):
     from i3d.train import memory_format
 
     frames, crop = size["clip"]
-    cfg = load_config(REPO / "configs" / "kinetics400_i3d_two_stream.yaml",
+    cfg = load_config(ROOT / "configs" / "kinetics400_i3d_two_stream.yaml",
                       [f"train.amp={amp}", f"train.device={torch.device(args.device).type}", "train.progress=false",
                        f"train.channels_last={str(channels_last).lower()}",
                        f"data.num_frames={frames}", f"data.crop_size={crop}"])  # fmt: skip
@@ -261,8 +261,8 @@ def compact(args, size) -> dict:
         return {k: v.to(device, non_blocking=True) for k, v in full.items()}
 
     steps = 3 if args.tiny else 20
-    compact_s = bench_model.timed(compact_path, device, steps, warmup=2)
-    float_s = bench_model.timed(float_path, device, steps, warmup=2)
+    compact_s = bench_model.seconds_per_call(compact_path, device, steps, warmup=2)
+    float_s = bench_model.seconds_per_call(float_path, device, steps, warmup=2)
     bytes_compact = sum(v.numel() * v.element_size() for v in batch.values())
     bytes_float = sum(v.numel() * v.element_size() for v in expected.values())
     return {"max_abs_diff": diff, "equal": diff == 0.0, "compact_ms": 1e3 * compact_s, "float32_copy_ms": 1e3 * float_s,

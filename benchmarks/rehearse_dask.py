@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from flow.store import VideoStore, is_complete  # noqa: E402
 
@@ -42,7 +42,7 @@ class ClusterUnavailable(RuntimeError):
 
 
 # -- videos --------------------------------------------------------------------------------------------------------
-def make_videos(folder: Path, count: int, frames: int = 16, height: int = 48, width: int = 64) -> list[str]:
+def write_moving_textures(folder: Path, count: int, frames: int = 16, height: int = 48, width: int = 64) -> list[str]:
     """`count` lossless FFV1 videos of a smooth texture translating by a per-video (dx, dy); returns their ids."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -73,7 +73,7 @@ def free_port() -> int:
 
 def _env() -> dict:
     # workers import flow from this checkout; one thread per library so that N workers use N cores
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "NUMBA_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}  # fmt: skip
 
 
@@ -111,7 +111,7 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.workdir / f"{name}-{len(self.processes)}.log", "wb")
-        proc = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=REPO,
+        proc = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT,
                                 start_new_session=True)  # fmt: skip
         log.close()
         self.processes.append(proc)
@@ -171,12 +171,12 @@ CHEAP_TVL1 = ["--nscales", "1", "--warps", "1", "--inner-iterations", "5", "--ou
 
 
 def tool_command(videos: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "tools" / "extract_flow.py"), "--videos", str(videos), "--out", str(out),
+    return [sys.executable, str(ROOT / "tools" / "extract_flow.py"), "--videos", str(videos), "--out", str(out),
             "--short-side", "0", "--no-progress", *CHEAP_TVL1, *extra]  # fmt: skip
 
 
 def start_tool(videos: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(tool_command(videos, out, *extra), cwd=REPO, env=_env(), start_new_session=True,
+    return subprocess.Popen(tool_command(videos, out, *extra), cwd=ROOT, env=_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def finish_tool(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def run_tool(videos: Path, out: Path, *extra: str, timeout: float = 600.0) -> dict:
+def run_extract_flow(videos: Path, out: Path, *extra: str, timeout: float = 600.0) -> dict:
     start = time.perf_counter()
     rc, output = finish_tool(start_tool(videos, out, *extra), timeout)
     wall = time.perf_counter() - start
@@ -210,7 +210,7 @@ def wait_for_stores(out: Path, count: int, timeout: float) -> int:
     raise TimeoutError(f"fewer than {count} stores in {out} after {timeout} s")
 
 
-def check_out(out: Path, ids: list[str], frames: int) -> list[str]:
+def run_folder_problems(out: Path, ids: list[str], frames: int) -> list[str]:
     """What is wrong with a finished run's folder (empty: nothing): one complete store per video with every frame,
     report.json and index.csv listing each video once as done or skipped, no other file (no temporary file)."""
     problems = []
@@ -246,12 +246,12 @@ def check_out(out: Path, ids: list[str], frames: int) -> list[str]:
 
 def check_rerun(videos: Path, out: Path, ids: list[str], frames: int, extra: tuple, timeout: float) -> dict:
     """Check the folder, rerun the tool on it: everything must be skipped, and the folder still check out."""
-    problems = check_out(out, ids, frames)
-    rerun = run_tool(videos, out, *extra, timeout=timeout)
+    problems = run_folder_problems(out, ids, frames)
+    rerun = run_extract_flow(videos, out, *extra, timeout=timeout)
     s = rerun["summary"]
     if rerun["rc"] != 0 or s.get("skipped") != len(ids) or s.get("done") or s.get("failed"):
         problems.append(f"rerun: rc {rerun['rc']}, summary {s}")
-    problems += [f"after rerun: {p}" for p in check_out(out, ids, frames)]
+    problems += [f"after rerun: {p}" for p in run_folder_problems(out, ids, frames)]
     return {"rerun_wall": rerun["wall"], "problems": problems}
 
 
@@ -265,10 +265,10 @@ def throughput(work: Path, cluster: Cluster, videos: Path, count: int, slots: in
     for name, extra in (("local", ("--workers", str(slots))), ("dask", ("--backend", "dask", "--scheduler",
                                                                          cluster.address))):  # fmt: skip
         out = work / f"out_{name}"
-        result = run_tool(videos, out, *extra, timeout=timeout)
+        result = run_extract_flow(videos, out, *extra, timeout=timeout)
         assert result["rc"] == 0, result["output"]
         inside = sum(r["seconds"] for r in json.loads((out / "report.json").read_text())["videos"])
-        skip = run_tool(videos, out, *extra, timeout=timeout)  # start-up + checking finished stores only
+        skip = run_extract_flow(videos, out, *extra, timeout=timeout)  # start-up + checking finished stores only
         rows[name] = {"wall_s": round(result["wall"], 2), "videos_per_s": round(count / result["wall"], 2),
                       "in_extract_store_s_per_video": round(inside / count, 4),
                       "overhead_s_per_video": round((result["wall"] * slots - inside) / count, 4),
@@ -326,7 +326,7 @@ def scheduler_kill(work: Path, cluster: Cluster, videos: Path, ids, frames: int,
         cluster.add_worker()
     cluster.wait_for_workers(len(cluster.workers))
     before = len(list(out.glob("*.h5")))
-    resume = run_tool(videos, out, *extra, timeout=timeout)
+    resume = run_extract_flow(videos, out, *extra, timeout=timeout)
     s = resume["summary"]
     result = {"stores_at_kill": at_kill, "rc_killed_run": rc, "killed_run_ended_after_s": round(ended_after, 1),
               "workers_alive_30s_after_kill": survivors,
@@ -346,7 +346,7 @@ def rehearse(work: Path, count: int, workers: int = 2, frames: int = 16, size=(4
     and a list of problems per fault (empty lists: the rehearsal passed)."""
     videos = work / "videos"
     start = time.perf_counter()
-    ids = make_videos(videos, count, frames, *size)
+    ids = write_moving_textures(videos, count, frames, *size)
     result = {"videos": count, "frames": frames, "size": list(size), "workers": workers, "tvl1_args": CHEAP_TVL1,
               "generate_s": round(time.perf_counter() - start, 2), "load_before": os.getloadavg()}  # fmt: skip
     with Cluster(work / "cluster", workers) as cluster:

