@@ -1,4 +1,4 @@
-"""Random 64-frame reads (RGB + flow, decoded) from many small HDF5 stores: where should the stores live? (issue 17)
+"""Random 64-frame reads (RGB + flow, decoded) from many small HDF5 stores: where should the stores live?
 
     python benchmarks/bench_store_reads.py --dir /tmp/store_reads --stores 500 --reads 300
 

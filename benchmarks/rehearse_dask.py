@@ -1,4 +1,4 @@
-"""Extraction rehearsal on a real Dask cluster (issue 17): a `dask scheduler` and several `dask worker` processes on
+"""Extraction rehearsal on a real Dask cluster: a `dask scheduler` and several `dask worker` processes on
 127.0.0.1, many small generated videos, `tools/extract_flow.py --backend dask` against `--backend local` (joblib) on
 the same videos, then faults: a worker SIGKILLed mid-run (and a new one started), and the scheduler SIGKILLed
 mid-run (and restarted). After each: every video has exactly one complete store, report.json and index.csv list

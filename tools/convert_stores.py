@@ -4,7 +4,7 @@
     python tools/convert_stores.py runs/ucf101_flow/v_X.h5 --codec gzip
 
 The flow codes and JPEGs are kept as they are (no TV-L1 is redone); only the flow's compression changes, which makes a
-training clip 1.5x cheaper to load (docs/PERFORMANCE.md, issue 16). Each store is read back in full first
+training clip cheaper to load (docs/PERFORMANCE.md, "Flow codecs on real stores"). Each store is read back in full first
 (a corrupt one is listed, not converted) and replaced atomically: a killed run leaves every store whole, old or new,
 and a rerun skips the converted ones. The exit status is 1 if any store failed.
 """

@@ -2,7 +2,7 @@
 
 The Mixed_5c map of a whole video (1024, T', H', W'), T' = ceil(N / 8), is what `features` (mode="video") and
 `predict` (whole-video specs) pool. In one pass the activations grow with N: about 4.2 MB per input frame at a
-224-px crop (measured on the CPU without gradients: 0.54 GB more peak memory for 128 frames), 1.1 MB at 112 px.
+224-px crop, a quarter of that at 112 px (docs/PERFORMANCE.md, "Memory against video length").
 Cut into windows, the same numbers come out as long as every kept Mixed_5c step saw exactly what it sees in the
 one pass, which takes two things:
 
