@@ -12,8 +12,8 @@ The datasets send 8-bit RGB and flow codes with their tables (`TwoStreamClipData
 batch turns it into float32 model input on its device with `i3d.data.transforms.model_input`.
 
 Every loader starts `loader_workers(data.num_workers)` workers, no more than the CPUs there are, and each starts with
-`i3d.data.worker_init_fn` (glibc malloc thresholds: 28 ms -> 1 ms of system time per 64x224 clip,
-docs/PERFORMANCE.md). OpenCV's thread count is never set inside a forked worker: that can hang.
+`i3d.data.worker_init_fn` (glibc malloc thresholds that spare every clip its page faults: docs/PERFORMANCE.md,
+"Data loading"). OpenCV's thread count is never set inside a forked worker: that can hang.
 """
 
 import logging

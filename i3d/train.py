@@ -81,8 +81,8 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 
 def memory_format(cfg: Config, device: torch.device) -> torch.memory_format:
-    """channels_last_3d on CUDA with `train.channels_last` (I3D forward+backward 1.25x faster on an H200,
-    docs/PERFORMANCE.md), else the default layout (on the CPU channels_last was not faster)."""
+    """channels_last_3d on CUDA with `train.channels_last` (I3D trains faster in it on a GPU: docs/PERFORMANCE.md,
+    "On a GPU"), else the default layout (on the CPU channels_last was not faster)."""
     return torch.channels_last_3d if cfg.train.channels_last and device.type == "cuda" else torch.contiguous_format
 
 

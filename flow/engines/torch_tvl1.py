@@ -107,8 +107,8 @@ def median_blur(u: torch.Tensor, k: int) -> torch.Tensor:
 
     A selection network (`flow.tvl1.median_network`: 113 compare-exchanges for k = 5) over the k * k shifted views of
     the padded flow: elementwise min/max only, which torch.compile fuses into one kernel that keeps each pixel's
-    window in registers. The `unfold` + `torch.median` it replaces took 55 % of the GPU time (bikes, batch 32, H200)
-    and 310 ms per 6x256x340 call on one CPU core.
+    window in registers. It replaces `unfold` + `torch.median`, which took over half of the engine's device time
+    (docs/PERFORMANCE.md, "On a GPU").
     """
     n, h, w = u.shape
     r = k // 2

@@ -182,8 +182,8 @@ def worker_init_fn(worker_id: int) -> None:
     """Set up a DataLoader worker for clip loading (pass it as `DataLoader(..., worker_init_fn=worker_init_fn)`).
 
     glibc malloc keeps freed large blocks for reuse (mmap and trim thresholds at 1 GiB) instead of mapping and
-    unmapping every ~40 MB clip array; each fresh mapping costs ~10k page faults (28 ms of system time per 64x224
-    two-stream clip, see docs/PERFORMANCE.md). A worker then holds its peak heap (a few hundred MB). Nothing happens
+    unmapping every ~40 MB clip array; each fresh mapping costs ~10k page faults, most of a clip's system time
+    (docs/PERFORMANCE.md, "Data loading"). A worker then holds its peak heap (a few hundred MB). Nothing happens
     off glibc. (OpenCV's thread count is deliberately not touched here: `cv2.setNumThreads` in a forked child whose
     parent had started OpenCV's pool hangs; call `cv2.setNumThreads(1)` in the parent before creating the loader.)
     """

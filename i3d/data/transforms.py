@@ -250,8 +250,8 @@ def rgb_table(kind: str) -> np.ndarray:
 
 def _lookup(x: np.ndarray, tables, out: np.ndarray | None = None) -> np.ndarray:
     """Map contiguous uint8 (K, C, ..., W) through `tables[c]`, 256 values for channel c, into float32 `out` (cv2.LUT:
-    ~3x faster than numpy's cast and multiply, ~4x faster than torch's gather on the CPU, and exact: the tables hold
-    what those compute)."""
+    on the CPU faster than numpy's cast and multiply or torch's gather, docs/PERFORMANCE.md "Loader"; and exact: the
+    tables hold what those compute)."""
     out = np.empty(x.shape, np.float32) if out is None else out
     for k in range(x.shape[0]):
         for c in range(x.shape[1]):
