@@ -1,6 +1,6 @@
 """Toy comparison of docs/DISTILLATION.md: RGB alone, MARS student, KD student, two-stream teacher.
 
-A small 4-layer 3D CNN stands in for I3D (I3D at 16x48x48 takes ~25 s per batch of 8 on a busy 2-core CPU);
+A small 4-layer 3D CNN stands in for I3D, too slow per batch on a 2-core CPU for four runs (docs/DISTILLATION.md);
 everything else is the library: i3d.train.fit for the teacher and the RGB-only baseline, i3d.distill_train.fit_distill
 for the students. Run from the repository root, after the data commands of docs/DISTILLATION.md:
 
