@@ -1,4 +1,4 @@
-"""Everything that needs a GPU, in one command that fits a short loan of a CUDA machine (its run time on an H200:
+"""Everything that needs a GPU, in one command that fits a short loan of a CUDA machine (how long it takes:
 docs/PERFORMANCE.md, "On a GPU").
 
     python benchmarks/gpu_check.py --out gpu_check.json                       # on a CUDA machine
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gpu_sections  # noqa: E402
 
-from common.files import write_atomic  # noqa: E402
+from common.files import write_json  # noqa: E402
 
 SECTIONS = tuple(gpu_sections.RUNNERS)  # in the order they run
 
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def sizes(tiny: bool) -> dict:
-    """Problem sizes: the issue's (64x224 clips, 256x340 flow, batches 1..64) or tiny ones for a CPU test.
+    """Problem sizes: the real ones (64x224 clips, 256x340 flow, batches 1..64) or tiny ones for a CPU test.
 
     `tvl1`: TV-L1 parameters; the tiny run cuts OpenCV's iteration budget (same code path, a fraction of the work).
     The tiny clip, 4x36, is about the least I3D trains on at batch 1: its last feature map is still 1x2x2, and
@@ -135,10 +135,6 @@ def environment(args) -> dict:
     return env
 
 
-def write_json(results: dict, path: Path) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(results, indent=1, default=str)))
-
-
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     args.deadline_at = start + args.deadline
@@ -163,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
         results["sections"][name]["section_seconds"] = time.perf_counter() - t0
         results["total_seconds"] = time.perf_counter() - start
         results["environment"]["load_after"] = os.getloadavg()
-        write_json(results, out)
+        write_json(out, results, default=str)
     print(summary(results))
     print(f"total {time.perf_counter() - start:.0f} s; results in {out}")
     return 1 if failed else 0

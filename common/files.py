@@ -9,6 +9,7 @@ progress), a run's record before rewriting it, a training run for its checkpoint
 
 import errno
 import fnmatch
+import json
 import os
 import re
 from collections.abc import Callable
@@ -34,6 +35,11 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> No
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data, default: Callable | None = None) -> None:
+    """`data` as indented JSON through `write_atomic`; `default` as json.dumps takes it (None: JSON types only)."""
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, default=default) + "\n", encoding="utf-8"))
 
 
 def remove_temps(folder: str | os.PathLike, name: str = "*", keep_live: bool = False) -> list[Path]:

@@ -23,9 +23,10 @@ facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata, a
 today's versions (the tests show it): the Makefile installs it with `--no-deps`, so it never downgrades torch
 (setup.py lists `requests`, which its `__init__` imports).
 
-Frames are shrunk so that their longer side is at most `detect_size` before detection (a 1920x1080 DFDC frame took
-390-620 ms at full size and 110-160 ms at 960x540, where its faces are still 50-150 px; MTCNN's smallest is 20 px)
-and the boxes are mapped back to the frame's pixels.
+Frames are shrunk so that their longer side is at most `detect_size` before detection, and the boxes are mapped back to
+the frame's pixels: MTCNN's time grows with the pixels (a 1920x1080 DFDC frame costs about four times as much at full
+size as at 960x540: docs/PERFORMANCE.md, "Face detection and cropping"), and at 960x540 DFDC's faces are still
+50-150 px, well above MTCNN's smallest, 20 px.
 """
 
 from __future__ import annotations

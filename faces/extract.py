@@ -40,12 +40,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.files import remove_temps
+from common.files import remove_temps, write_json
 from common.runner import Job, check_backend, check_out, run_job
 from common.videos import find_run_videos, select_shard, shard_suffix
 from faces.crop import CropPlan, cut, plan_crops
 from faces.detect import MTCNNDetector
-from faces.labels import VideoLabel, crop_entries, read_dfdc_labels, write_crop_metadata, write_json
+from faces.labels import VideoLabel, crop_entries, read_dfdc_labels, write_crop_metadata
 from faces.track import Track, link_tracks
 from flow.video import VideoReader, write_video
 
@@ -137,7 +137,7 @@ _DETECTORS: dict = {}
 
 
 def get_detector(opts: FaceOptions) -> MTCNNDetector:
-    """The detector for these options, built once per process (loading MTCNN's weights takes ~50 ms)."""
+    """The detector for these options, built once per process and reused for every video it cuts."""
     key = (opts.min_score, opts.detect_size, opts.min_face, opts.device)
     if key not in _DETECTORS:
         _DETECTORS[key] = MTCNNDetector(opts.min_score, opts.detect_size, opts.min_face, opts.device)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.dfdc import CLASSES, read_metadata
-from common.files import write_atomic
+from common.files import write_json
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,3 @@ def write_crop_metadata(out: Path, records: list[dict], folders: dict[str, dict]
             write_json(path, entries)
             written.append(path)
     return written
-
-
-def write_json(path: Path, data) -> None:
-    """Write `data` as JSON atomically (`common.files.write_atomic`: a temporary file, then os.replace)."""
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))
