@@ -4,7 +4,8 @@
         exit 0 when the checkpoint was trained with exactly that config (then `make demo` resumes it: a no-op for a
         finished run), 1 when it is missing or differs (then `make demo` trains afresh), printing which keys differ
     python tools/demo_report.py table runs/demo/results.json
-        prints top-1 / top-5 / mean class accuracy of each stream and of their fusion (tools/eval.py's results.json)
+        prints top-1 / top-5 / mean class accuracy of each stream and of their fusion (tools/eval.py's results.json),
+        and how far the fused top-1 is above (or below) the better stream's
 """
 
 import argparse
@@ -50,6 +51,10 @@ def format_table(results: dict) -> str:
         if stream in results:
             m = results[stream]
             lines.append(f"{stream:<8}{m['top1']:>8.3f}{m['top5']:>8.3f}{m['mean_class_acc']:>12.3f}")
+    if all(stream in results for stream in ("rgb", "flow", "fused")):  # what the demo is for: does fusion help?
+        best = max(("rgb", "flow"), key=lambda stream: results[stream]["top1"])
+        gain = results["fused"]["top1"] - results[best]["top1"]
+        lines.append(f"fused top-1 {gain:+.3f} over the best single stream ({best})")
     return "\n".join(lines)
 
 

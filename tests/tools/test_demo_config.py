@@ -129,4 +129,9 @@ def test_table_lists_each_stream_and_the_fusion(report):
         "rgb        0.500   0.875       0.438",
         "flow       0.906   0.875       0.438",
         "fused      1.000   0.875       0.438",
+        "fused top-1 +0.094 over the best single stream (flow)",
     ]
+    results["rgb"]["top1"] = 1.0
+    assert report.format_table(results).splitlines()[-1] == "fused top-1 +0.000 over the best single stream (rgb)"
+    del results["rgb"]
+    assert "best single stream" not in report.format_table(results)  # nothing to compare with one stream
