@@ -14,7 +14,7 @@ def test_killed_worker_and_killed_scheduler_lose_no_video(tmp_path):
     pytest.importorskip("distributed")
     rehearsal = load_script("benchmarks/rehearse_dask.py")
     videos = tmp_path / "videos"
-    ids = rehearsal.make_videos(videos, 24, frames=12, height=48, width=64)
+    ids = rehearsal.write_moving_textures(videos, 12, frames=12, height=48, width=64)
     cluster = rehearsal.Cluster(tmp_path / "cluster", workers=2)
     try:
         cluster.__enter__()
