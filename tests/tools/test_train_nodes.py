@@ -26,7 +26,7 @@ def _launch(root: Path, run: Path, rdzv_id: str, *extra: str) -> list[subprocess
     train = (["--resume", str(run)] if extra == ("--resume",) else
              ["--config", str(REPO / "configs" / "test_tiny.yaml"), "--out", str(run), "--streams", "flow",
               "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
-              "--set", "train.epochs=8", "--set", "train.batch_size=2"])  # fmt: skip
+              "--set", "train.epochs=4", "--set", "train.batch_size=2"])  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     nodes = []
     for rank in range(2):
