@@ -173,6 +173,10 @@ def tvl1_step(active, error, warped, u, p, coef):
 
 def _compiled_or_eager(fn):
     """torch.compile(fn), falling back to `fn` with a warning when compiling fails, now or at the first call."""
+    # dynamic=None (automatic dynamic shapes): pairs leaving the batch change its size from one outer loop to the next
+    # and each scale changes H and W; the first change of a dimension recompiles once with that dimension symbolic,
+    # so this costs a few compiles per function (plus a batch of one: sizes 0 and 1 are specialised), not one per size
+    # as static shapes would, and no padding of the batch to fixed bucket sizes is needed.
     try:
         compiled = torch.compile(fn, dynamic=None)
     except Exception as exc:  # torch.compile missing or unsupported here
