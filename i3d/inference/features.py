@@ -82,12 +82,14 @@ def snippet_indices(num_frames: int, snippet: int, stride: int, last: str = "dro
     """(K, snippet) frame indices of the snippets and (K,) one-past-the-last real frame of each.
 
     last="drop" keeps only snippets that fit; "pad" adds one snippet for uncovered frames at the end, its missing
-    frames being the last frame repeated (also for a video shorter than one snippet).
+    frames being the last frame repeated (also for a video shorter than one snippet). With a stride longer than the
+    snippet the frames between snippets are skipped by design, so a tail only gets a snippet where the next start
+    falls inside the video.
     """
     full = max(0, (num_frames - snippet) // stride + 1)
     starts = list(range(0, full * stride, stride))
     covered = starts[-1] + snippet if starts else 0
-    if last == "pad" and covered < num_frames:
+    if last == "pad" and covered < num_frames and full * stride < num_frames:
         starts.append(full * stride)
     index = np.asarray(starts, np.int64)[:, None] + np.arange(snippet, dtype=np.int64)
     return np.minimum(index, num_frames - 1).reshape(-1, snippet), np.minimum(index[:, -1] + 1, num_frames)

@@ -49,6 +49,14 @@ def test_overlapping_snippets_cover_the_end_once():
     assert snippet_indices(24, 16, 8, "pad")[0][:, 0].tolist() == [0, 8]  # 8-23 fits: nothing left to pad
 
 
+def test_gapped_snippets_pad_only_a_tail_that_starts_inside_the_video():
+    # stride 16 > snippet 8: frames 72-78 of 79 lie in a gap, and the next start (80) is past the end
+    index, end = snippet_indices(79, 8, 16, "pad")
+    assert index[:, 0].tolist() == [0, 16, 32, 48, 64] and end.tolist() == [8, 24, 40, 56, 72]
+    index, end = snippet_indices(85, 8, 16, "pad")  # the start 80 is inside: a padded snippet 80-84
+    assert index[-1].tolist() == [80, 81, 82, 83, 84, 84, 84, 84] and end[-1] == 85
+
+
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
