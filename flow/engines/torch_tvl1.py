@@ -10,20 +10,24 @@ Batching: every tensor is (n, H, W), n pairs of one video (same size) per kernel
 OpenCV's own stopping rule through a mask: a pair whose error fell below epsilon^2 * H * W stops changing (its
 u, p and error are kept by `torch.where`), exactly as OpenCV would have left the loop for it. A fixed budget
 (always outer x inner iterations) would be simpler but gives a different, more converged answer than OpenCV's on
-easy pairs, which is what we are validated against. The error stays on the device: nothing in the inner loop
-reads it on the host. The only host sync is one count of the unconverged pairs per outer loop (at most
-`outer_iterations` per warp, each after `inner_iterations` iterations). There the pairs that have converged leave
-the batch: the others are gathered into smaller tensors, iterate alone and are scattered back at the end of the
-warp, so a batch costs what its slow pairs cost instead of every pair running as long as the slowest. A pair that
-converges inside an inner loop stays frozen by its mask until the next outer loop. The flow is the same, bit for
-bit, as when every pair stays in the batch (`drop_converged=False`): the iteration is elementwise per pair, and the
-error is summed row by row, then over the rows, an order that does not depend on how many pairs are in the batch
-(a single sum over H x W changes its order on a multi-threaded CPU when one pair is left).
+easy pairs, which is what we are validated against.
+
+Converged pairs leave the batch: every `check_every` inner iterations (and at the start of every outer loop) the
+unconverged pairs are counted, and if some have converged the others are gathered into smaller tensors
+(`index_select`), iterate alone, and are scattered back at the end of the warp (each warp starts with every pair,
+as OpenCV starts each warp with an infinite error). A batch then costs what its slow pairs cost instead of every
+pair iterating as long as the slowest; between two counts a converged pair stays frozen by its mask. The count is
+the only host sync (the error stays on the device otherwise): free on the CPU, where the count comes after every
+iteration, a pipeline drain on a GPU, where it comes every 10 iterations. The flow is the same, bit for bit, as
+when every pair stays in the batch (`drop_converged=False`): the iteration is elementwise per pair, and the error is
+summed row by row, then over the rows, an order that does not depend on how many pairs are in the batch (a single
+sum over H x W changes its order on a multi-threaded CPU when one pair is left).
 
 `torch.compile` fuses the iteration (about 40 elementwise ops) into a few kernels; it is on by default on CUDA
 and off on the CPU, and any failure to compile falls back to eager mode with a warning.
 """
 
+import dataclasses
 import functools
 import warnings
 
@@ -35,6 +39,7 @@ from flow.tvl1 import TVL1Params, check_pairs, check_reimplementable, median_net
 
 _FLT_EPSILON = float(np.finfo(np.float32).eps)
 _CUBIC_A = -0.75  # OpenCV's bicubic kernel
+_CHECK_EVERY, _CHECK_EVERY_GPU = 1, 10  # inner iterations between two counts of the unconverged pairs (host syncs)
 
 
 def _linear_taps(out_size: int, in_size: int, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,7 +178,7 @@ def tvl1_step(active, error, warped, u, p, coef):
 
 def _compiled_or_eager(fn):
     """torch.compile(fn), falling back to `fn` with a warning when compiling fails, now or at the first call."""
-    # dynamic=None (automatic dynamic shapes): pairs leaving the batch change its size from one outer loop to the next
+    # dynamic=None (automatic dynamic shapes): pairs leaving the batch change its size from one count to the next,
     # and each scale changes H and W; the first change of a dimension recompiles once with that dimension symbolic,
     # so this costs a few compiles per function (plus a batch of one: sizes 0 and 1 are specialised), not one per size
     # as static shapes would, and no padding of the batch to fixed bucket sizes is needed.
@@ -206,8 +211,8 @@ class TorchTVL1:
         device: "cuda", "cpu", ... (default: CUDA when available).
         batch_size: pairs per batch (None: all pairs of a call at once).
         compile: fuse the iteration with torch.compile (default: on CUDA only); falls back to eager on failure.
-        drop_converged: converged pairs leave the batch at each outer loop (False: they stay in it, frozen by their
-            mask, and cost as much as the others; the flow is the same).
+        drop_converged: converged pairs leave the batch (False: they stay in it, frozen by their mask, and cost as
+            much as the others; the flow is the same).
     """
 
     name = "torch"
@@ -223,6 +228,7 @@ class TorchTVL1:
             raise ValueError(f"TorchTVL1: batch_size must be >= 1 or None, got {batch_size}")
         self.batch_size = batch_size
         self.drop_converged = drop_converged
+        self.check_every = _CHECK_EVERY if self.device.type == "cpu" else _CHECK_EVERY_GPU
         self._step, self._median = tvl1_step, masked_median
         if compile if compile is not None else self.device.type == "cuda":
             self._step, self._median = _compiled_or_eager(tvl1_step), _compiled_or_eager(masked_median)
@@ -286,38 +292,63 @@ class TorchTVL1:
         return u
 
     def _iterate(self, warped, u, dual, coef, scaled_eps):
-        """The outer and inner loops of one warp, every pair starting unconverged; returns (u, dual) of all pairs.
-
-        With `drop_converged`, `rows` says where the pairs still iterating sit in `whole`, the batch's (u, dual)
-        as they were when pairs first left; the pairs leaving later are written back there, the rest at the end.
-        """
+        """The outer and inner loops of one warp, every pair starting unconverged; returns (u, dual) of all pairs."""
         p = self.params
-        n = len(warped[0])
-        error = torch.full((n,), float("inf"), device=warped[0].device)
-        whole, rows = None, None
+        pairs = _Pairs(warped, u, dual, torch.full((len(u[0]),), float("inf"), device=u[0].device))
         for _ in range(p.outer_iterations):
-            active = error > scaled_eps
-            count = int(active.sum())  # the one host sync per outer loop (see the module docstring)
-            if count == 0:
+            if not self._still_iterating(pairs, scaled_eps):
                 break
-            if self.drop_converged and count < len(active):
-                # nonzero_static: sizes known on the host, so the indices need no second sync
-                stay = torch.nonzero_static(active, size=count)[:, 0]
-                if whole is None:
-                    whole, rows = (u, dual), torch.arange(n, device=active.device)
-                else:
-                    leave = torch.nonzero_static(~active, size=len(active) - count)[:, 0]
-                    _put(whole, rows.index_select(0, leave), (_take(u, leave), _take(dual, leave)))
-                rows, error, active = rows.index_select(0, stay), error.index_select(0, stay), active[stay]
-                u, dual, warped = _take(u, stay), _take(dual, stay), _take(warped, stay)
             if p.median_filtering > 1:
-                u = (*self._median(active[:, None, None], u[0], u[1], p.median_filtering), u[2])
-            for _ in range(p.inner_iterations):
-                error, u, dual = self._step(error > scaled_eps, error, warped, u, dual, coef)
-        if whole is None:
-            return u, dual
-        _put(whole, rows, (u, dual))
-        return whole
+                keep = (pairs.error > scaled_eps)[:, None, None]
+                pairs.u = (*self._median(keep, pairs.u[0], pairs.u[1], p.median_filtering), pairs.u[2])
+            for i in range(p.inner_iterations):
+                if i and i % self.check_every == 0 and not self._still_iterating(pairs, scaled_eps):
+                    break
+                step = self._step(pairs.error > scaled_eps, pairs.error, pairs.warped, pairs.u, pairs.dual, coef)
+                pairs.error, pairs.u, pairs.dual = step
+        return pairs.result()
+
+    def _still_iterating(self, pairs: "_Pairs", scaled_eps: float) -> bool:
+        """Whether any pair is still above epsilon; with `drop_converged`, the others leave `pairs` here."""
+        active = pairs.error > scaled_eps
+        count = int(active.sum())  # a host sync (see the module docstring)
+        if self.drop_converged and 0 < count < len(active):
+            pairs.keep(active, count)
+        return count > 0
+
+
+@dataclasses.dataclass
+class _Pairs:
+    """The pairs of a batch still iterating in a warp: their inputs and state, and where they sit in the batch.
+
+    `whole` is the batch's (u, dual) as it was when pairs first left; `rows` the positions there of the pairs still
+    here (both None while every pair is here). Pairs that leave are written back to `whole`, the others at the end.
+    """
+
+    warped: tuple
+    u: tuple
+    dual: tuple
+    error: torch.Tensor
+    whole: tuple | None = None
+    rows: torch.Tensor | None = None
+
+    def keep(self, active: torch.Tensor, count: int) -> None:
+        """Keep the `count` pairs whose `active` is set (nonzero_static: the sizes are known, so no second sync)."""
+        stay = torch.nonzero_static(active, size=count)[:, 0]
+        if self.whole is None:
+            self.whole, self.rows = (self.u, self.dual), torch.arange(len(active), device=active.device)
+        else:
+            leave = torch.nonzero_static(~active, size=len(active) - count)[:, 0]
+            _put(self.whole, self.rows.index_select(0, leave), (_take(self.u, leave), _take(self.dual, leave)))
+        self.rows, self.error = self.rows.index_select(0, stay), self.error.index_select(0, stay)
+        self.u, self.dual, self.warped = _take(self.u, stay), _take(self.dual, stay), _take(self.warped, stay)
+
+    def result(self) -> tuple:
+        """(u, dual) of every pair of the batch, in its order."""
+        if self.whole is None:
+            return self.u, self.dual
+        _put(self.whole, self.rows, (self.u, self.dual))
+        return self.whole
 
 
 def _take(tensors: tuple, index: torch.Tensor) -> tuple:

@@ -84,16 +84,21 @@ def _flow_and_batch_sizes(engine: torch_tvl1.TorchTVL1, prev, nxt) -> tuple[np.n
     return engine.calc_pairs(prev, nxt), sizes
 
 
-@pytest.mark.parametrize("extra", [{}, {"gamma": 0.1, "median_filtering": 3}])
-def test_converged_pairs_leave_the_batch_with_the_same_flow(one_torch_thread, extra):
+@pytest.mark.parametrize(("extra", "check_every"), [({}, 1), ({"gamma": 0.1, "median_filtering": 3}, 3), ({}, 8)])
+def test_converged_pairs_leave_the_batch_with_the_same_flow(one_torch_thread, extra, check_every):
+    """Pairs leave after every iteration (the CPU's default), every few iterations, or at outer loops only."""
     prev, nxt = _mixed_pairs(24, 32)
     params = TVL1Params(nscales=2, warps=2, outer_iterations=6, inner_iterations=8, **extra)
-    masked, masked_sizes = _flow_and_batch_sizes(torch_tvl1.TorchTVL1(params, "cpu", drop_converged=False), prev, nxt)
-    dropped, sizes = _flow_and_batch_sizes(torch_tvl1.TorchTVL1(params, "cpu"), prev, nxt)
+    masked = torch_tvl1.TorchTVL1(params, "cpu", drop_converged=False)
+    masked.check_every = params.inner_iterations  # the whole batch iterates until its last pair has converged
+    dropping = torch_tvl1.TorchTVL1(params, "cpu")
+    dropping.check_every = check_every
+    flow, masked_sizes = _flow_and_batch_sizes(masked, prev, nxt)
+    dropped, sizes = _flow_and_batch_sizes(dropping, prev, nxt)
     assert set(masked_sizes) == {8}
-    assert len(set(sizes) - {8}) >= 2, f"pairs should leave at different outer loops, batch sizes seen: {set(sizes)}"
-    assert len(sizes) == len(masked_sizes)  # the same iterations, on fewer pairs
-    assert torch.equal(torch.from_numpy(dropped), torch.from_numpy(masked))
+    assert len(set(sizes) - {8}) >= 2, f"pairs should leave at different times, batch sizes seen: {set(sizes)}"
+    assert sum(sizes) < sum(masked_sizes)
+    assert torch.equal(torch.from_numpy(dropped), torch.from_numpy(flow))
     assert np.abs(dropped).max() > 0.5  # the moving pairs moved
 
 
