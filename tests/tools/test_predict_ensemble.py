@@ -18,7 +18,9 @@ from common.pictures import GAP, LINE
 from flow.video import write_video
 from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
+from i3d.data.spec import InputSpec
 from i3d.inference import ensemble
+from i3d.models.zoo import MODELS
 from i3d.synthetic import fake_toy
 from tests.helpers import run_tool
 
@@ -31,7 +33,11 @@ def _constant_checkpoint(path: Path, logit: float, name: str, normalization: str
     with torch.no_grad():
         model.rgb.fc.weight.zero_()
         model.rgb.fc.bias.fill_(logit)
-    torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": ["REAL", "FAKE"]}, path)
+    base = MODELS[name].contract  # the published short side, scaled to the 32 px crop as training would save it
+    spec = InputSpec(short_side=round(base.short_side * 32 / base.crop_size), crop_size=32, num_frames=4,
+                     eval_num_frames=4, normalization=normalization)
+    torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": ["REAL", "FAKE"],
+                "input_spec": spec.to_dict()}, path)
     return path
 
 
