@@ -92,8 +92,15 @@ def test_threads_per_video_shares_the_cores_of_the_videos_that_can_run():
     assert threads_per_video(2, 8, 8) == 1 and threads_per_video(1, 1, 1) == 1  # never 0
 
 
-def test_bad_runner_options_are_one_line(tmp_path):
-    for kwargs, message in (({"workers": 0}, "--workers 0"), ({"backend": "x"}, "--backend 'x'"),
-                            ({"backend": "dask"}, "--scheduler")):  # fmt: skip
-        with pytest.raises(ValueError, match=message):
-            run_job(_job(tmp_path, {}), [TASKS], tmp_path, progress=False, **kwargs)
+def _write_threads(video_id, source, *, out: Path, threads=0, on_frames=None) -> dict:
+    write_atomic(out / f"{video_id}.txt", lambda tmp: tmp.write_text(str(threads)))
+    return {"video_id": video_id, "source": source, "status": "done", "frames": 1, "warnings": [], "error": None}
+
+
+def test_two_videos_on_two_workers_get_a_thread_each(tmp_path, monkeypatch):
+    """The running video counts: the second of two videos dispatched together must not take both cores."""
+    monkeypatch.setattr("common.runner.os.cpu_count", lambda: 2)
+    job = Job("test", work=partial(_write_threads, out=tmp_path), options={}, finished_file=lambda v: f"{v}.txt",
+              outputs=lambda v: [f"{v}.txt"], index_columns=("video_id",), index_row=lambda r: None)
+    run_job(job, [[("a", "A"), ("b", "B")]], tmp_path, workers=2, progress=False)
+    assert [(tmp_path / f"{v}.txt").read_text() for v in "ab"] == ["1", "1"]
