@@ -85,7 +85,7 @@ def load_script(path: str | Path):
     return module
 
 
-def run_tool(name: str | Path, *argv) -> int:
+def call_tool(name: str | Path, *argv) -> int:
     """A tool's `main(parse_args(argv))` in this process (no second torch start-up); errors propagate.
 
     `name`: tools/<name>.py, or a script's path; `argv` items may be paths or numbers."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import REPO, free_port, run_tool, write_motion_stores
+from tests.helpers import REPO, call_tool, free_port, write_motion_stores
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: run it on one through "
                                 "benchmarks/gpu_check.py")  # fmt: skip
@@ -102,11 +102,11 @@ def test_cli_trains_with_amp_and_the_checkpoint_loads_on_the_cpu(tmp_path, devic
                  f"train.amp={amp}", "train.epochs=1"]  # fmt: skip
     sets = [arg for value in overrides for arg in ("--set", value)]
     config = REPO / "configs" / "test_tiny.yaml"
-    assert run_tool("train_two_stream", "--config", config, "--out", tmp_path / "run", *sets) == 0
+    assert call_tool("train_two_stream", "--config", config, "--out", tmp_path / "run", *sets) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
     assert all(np.isfinite(v) for row in ckpt["history"] for k, v in row.items() if k.startswith("train_loss"))
     out = tmp_path / "results.json"
-    assert run_tool("eval", "--center-crop", "--checkpoint", tmp_path / "run" / "best.pt", "--out", out) == 0
+    assert call_tool("eval", "--center-crop", "--checkpoint", tmp_path / "run" / "best.pt", "--out", out) == 0
     assert out.exists()
 
 

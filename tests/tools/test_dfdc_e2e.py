@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_tool
+from tests.helpers import call_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def _train(recipe: str, data: Path, out: Path, *extra: str) -> Path:
     argv = ["--config", REPO / "configs" / recipe, "--out", out]
     for s in sets:
         argv += ["--set", s]
-    assert run_tool("train_two_stream", *argv) == 0
+    assert call_tool("train_two_stream", *argv) == 0
     return out / "best.pt"
 
 
@@ -35,10 +35,10 @@ def _train(recipe: str, data: Path, out: Path, *extra: str) -> Path:
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dfdc_e2e")
     data = root / "data"
-    assert run_tool("make_fake_dataset", "--out", data, "--height", 40, "--width", 48, "--num-frames", 8,
+    assert call_tool("make_fake_dataset", "--out", data, "--height", 40, "--width", 48, "--num-frames", 8,
                 "--reals-per-part", 4, "--fakes-per-real", 2) == 0  # fmt: skip
     for side in ("train", "val"):  # store ids dfdc_train_part_N/<name>, as the dfdc index names them
-        code = run_tool("extract_flow", "--videos", data / side, "--root", data / side, "--out", data / "h5",
+        code = call_tool("extract_flow", "--videos", data / side, "--root", data / side, "--out", data / "h5",
                     "--short-side", 40, "--nscales", 1, "--warps", 1, "--no-progress")  # fmt: skip
         assert code == 0
     _train("dfdc_mc3_112.yaml", data, root / "mc3_112")
@@ -60,7 +60,7 @@ def test_trained_checkpoints_carry_their_contracts(runs):
 
 def test_eval_reports_binary_metrics(runs, tmp_path):
     out = tmp_path / "results.json"
-    assert run_tool("eval", "--checkpoint", runs / "mc3_112" / "best.pt", "--out", out) == 0
+    assert call_tool("eval", "--checkpoint", runs / "mc3_112" / "best.pt", "--out", out) == 0
     fused = json.loads(out.read_text())["fused"]
     assert fused["num"] == 12 and fused["positive_rate"] == pytest.approx(8 / 12)
     assert 0 <= fused["auc"] <= 1 and 0 <= fused["accuracy"] <= 1 and 0 < fused["log_loss"] < 5
@@ -71,7 +71,7 @@ def test_ensemble_writes_one_finite_probability_per_video(runs, tmp_path, capsys
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 100)
     out = tmp_path / "submission.csv"
-    assert run_tool("predict_ensemble", "--model", f"{runs / 'mc3_112' / 'best.pt'}:2", "--model",
+    assert call_tool("predict_ensemble", "--model", f"{runs / 'mc3_112' / 'best.pt'}:2", "--model",
                 runs / "mc3_18" / "best.pt", "--videos", *videos, broken, "--out", out) == 1  # fmt: skip
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failed == [f"FAILED {broken}: OpenCV cannot open it (not a video, or an unsupported codec)"]

@@ -14,7 +14,7 @@ import pytest
 
 from flow.video import write_video
 from i3d.synthetic.faces import astronaut_video, fake_of, no_face_video
-from tests.helpers import run_tool
+from tests.helpers import call_tool
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 FACES = ["--stride", "5", "--split-frames", "0", "--min-frames", "16", "--size", "40", "--no-progress"]
@@ -33,8 +33,8 @@ def run(tmp_path_factory):
         (root / "raw" / part / "metadata.json").write_text(json.dumps(meta[part]))
     write_video(root / "test" / "noface.avi", no_face_video(num_frames=20, size=(180, 240)), 25)
     write_video(root / "test" / "face.avi", astronaut_video(num_frames=24, size=(180, 240))[0], 25)
-    assert run_tool("extract_faces", "--videos", root / "raw", "--out", root / "faces", *FACES) == 0
-    assert run_tool("extract_flow", "--videos", root / "faces", "--out", root / "h5", "--short-side", "0",
+    assert call_tool("extract_faces", "--videos", root / "raw", "--out", root / "faces", *FACES) == 0
+    assert call_tool("extract_flow", "--videos", root / "faces", "--out", root / "h5", "--short-side", "0",
                     "--nscales", "1", "--warps", "1", "--no-progress") == 0  # fmt: skip
     sets = [f"data.index={root / 'faces'}", "data.val_index=", "data.train_subset=train", "data.val_subset=val",
             f"data.store_root={root / 'h5'}", "model.rgb.pretrained=", "data.crop_size=32", "data.num_frames=8",
@@ -43,7 +43,7 @@ def run(tmp_path_factory):
     argv = ["--config", REPO / "configs" / "dfdc_mc3_112.yaml", "--out", root / "run"]
     for s in sets:
         argv += ["--set", s]
-    assert run_tool("train_two_stream", *argv) == 0
+    assert call_tool("train_two_stream", *argv) == 0
     return root
 
 
@@ -57,7 +57,7 @@ def test_the_clips_carry_the_labels_and_train(run):
 
 def test_predict_ensemble_scores_raw_videos_by_their_faces(run, capsys):
     out = run / "sub" / "submission.csv"
-    assert run_tool("predict_ensemble", "--model", run / "run" / "best.pt", "--faces", "--faces-like", run / "faces",
+    assert call_tool("predict_ensemble", "--model", run / "run" / "best.pt", "--faces", "--faces-like", run / "faces",
                     "--videos", run / "test", "--out", out, "--prior", "0.3") == 0  # fmt: skip
     rows = {r["filename"]: float(r["label"]) for r in csv.DictReader(out.open())}
     assert set(rows) == {"noface.avi", "face.avi"}

@@ -23,7 +23,7 @@ from i3d.distill import DistillError
 from i3d.distill_train import fit_distill, load_distill_config, load_teacher
 from i3d.loaders import spec_for_run
 from i3d.models import TwoStreamI3D
-from tests.helpers import run_tool, run_torchrun
+from tests.helpers import call_tool, run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     config = write_config(tmp_path, index, {"teacher_stream": "flow", "feature": 50.0, "pairs": {"pooled": "pooled"}})
     out = tmp_path / "run"
     args = ["--config", str(config), "--teacher", str(root / "teacher.pt"), "--out", str(out)]
-    assert run_tool("distill", *args) == 0
+    assert call_tool("distill", *args) == 0
     ckpt = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 1  # 4 training videos / batch 4
     assert all(k.startswith("rgb.") for k in ckpt["model"]), "the checkpoint holds the student only"
@@ -100,15 +100,15 @@ def test_cli_mars_student_trains_resumes_and_is_rgb_only(data, tmp_path):
     assert list((out / "tb").glob("events.out.tfevents.*")) and (out / "best.pt").is_file()
     # tools/eval.py on the student: its validation stores have no flow, so opening flow would fail
     if (REPO / "tools" / "eval.py").is_file():
-        assert run_tool("eval", "--checkpoint", out / "last.pt", "--out", tmp_path / "eval" / "results.json") == 0
+        assert call_tool("eval", "--checkpoint", out / "last.pt", "--out", tmp_path / "eval" / "results.json") == 0
         results = json.loads((tmp_path / "eval" / "results.json").read_text())
         assert "flow" not in results and results["rgb"]["num"] == 2
         assert results["rgb"]["top1"] == pytest.approx(ckpt["history"][0]["val"]["rgb"]["top1"])
-    assert run_tool("distill", *args, "--resume", "--set", "train.epochs=2") == 0
+    assert call_tool("distill", *args, "--resume", "--set", "train.epochs=2") == 0
     ckpt2 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt2["epoch"] == 2 and ckpt2["step"] == 2 and len(ckpt2["history"]) == 2
     assert any(not torch.equal(v, ckpt["model"][k]) for k, v in ckpt2["model"].items())
-    assert run_tool("distill", "--resume", out, "--set", "train.epochs=3") == 0  # the settings and teacher saved in OUT
+    assert call_tool("distill", "--resume", out, "--set", "train.epochs=3") == 0  # the settings, teacher saved in OUT
     ckpt3 = ckpt_io.load_checkpoint(out / "last.pt")
     assert ckpt3["epoch"] == 3 and ckpt3["step"] == 3 and len(ckpt3["history"]) == 3
     assert ckpt3["teacher"] == str(root / "teacher.pt") and ckpt3["distill"] == ckpt["distill"]
@@ -124,18 +124,18 @@ def test_cli_errors_name_the_problem(data, tmp_path):
     config = write_config(tmp_path, index, {"teacher_stream": "flow"})
     args = ["--config", str(config), "--teacher", str(rgb_teacher), "--out", str(tmp_path)]
     with pytest.raises(DistillError, match=r"has no \['flow'\] stream for distill.teacher_stream=flow"):
-        run_tool("distill", *args)
+        call_tool("distill", *args)
     with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
-        run_tool("distill", *args, "--resume")
+        call_tool("distill", *args, "--resume")
     with pytest.raises(ConfigError, match="unknown config key 'distill.beta'"):
-        run_tool("distill", *args, "--set", "distill.beta=3")
+        call_tool("distill", *args, "--set", "distill.beta=3")
     with pytest.raises(ckpt_io.CheckpointError, match="last.pt not found"):
-        run_tool("distill", "--resume", str(tmp_path / "nothing"))
+        call_tool("distill", "--resume", str(tmp_path / "nothing"))
     write_teacher(tmp_path / "trained" / "last.pt", index)  # a run of the trainer, not of tools/distill.py
     with pytest.raises(DistillError, match="not a distillation checkpoint"):
-        run_tool("distill", "--resume", str(tmp_path / "trained"))
+        call_tool("distill", "--resume", str(tmp_path / "trained"))
     with pytest.raises(SystemExit):  # argparse: --resume RUN_DIR writes into RUN_DIR
-        run_tool("distill", "--resume", str(tmp_path / "trained"), "--out", str(tmp_path / "elsewhere"))
+        call_tool("distill", "--resume", str(tmp_path / "trained"), "--out", str(tmp_path / "elsewhere"))
 
 
 class TinyNet(nn.Module):

@@ -10,7 +10,7 @@ import torch
 
 from common.pictures import GAP, LINE
 from i3d.models import InceptionI3d
-from tests.helpers import run_tool
+from tests.helpers import call_tool
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--flow-weights",
             weights / "flow.pt", "--short-side", "40", "--crop", "32", "--snippet", "8", "--stride", "8", "--last",
             "pad", "--logits", "--no-progress"]  # fmt: skip
-    assert run_tool("extract_features", *args) == 1  # one bad video: reported, the others finished
+    assert call_tool("extract_features", *args) == 1  # one bad video: reported, the others finished
     err = capsys.readouterr().err
     assert err.count("FAILED") == 1 and "broken.mp4: OpenCV cannot open it" in err  # once, naming the file
     assert np.load(out / "a_rgb.npy").shape == (3, 1024) and np.load(out / "a_flow.npy").shape == (3, 1024)
@@ -43,11 +43,11 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     assert (summary["done"], summary["failed"]) == (2, 1)
     assert (out / "index.csv").read_text().splitlines() == ["video_id,num_features", "a,3", "sub/b,2"]
     before = (out / "a_rgb.npy").stat().st_mtime_ns
-    assert run_tool("extract_features", *args) == 1  # the rerun skips the finished videos and tries the bad one again
+    assert call_tool("extract_features", *args) == 1  # the rerun skips the finished videos and tries the bad one again
     assert (out / "a_rgb.npy").stat().st_mtime_ns == before
     assert json.loads((out / "report.json").read_text())["summary"]["skipped"] == 2
     assert (out / "index.csv").read_text().splitlines()[1:] == ["a,3", "sub/b,2"]  # counts kept from the .json
-    assert run_tool("extract_features", *args[:-8], "--snippet", "4", "--stride", "4", "--no-progress") == 1
+    assert call_tool("extract_features", *args[:-8], "--snippet", "4", "--stride", "4", "--no-progress") == 1
     assert "kept features made with other snippet, stride, last; --overwrite" in capsys.readouterr().err
     assert not list(out.rglob(".*tmp*"))  # no temporary file left
 
@@ -58,7 +58,7 @@ def test_h5_format_shard_and_video_mode(weights, translating_video, tmp_path):
     out = tmp_path / "feats"
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--streams", "rgb",
             "--short-side", "40", "--crop", "32", "--mode", "video", "--format", "h5", "--no-progress"]  # fmt: skip
-    assert run_tool("extract_features", *args, "--shard", "1/2") == 0
+    assert call_tool("extract_features", *args, "--shard", "1/2") == 0
     assert sorted(p.name for p in out.glob("*.h5")) == ["v1.h5"]  # the second of two parts of [v0, v1, v2]
     with h5py.File(out / "v1.h5") as f:
         assert f["rgb"].shape == (2, 1024) and "flow" not in f  # ceil(17 / 8) = 3 Mixed_5c steps -> 2 rows
@@ -67,16 +67,16 @@ def test_h5_format_shard_and_video_mode(weights, translating_video, tmp_path):
 
 def test_bad_arguments_stop_before_any_work(tmp_path):
     with pytest.raises(SystemExit):
-        run_tool("extract_features", "--out", tmp_path, "--rgb-weights", "w.pt")  # neither --videos nor --stores
+        call_tool("extract_features", "--out", tmp_path, "--rgb-weights", "w.pt")  # neither --videos nor --stores
     with pytest.raises(SystemExit):
-        run_tool("extract_features", "--videos", tmp_path, "--out", tmp_path)  # no weights
+        call_tool("extract_features", "--videos", tmp_path, "--out", tmp_path)  # no weights
 
 
 def test_preview_draws_the_first_snippet_before_the_run(weights, translating_video, tmp_path, capsys,
                                                        one_torch_thread):  # fmt: skip
     translating_video("videos/left.avi", num_frames=8, height=48, width=64, dx=-2.0, dy=0.0)
     out = tmp_path / "feats"
-    assert run_tool("extract_features", "--videos", tmp_path / "videos", "--out", out, "--rgb-weights",
+    assert call_tool("extract_features", "--videos", tmp_path / "videos", "--out", out, "--rgb-weights",
                     weights / "rgb.pt", "--flow-weights", weights / "flow.pt", "--short-side", "40", "--crop", "32",
                     "--snippet", "8", "--preview", "1", "--no-progress") == 0  # fmt: skip
     assert f"preview: {out / 'preview.png'}" in capsys.readouterr().out

@@ -20,7 +20,7 @@ from i3d.checkpoint import read_checkpoint
 from i3d.data.spec import InputSpecError
 from i3d.evaluate import load_predictions, video_level
 from i3d.inference import predict
-from tests.helpers import run_tool, textured_frames
+from tests.helpers import call_tool, textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRACT = ["--engine", "numba", "--bound", "8", "--fps", "15", "--short-side", "40", "--workers", "1",
@@ -42,8 +42,8 @@ def run(tmp_path_factory):
             rows.append(f"{name}/{split}{k},{name},{split}")
     (root / "index.csv").write_text("\n".join(rows) + "\n")
     torch.manual_seed(0)
-    assert run_tool("extract_flow", "--videos", root / "videos", "--out", root / "h5", *EXTRACT) == 0
-    assert run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
+    assert call_tool("extract_flow", "--videos", root / "videos", "--out", root / "h5", *EXTRACT) == 0
+    assert call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                 "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
                 "--set", "train.epochs=3", "--set", "optim.lr=0.01", "--set", "model.bn_momentum=0.1",
                 "--set", "train.device=cpu") == 0  # fmt: skip
@@ -57,7 +57,7 @@ def test_the_checkpoint_carries_the_stores_settings(run):
 
 
 def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
-    assert run_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", run / "eval" / "results.json") == 0
+    assert call_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", run / "eval" / "results.json") == 0
     stored, _classes = load_predictions(run / "eval" / "results_predictions.npz")
     stored = video_level(stored)
     predictor = predict.from_checkpoint(run / "run" / "best.pt")
@@ -93,10 +93,10 @@ def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
 
 def test_stores_of_other_settings_are_refused(run, tmp_path):
     """The same videos at the default bound: eval of the bound-8 model on them is refused, naming the field."""
-    assert run_tool("extract_flow", "--videos", run / "videos", "--out", tmp_path / "h5", *EXTRACT[:2], "--bound", "20",
-                *EXTRACT[4:]) == 0  # fmt: skip
+    argv = ["--videos", run / "videos", "--out", tmp_path / "h5", *EXTRACT[:2], "--bound", "20", *EXTRACT[4:]]
+    assert call_tool("extract_flow", *argv) == 0
     with pytest.raises(InputSpecError, match=r"flow_bound 8.0 \(model\) vs 20.0 \(stores\)"):
-        run_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", tmp_path / "r.json", "--store-root",
+        call_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", tmp_path / "r.json", "--store-root",
              tmp_path / "h5")  # fmt: skip
 
 
@@ -105,9 +105,9 @@ def test_training_on_mixed_stores_fails_at_start(run, tmp_path):
 
     shutil.copytree(run / "h5", tmp_path / "h5")
     video = run / "videos" / "right" / "val4.avi"
-    assert run_tool("extract_flow", "--videos", video, "--out", tmp_path / "h5" / "right", "--overwrite",
+    assert call_tool("extract_flow", "--videos", video, "--out", tmp_path / "h5" / "right", "--overwrite",
                     *EXTRACT[:4], "--fps", "25", *EXTRACT[6:]) == 0  # fmt: skip
     with pytest.raises(InputSpecError, match=r"differ in fps 15.0 vs 25.0"):
-        run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "run",
+        call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "run",
              "--set", f"data.index={run / 'index.csv'}", "--set", f"data.store_root={tmp_path / 'h5'}")  # fmt: skip
     assert not (tmp_path / "run" / "last.pt").exists()

@@ -12,7 +12,7 @@ from i3d.checkpoint import CheckpointError
 from i3d.config import config_to_dict, load_config
 from i3d.data.spec import InputSpec
 from i3d.inference import predict
-from tests.helpers import load_script, run_tool
+from tests.helpers import call_tool, load_script
 
 CLASSES = ["MoveLeft", "MoveRight", "ZoomIn", "ZoomOut"]
 
@@ -57,7 +57,7 @@ def test_tool_on_generated_videos_with_a_trained_checkpoint(checkpoint, translat
                                                             one_torch_thread):
     right, _ = translating_video("right.avi", num_frames=10, dx=2.0, dy=0.0)
     short, _ = translating_video("short.avi", num_frames=4, dx=0.0, dy=-2.0, seed=1)
-    assert run_tool("predict", right, short, "--checkpoint", checkpoint, "--top", "3") == 0
+    assert call_tool("predict", right, short, "--checkpoint", checkpoint, "--top", "3") == 0
     out = parse_output(capsys.readouterr().out)
     assert list(out) == [str(right), str(short)]
     assert out[str(right)][0] == f"{right} (10 frames, 10-frame clip, rgb+flow)"
@@ -76,7 +76,7 @@ def test_tool_keeps_going_past_a_broken_video(checkpoint, translating_video, tmp
     good, _ = translating_video("good.avi", num_frames=6)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(np.random.default_rng(0).bytes(2000))
-    assert run_tool("predict", broken, good, "--checkpoint", checkpoint, "--top", "1") == 1
+    assert call_tool("predict", broken, good, "--checkpoint", checkpoint, "--top", "1") == 1
     captured = capsys.readouterr()
     assert "broken.mp4" in captured.err and "error:" in captured.err
     out = parse_output(captured.out)
@@ -85,7 +85,7 @@ def test_tool_keeps_going_past_a_broken_video(checkpoint, translating_video, tmp
 
 def test_tool_errors(tool, tmp_path):
     with pytest.raises(CheckpointError, match="missing.pt not found"):  # one line and status 2 from common.cli.run_tool
-        run_tool("predict", tmp_path / "v.mp4", "--checkpoint", tmp_path / "missing.pt")
+        call_tool("predict", tmp_path / "v.mp4", "--checkpoint", tmp_path / "missing.pt")
     with pytest.raises(SystemExit) as info:
         tool.parse_args(["v.mp4", "--checkpoint", "a.pt", "--kinetics-rgb", "w.ckpt"])
     assert info.value.code == 2
@@ -96,7 +96,7 @@ def test_tool_errors(tool, tmp_path):
 def test_kinetics_rgb_names_playing_cricket(cricket_gif, kinetics_rgb_ckpt, kinetics_label_map, capsys):
     # no --labels: the Kinetics-400 names ship with the package, as DeepMind's label map
     assert predict.KINETICS400_LABELS.read_text() == kinetics_label_map.read_text()
-    assert run_tool("predict", cricket_gif, "--kinetics-rgb", kinetics_rgb_ckpt) == 0
+    assert call_tool("predict", cricket_gif, "--kinetics-rgb", kinetics_rgb_ckpt) == 0
     header, top = parse_output(capsys.readouterr().out)[str(cricket_gif)]
     assert header.endswith("(79 frames, 79-frame clip, rgb)")  # the GIF is decoded by OpenCV at its 25 fps
     assert len(top) == 5

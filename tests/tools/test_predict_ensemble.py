@@ -22,7 +22,7 @@ from i3d.data.spec import InputSpec
 from i3d.inference import ensemble
 from i3d.models.zoo import MODELS
 from i3d.synthetic import fake_toy
-from tests.helpers import run_tool
+from tests.helpers import call_tool
 
 
 def _constant_checkpoint(path: Path, logit: float, name: str, normalization: str) -> Path:
@@ -64,7 +64,7 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     m0 = _constant_checkpoint(tmp_path / "m0.pt", 0.0, "mc3_18", "kinetics")
     m1 = _constant_checkpoint(tmp_path / "m1.pt", math.log(3.0), "mc3_112", "imagenet")
     out = tmp_path / "sub" / "submission.csv"
-    code = run_tool("predict_ensemble", "--model", f"{m0}:1", "--model", f"{m1}:3", "--videos", videos,
+    code = call_tool("predict_ensemble", "--model", f"{m0}:1", "--model", f"{m1}:3", "--videos", videos,
                     "--out", out, "--prior", "0.3")  # fmt: skip
     assert code == 1  # a video failed; the submission is written all the same, with the prior for it
     sub = _rows(out)
@@ -102,21 +102,21 @@ def test_ensemble_tool_lists_no_face_videos_once_and_fails_only_for_failures(vid
 
     monkeypatch.setattr(ensemble, "_score_faces", score_faces)
     argv = ["--model", member, "--faces", "--videos", videos / "real.avi", videos / "short.avi", videos / "fake.avi"]
-    assert run_tool("predict_ensemble", *argv, "--out", tmp_path / "a.csv", "--prior", "0.3") == 0
+    assert call_tool("predict_ensemble", *argv, "--out", tmp_path / "a.csv", "--prior", "0.3") == 0
     assert capsys.readouterr().err.splitlines() == [f"NO FACE {videos / name}: no face found; nothing written"
                                                     for name in ("real.avi", "short.avi")]  # fmt: skip
     report = json.loads((tmp_path / "a_report.json").read_text())
     assert report["failed"] == [] and [v["filename"] for v in report["no_face"]] == ["real.avi", "short.avi"]
     assert {r["filename"]: r["status"] for r in _rows(tmp_path / "a_per_model.csv")} == {
         "real.avi": "no_face", "short.avi": "no_face", "fake.avi": "ok"}  # fmt: skip
-    assert run_tool("predict_ensemble", *argv, videos / "broken.mp4", "--out", tmp_path / "b.csv") == 1
+    assert call_tool("predict_ensemble", *argv, videos / "broken.mp4", "--out", tmp_path / "b.csv") == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and lines[0].startswith(f"FAILED {videos / 'broken.mp4'}: OpenCV cannot open")
 
 
 def test_ensemble_tool_reports_bad_model(videos, tmp_path):
-    with pytest.raises(ensemble.EnsembleError, match="nope.pt not found"):  # one line and status 2 from run_tool
-        run_tool("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
+    with pytest.raises(ensemble.EnsembleError, match="nope.pt not found"):  # one line and status 2 from call_tool
+        call_tool("predict_ensemble", "--model", tmp_path / "nope.pt", "--videos", videos, "--out", tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -134,7 +134,7 @@ def test_a_foreign_file_by_type_scores_p_fake_as_its_authors(tmp_path):
     for k in range(2):
         write_video(tmp_path / "faces" / f"face{k}.avi", rng.integers(0, 256, (36, 128, 128, 3), dtype=np.uint8), 30.0)
     out = tmp_path / "sub.csv"
-    assert run_tool("predict_ensemble", "--model", f"mc3_112:{tmp_path / 'mc3_18_112.model'}", "--class-order",
+    assert call_tool("predict_ensemble", "--model", f"mc3_112:{tmp_path / 'mc3_18_112.model'}", "--class-order",
                     "FAKE,REAL", "--videos", tmp_path / "faces", "--out", out) == 0  # fmt: skip
     rows = {r["filename"]: float(r["label"]) for r in csv.DictReader(out.open())}
     spec = foreign_spec("mc3_112")
@@ -150,7 +150,7 @@ def test_preview_draws_each_models_input_and_says_which_video_failed(videos, tmp
     member = _constant_checkpoint(tmp_path / "m.pt", 0.0, "mc3_18", "kinetics")
     out = tmp_path / "sub.csv"
     argv = ["--model", member, "--videos", videos / "real.avi", videos / "broken.mp4", "--preview", "2"]
-    assert run_tool("predict_ensemble", *argv, "--out", out) == 1  # the run went on and reported the broken video
+    assert call_tool("predict_ensemble", *argv, "--out", out) == 1  # the run went on and reported the broken video
     assert f"preview: {tmp_path / 'sub_preview.png'}" in capsys.readouterr().out
     image = np.asarray(Image.open(tmp_path / "sub_preview.png"))
     line = LINE + 3  # broken.mp4 (the videos in name order) is a line of text: why it cannot be shown
@@ -168,7 +168,7 @@ def test_preview_with_faces_draws_the_boxes_and_the_face_clips(tmp_path, capsys,
     member = _constant_checkpoint(tmp_path / "m.pt", 0.0, "mc3_18", "kinetics")
     out = tmp_path / "sub.csv"
     argv = ["--model", member, "--faces", "--videos", tmp_path / "raw", "--preview", "1", "--out", out]
-    assert run_tool("predict_ensemble", *argv) == 0
+    assert call_tool("predict_ensemble", *argv) == 0
     assert f"preview: {tmp_path / 'sub_preview.png'}" in capsys.readouterr().out
     image = np.asarray(Image.open(tmp_path / "sub_preview.png"))
     assert image.shape[0] == LINE + 2 + RAW_HEIGHT + GAP + LINE + 2 + HEIGHT  # the raw frame, one clip's frames

@@ -6,7 +6,7 @@ from PIL import Image
 
 from common.pictures import GAP, LINE
 from flow.preview import wheel_legend
-from tests.helpers import run_tool, write_motion_stores
+from tests.helpers import call_tool, write_motion_stores
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def store(tmp_path_factory):
 
 def test_strip_png_and_statistics(store, tmp_path, capsys):
     out = tmp_path / "strip.png"
-    assert run_tool("show_store", store, "--out", out, "--height", "72") == 0
+    assert call_tool("show_store", store, "--out", out, "--height", "72") == 0
     text = capsys.readouterr().out
     assert "train0.h5: 10 frames of 36x40, format 2, flow bound 20 px" in text and f"wrote {out}" in text
     rows = [line.split() for line in text.splitlines() if line.split() and line.split()[0].isdigit()]
@@ -30,10 +30,10 @@ def test_strip_png_and_statistics(store, tmp_path, capsys):
 
 
 def test_gif_and_mp4_show_one_frame_at_a_time(store, tmp_path):
-    assert run_tool("show_store", store, "--frames", "2:7", "--out", tmp_path / "a.gif") == 0
+    assert call_tool("show_store", store, "--frames", "2:7", "--out", tmp_path / "a.gif") == 0
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.n_frames == 5 and gif.size[1] >= 2 * LINE + 128  # two caption lines over 128-row frames
-    assert run_tool("show_store", store, "--out", tmp_path / "a.mp4") == 0  # every frame by default
+    assert call_tool("show_store", store, "--out", tmp_path / "a.mp4") == 0  # every frame by default
     video = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
     ok, frame = video.read()
@@ -42,5 +42,5 @@ def test_gif_and_mp4_show_one_frame_at_a_time(store, tmp_path):
 
 def test_bad_frames_are_one_error(store, tmp_path):
     with pytest.raises(ValueError, match=r"--frames '20:30' selects no frame of the store's 10"):
-        run_tool("show_store", store, "--frames", "20:30", "--out", tmp_path / "x.png")
+        call_tool("show_store", store, "--frames", "20:30", "--out", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from i3d.checkpoint import CheckpointError
-from tests.helpers import run_tool, write_motion_stores
+from tests.helpers import call_tool, write_motion_stores
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def run_dir(tmp_path_factory) -> Path:
     root = write_motion_stores(tmp_path_factory.mktemp("cli"), ("dark", "bright"), (("train", 4), ("val", 3)),
                                rgb_high=100, brightness_step=140)  # dark right, bright left: RGB can see it too
-    code = run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
+    code = call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                     "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
                     "--set", "train.epochs=1", "--set", "optim.lr=0.01", "--streams", "rgb,flow")  # fmt: skip
     assert code == 0
@@ -36,14 +36,14 @@ def test_train_cli_writes_run_folder(run_dir):
     assert any(k.startswith("rgb.Mixed_5c") for k in ckpt["model"])
     assert any(k.startswith("flow.Mixed_5c") for k in ckpt["model"])
     # --resume takes the run's own config; with every epoch done it loads everything and has nothing left to train
-    assert run_tool("train_two_stream", "--resume", run_dir) == 0
+    assert call_tool("train_two_stream", "--resume", run_dir) == 0
     again = torch.load(run_dir / "last.pt", weights_only=True)
     assert again["epoch"] == 1 and all(torch.equal(v, again["model"][k]) for k, v in ckpt["model"].items())
 
 
 def test_eval_cli_writes_results(run_dir, tmp_path):
     out = tmp_path / "eval" / "results.json"
-    code = run_tool("eval", "--center-crop", "--checkpoint", run_dir / "best.pt", "--split", "val",
+    code = call_tool("eval", "--center-crop", "--checkpoint", run_dir / "best.pt", "--split", "val",
                     "--fusion-weights", "1", "1", "--out", out)  # fmt: skip
     assert code == 0
     results = json.loads(out.read_text())
@@ -63,7 +63,7 @@ def test_eval_cli_writes_results(run_dir, tmp_path):
 def test_a_new_run_does_not_overwrite_an_existing_one(run_dir):
     before = (run_dir / "last.pt").stat().st_mtime_ns
     with pytest.raises(FileExistsError, match=f"{run_dir} already holds a run .*--resume {run_dir}"):
-        run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", run_dir)
+        call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", run_dir)
     assert (run_dir / "last.pt").stat().st_mtime_ns == before
 
 
@@ -71,12 +71,12 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     from i3d.config import ConfigError
 
     with pytest.raises(SystemExit) as e:
-        run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml")
+        call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml")
     assert e.value.code == 2 and "--out RUN_DIR" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="optim.momentun"):
-        run_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "r",
+        call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "r",
                  "--set", "optim.momentun=0.5")  # fmt: skip
     with pytest.raises(CheckpointError, match="none.pt not found"):
-        run_tool("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
+        call_tool("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
     with pytest.raises(CheckpointError, match="last.pt not found"):
-        run_tool("train_two_stream", "--resume", tmp_path / "r")
+        call_tool("train_two_stream", "--resume", tmp_path / "r")

@@ -18,7 +18,7 @@ from i3d.inference.feature_run import load_frames, video_features
 from i3d.inference.features import FeatureExtractor, FeatureOptions, ShortVideoError, snippet_indices
 from i3d.inference.predict import video_flow
 from i3d.models import InceptionI3d
-from tests.helpers import run_tool
+from tests.helpers import call_tool
 
 SPEC = InputSpec(short_side=40, crop_size=32)
 # the streaming tests: a smaller crop and a few TV-L1 iterations (what they check does not depend on either)
@@ -146,7 +146,7 @@ def test_a_video_shorter_than_a_snippet_is_a_failed_record_not_an_empty_file(net
     torch.save(nets["rgb"].state_dict(), tmp_path / "rgb.pt")
     args = ["--videos", tmp_path / "videos", "--out", tmp_path / "out", "--rgb-weights", tmp_path / "rgb.pt",
             "--streams", "rgb", "--short-side", "40", "--crop", "32", "--no-progress"]  # fmt: skip
-    assert run_tool("extract_features", *args) == 1
+    assert call_tool("extract_features", *args) == 1
     [record] = json.loads((tmp_path / "out" / "report.json").read_text())["videos"]
     assert record["status"] == "failed" and message in record["error"], record
     assert not list((tmp_path / "out").glob("clip*"))
