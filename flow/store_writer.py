@@ -13,11 +13,12 @@ import h5py
 import numpy as np
 
 from common.files import temp_path
-from flow.quantize import DEFAULT_BOUND, quantize_flow
+from flow.quantize import DEFAULT_BOUND, dequantize_flow, quantize_flow
 from flow.store import FORMAT_VERSION, load_plugins
 
 FLOW_CODEC = "lz4hc"  # what new stores get (StoreWriter's default); picked by benchmarks/bench_store_codecs.py
 FLOW_CODECS = ("lz4hc", "gzip", "lzf", "none")
+JPEG_QUALITY = 95  # the RGB frames' JPEG quality when the writer is given none (recorded as `jpeg_quality`)
 CHECKSUMS = "flow: HDF5 fletcher32 per chunk; rgb: zlib.crc32 of each JPEG in rgb_crc32"  # the `checksums` attribute
 
 
@@ -39,12 +40,44 @@ def flow_filter(codec: str) -> dict:
     raise ValueError(f"flow codec {codec!r}: use one of {', '.join(FLOW_CODECS)}")
 
 
-def encode_jpeg(frame_rgb: np.ndarray, quality: int = 95) -> np.ndarray:
+def encode_jpeg(frame_rgb: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
     """One (H, W, 3) uint8 RGB frame as JPEG bytes (a 1-D uint8 array)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"OpenCV could not JPEG-encode a frame of shape {frame_rgb.shape}")
     return buf.reshape(-1)
+
+
+def as_stored(frames: dict[str, np.ndarray], jpeg_quality: int, bound: float) -> dict[str, np.ndarray]:
+    """Frames of a raw video as a store written with `jpeg_quality` and `bound` gives them back, bit for bit.
+
+    What a model trained on stores saw is the stores' JPEG and 8-bit flow, not the decoded frames: inference on raw
+    videos sends its frames through this storage round trip (after TV-L1, which extraction runs on the decoded
+    frames too), so that its input equals the evaluation's on the store of the same video.
+
+    Args:
+        frames: {"rgb": (n, H, W, 3) uint8, "flow": (n, H, W, 2) float32 pixels}, either or both.
+        jpeg_quality: the stores' `jpeg_quality`: each frame is encoded as `StoreWriter` does and decoded as
+            `flow.store.VideoStore.read_rgb` does (OpenCV both ways).
+        bound: the stores' `flow_bound`: flow -> `quantize_flow` codes -> `dequantize_flow` pixels (what
+            `VideoStore.read_flow` computes from the codes).
+
+    Returns:
+        The same keys, new arrays of the same shapes and dtypes.
+    """
+    unknown = set(frames) - {"rgb", "flow"}
+    if unknown:
+        raise ValueError(f"as_stored: streams must be 'rgb' and/or 'flow', got {sorted(frames)}")
+    out = {}
+    if "rgb" in frames:
+        rgb = np.asarray(frames["rgb"])
+        out["rgb"] = np.empty_like(rgb)
+        for i, frame in enumerate(rgb):
+            bgr = cv2.imdecode(encode_jpeg(frame, jpeg_quality), cv2.IMREAD_COLOR)
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out["rgb"][i])
+    if "flow" in frames:
+        out["flow"] = dequantize_flow(quantize_flow(frames["flow"], bound), bound)
+    return out
 
 
 class StoreWriter:
@@ -71,7 +104,7 @@ class StoreWriter:
         width: int,
         *,
         has_flow: bool = True,
-        jpeg_quality: int = 95,
+        jpeg_quality: int = JPEG_QUALITY,
         bound: float = DEFAULT_BOUND,
         compression: str | None = FLOW_CODEC,
     ):
@@ -178,7 +211,7 @@ def write_store(
     flow: np.ndarray | None,
     attrs: dict,
     *,
-    jpeg_quality: int = 95,
+    jpeg_quality: int = JPEG_QUALITY,
     bound: float = DEFAULT_BOUND,
     compression: str | None = FLOW_CODEC,
 ) -> Path:

@@ -11,6 +11,8 @@ the whole spec in every checkpoint ("input_spec"); eval, predict, the ensemble a
         tvl1             TV-L1 parameters                                   attrs "tvl1_*"
         flow_bound       flow clipped to +-bound px before 8-bit storage    attrs "flow_bound"
         flow_convention  "backward": flow[t] = t-1 -> t, flow[0] = 0        attrs "flow_convention"
+        jpeg_quality     the RGB frames' JPEG quality                       attrs "jpeg_quality"
+        stored           raw videos go through the stores' JPEG and 8-bit flow (True for every store)
     input (the run's data: section)
         crop_size, num_frames (training clip), eval_num_frames (0 = whole video), eval_num_clips, eval_start,
         normalization
@@ -18,6 +20,12 @@ the whole spec in every checkpoint ("input_spec"); eval, predict, the ensemble a
 Flow scaling, decided once: the network sees clip(flow_px, -flow_bound, flow_bound) / flow_bound in [-1, 1], with
 the bound the stores were written with. A store at bound 8 and a model trained on it therefore see the same numbers
 in training and at inference, and 8-bit codes map onto the whole input range.
+
+Storage, decided once: a model trained on stores saw JPEG frames and 8-bit flow, so inference on a raw video sends
+its decoded frames and TV-L1 flow through the same storage round trip (`InputSpec.stored_frames`, i.e.
+`flow.store_writer.as_stored` at `jpeg_quality` and `flow_bound`): its input equals, bit for bit, the evaluation's on
+the store extracted from that video. Weights trained elsewhere (DeepMind's, foreign files) have stored=False and get
+the decoded frames as they are.
 """
 
 from __future__ import annotations
@@ -27,14 +35,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from flow.quantize import DEFAULT_BOUND
 from flow.store import read_attrs
+from flow.store_writer import JPEG_QUALITY, as_stored
 from flow.tvl1 import CONVENTIONS, TVL1Params
 from i3d.data.transforms import EVAL_STARTS, NORMALIZATIONS
 
-EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention")
+EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention", "jpeg_quality",
+                     "stored")  # fmt: skip
 # the store attributes they are read from (`extraction_of_attrs`)
-STORE_ATTRS = ("fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention",
+STORE_ATTRS = ("fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention", "jpeg_quality",
                *(f"tvl1_{f.name}" for f in dataclasses.fields(TVL1Params)))  # fmt: skip
 
 
@@ -53,6 +65,10 @@ class InputSpec:
         tvl1: its parameters.
         flow_bound: flow is clipped to +-flow_bound pixels and divided by it (input range [-1, 1]).
         flow_convention: how pair flows sit in the per-frame slots (`flow.tvl1.align_flow`).
+        jpeg_quality: the JPEG quality of the stores' RGB frames (raw frames are sent through it when `stored`).
+        stored: True for a model trained on stores: raw videos' frames and flow go through the stores' JPEG and
+            8-bit flow before input (`stored_frames`); False for weights trained on other input (DeepMind's,
+            foreign files), which get the decoded frames and float flow.
         crop_size: side of the square crop (random in training, centred at test).
         num_frames: frames per training clip; a shorter video loops from its first frame.
         eval_num_frames: frames per test clip around the temporal centre; 0 = the whole video (looped up to
@@ -69,6 +85,8 @@ class InputSpec:
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     flow_bound: float = DEFAULT_BOUND
     flow_convention: str = "backward"
+    jpeg_quality: int = JPEG_QUALITY
+    stored: bool = True
     crop_size: int = 224
     num_frames: int = 64
     eval_num_frames: int = 64
@@ -82,6 +100,7 @@ class InputSpec:
             (self.short_side >= 0, f"short_side={self.short_side} must be >= 0 (0 keeps the native size)"),
             (self.flow_bound > 0, f"flow_bound={self.flow_bound} must be > 0"),
             (self.flow_convention in CONVENTIONS, f"flow_convention={self.flow_convention!r} not in {CONVENTIONS}"),
+            (0 <= self.jpeg_quality <= 100, f"jpeg_quality={self.jpeg_quality} must be 0-100"),
             (self.crop_size > 0 and self.num_frames > 0, "crop_size and num_frames must be positive"),
             (not self.short_side or self.crop_size <= self.short_side,
              f"crop_size={self.crop_size} is larger than short_side={self.short_side}"),
@@ -117,6 +136,11 @@ class InputSpec:
                              f"smaller than the model's {self.crop_size}-px crop; a video this small cannot be fed "
                              "to it (or pass a larger short side / smaller crop where the tool has one)")  # fmt: skip
 
+    def stored_frames(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A raw video's {"rgb", "flow"} frames (decoded, TV-L1 in pixels) as this model's stores would give them
+        back (`flow.store_writer.as_stored`); unchanged when the model was not trained on stores."""
+        return as_stored(frames, self.jpeg_quality, self.flow_bound) if self.stored else frames
+
     def extraction(self) -> dict:
         """The fields recorded by extraction (what raw videos must go through to look like the stores)."""
         return {k: getattr(self, k) for k in EXTRACTION_FIELDS}
@@ -139,6 +163,8 @@ def extraction_of_attrs(attrs: dict) -> dict:
         "tvl1": TVL1Params.from_attrs(attrs),
         "flow_bound": float(attrs.get("flow_bound", default.flow_bound)),
         "flow_convention": str(attrs.get("flow_convention", default.flow_convention)),
+        "jpeg_quality": int(attrs.get("jpeg_quality", default.jpeg_quality)),
+        "stored": True,
     }
 
 

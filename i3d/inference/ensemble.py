@@ -8,7 +8,8 @@ For each video:
 
     read_video once per distinct (fps, short side) among the members   as each member's stores were decoded
       -> per member: i3d.inference.predict.video_inputs (its eval clips, centre crop, normalisation; TV-L1 flow
-         with its own engine and bound when it has a flow stream, computed once per distinct flow setting)
+         with its own engine and bound when it has a flow stream, computed once per distinct flow setting; the
+         clips' frames through its stores' JPEG and 8-bit flow when it was trained on stores)
          -> fused logits averaged over clips -> probabilities (sigmoid for a 1-logit head, softmax otherwise)
       -> weighted mean of the members' probabilities
 

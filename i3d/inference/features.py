@@ -121,7 +121,8 @@ class FeatureExtractor:
         return next(next(iter(self.nets.values())).parameters()).device
 
     def extract(self, frames: dict[str, np.ndarray], on_batch: Callable[[int], None] | None = None) -> Features:
-        """Features of one video from its frames in memory: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}.
+        """Features of one video from its frames in memory: {"rgb": (N, H, W, 3) uint8, "flow": (N, H, W, 2) px}, as
+        a store gives them (a raw video's through `spec.stored_frames` first, as `frames.video_chunks` does).
 
         Args:
             on_batch: called with the number of clips after each forward pass (progress within long videos).

@@ -34,10 +34,11 @@ BINARY_CLASSES = ("REAL", "FAKE")  # ours: index 1 is the positive class, P(FAKE
 
 def foreign_spec(model_type: str, sampling: str = "first", clips: int = 1) -> InputSpec:
     """The input of a `model_type` file: its published crop, resize and normalisation, every frame (fps 0), and the
-    first clip of its length (sampling="first") or `clips` clips centred in equal segments ("centre")."""
+    first clip of its length (sampling="first") or `clips` clips centred in equal segments ("centre"); the decoded
+    frames as they are (stored=False: the file was not trained on our stores)."""
     base = contract_for(model_type)
     return dataclasses.replace(base, fps=0.0, eval_num_frames=base.num_frames, eval_num_clips=clips,
-                               eval_start=sampling)  # fmt: skip
+                               eval_start=sampling, stored=False)  # fmt: skip
 
 
 def load_two_class(model_type: str, path: str | Path) -> nn.Module:

@@ -3,7 +3,9 @@
 sliding `FrameBuffer` the consumers hold them in, and `gather_frames` for the few frames that test clips need.
 
 "rgb" chunks are (n, H, W, 3) uint8, "flow" chunks (n, H, W, 2) float32 pixels, as `flow.store.VideoStore` returns
-them; every chunk holds the same frames for every stream. Chunks hold at most `CHUNK` (+1) frames.
+them; every chunk holds the same frames for every stream. Chunks hold at most `CHUNK` (+1) frames. Frames from a
+video file are what its store would hold: TV-L1 runs on the decoded frames, then both streams go through the stores'
+JPEG and 8-bit flow (`InputSpec.stored_frames`), as extraction writes them.
 """
 
 from __future__ import annotations
@@ -36,19 +38,20 @@ def count_frames(path: str | Path, spec: InputSpec, max_frames: int | None = Non
 
 def video_chunks(frames: Iterable[np.ndarray], spec: InputSpec, streams) -> Iterator[dict[str, np.ndarray]]:
     """Chunks of decoded RGB frames (a `video_reader`) with, when "flow" is in `streams`, their TV-L1 flow as
-    `flow.extract` makes the stores' (`spec.flow_engine`, `spec.tvl1`, `spec.flow_convention`)."""
+    `flow.extract` makes the stores' (`spec.flow_engine`, `spec.tvl1`, `spec.flow_convention`), both as the store
+    gives them back (`spec.stored_frames`)."""
     if "flow" in streams:
         for rgb, flow in stream_flow(frames, spec.flow_engine, spec.tvl1, spec.flow_convention, CHUNK):
-            yield {"rgb": rgb, "flow": flow} if "rgb" in streams else {"flow": flow}
+            yield spec.stored_frames({"rgb": rgb, "flow": flow} if "rgb" in streams else {"flow": flow})
         return
     chunk = []
     for frame in frames:
         chunk.append(frame)
         if len(chunk) == CHUNK:
-            yield {"rgb": np.stack(chunk)}
+            yield spec.stored_frames({"rgb": np.stack(chunk)})
             chunk = []
     if chunk:
-        yield {"rgb": np.stack(chunk)}
+        yield spec.stored_frames({"rgb": np.stack(chunk)})
 
 
 def store_chunks(path: str | Path, streams, size: int = CHUNK) -> Iterator[dict[str, np.ndarray]]:
@@ -119,7 +122,8 @@ def gather_frames(frames: Iterable[np.ndarray], spec: InputSpec, streams, wanted
                   ) -> dict[str, np.ndarray]:  # fmt: skip
     """{stream: (len(wanted), H, W, C)} of the frames at sorted unique indices `wanted`, in one pass over decoded
     RGB `frames`: only those frames are kept, and flow is computed only for them (each run of wanted frames with
-    the one neighbour its first or last flow needs), so a long video costs no more memory than its test clips."""
+    the one neighbour its first or last flow needs), so a long video costs no more memory than its test clips.
+    The frames come back as the store would give them (`spec.stored_frames`, after TV-L1)."""
     wanted = np.asarray(wanted, np.int64)
     need = set(wanted.tolist())
     if "flow" in streams:  # the other frame of each wanted frame's pair
@@ -144,4 +148,4 @@ def gather_frames(frames: Iterable[np.ndarray], spec: InputSpec, streams, wanted
         out["flow"] = np.concatenate([f for run in runs for _, f in
                                       stream_flow([kept[i] for i in run], spec.flow_engine, spec.tvl1,
                                                   spec.flow_convention, CHUNK)])  # fmt: skip
-    return {s: x[rows] for s, x in out.items()}
+    return spec.stored_frames({s: x[rows] for s, x in out.items()})

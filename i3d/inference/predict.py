@@ -5,13 +5,16 @@ Each video goes through the steps its training stores went through, as the check
     VideoReader(spec.fps, spec.short_side)              flow.video: the stores' decoder and bilinear resize
       -> TV-L1 flow of consecutive frames                 flow.stream: spec.flow_engine, spec.tvl1, convention
       -> the eval clips (spec.eval_num_frames x eval_num_clips, centred; short videos loop as in eval)
+      -> the clips' frames as the store holds them        spec.stored_frames: JPEG at spec.jpeg_quality, flow to
+                                                          8-bit codes at spec.flow_bound and back (flow.store_writer)
       -> centre crop, normalise                           i3d.data.transforms.stream_input (flow / spec.flow_bound)
       -> TwoStreamI3D -> per-stream logits averaged over clips -> fused -> softmax (sigmoid for a one-logit head)
 
-So `predict_video` on a raw video gives what `tools/eval.py --center-crop` gives on its store, up to the JPEG and
-8-bit flow storage of the store. It streams the video, holding only its test clips' frames (or, for whole-video
-specs, one window of I3D: `i3d.inference.windows`) whatever the video's length; `predict_frames` classifies frames
-already in memory.
+So `predict_video` on a raw video feeds the model, bit for bit, what `tools/eval.py --center-crop` feeds it from the
+store extracted from that video (same extraction settings). It streams the video, holding only its test clips'
+frames (or, for whole-video specs, one window of I3D: `i3d.inference.windows`) whatever the video's length;
+`predict_frames` classifies decoded frames already in memory, and `clip_inputs` makes input of frames read from a
+store.
 
     predictor = from_checkpoint("runs/demo/best.pt")
     result = predict_video(predictor, "clip.mp4")
@@ -128,8 +131,9 @@ def from_checkpoint(path: str | Path, *, labels: str | Path | None = None,
 
 
 def kinetics_spec() -> InputSpec:
-    """DeepMind's protocol: 25 fps, short side 256, centre crop 224, [-1, 1] RGB, the whole video (>= 64 frames)."""
-    return dataclasses.replace(contract_for("i3d"), eval_num_frames=0)
+    """DeepMind's protocol: 25 fps, short side 256, centre crop 224, [-1, 1] RGB, the whole video (>= 64 frames); the
+    decoded frames as they are (not trained on our stores: stored=False)."""
+    return dataclasses.replace(contract_for("i3d"), eval_num_frames=0, stored=False)
 
 
 def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
@@ -175,23 +179,29 @@ def eval_indices(num_frames: int, spec: InputSpec) -> np.ndarray:
 
 def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray | None = None
                  ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Model inputs {stream: (K, C, T, S, S) float32} of a decoded video: the eval dataset's clips and centre crop.
+    """Model inputs {stream: (K, C, T, S, S) float32} of a decoded video: the eval dataset's clips and centre crop of
+    the frames as its store would hold them (`spec.stored_frames`, applied to the clips' frames only).
 
     Args:
-        frames: (N, H, W, 3) uint8 RGB from `decode`.
+        frames: (N, H, W, 3) uint8 RGB from `decode` (frames read from a store go to `clip_inputs` instead: they
+            have been through the storage already).
         streams: which inputs to make ("rgb", "flow").
         flow: (N, H, W, 2) pixels from `video_flow`; computed here when "flow" is wanted and it is None.
     """
     spec.check_frames(*frames.shape[1:3])
     if "flow" in streams and flow is None:
         flow = video_flow(frames, spec)
-    return clip_inputs({"rgb": frames, "flow": flow}, eval_indices(len(frames), spec), spec, streams)
+    indices = eval_indices(len(frames), spec)
+    wanted = np.unique(indices)
+    raw = {s: x[wanted] for s, x in (("rgb", frames), ("flow", flow)) if s in streams}
+    return clip_inputs(spec.stored_frames(raw), np.searchsorted(wanted, indices), spec, streams)
 
 
 def clip_inputs(frames: dict[str, np.ndarray], indices: np.ndarray, spec: InputSpec, streams
                 ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """{stream: (K, C, T, S, S) float32} of the clips `indices` (K, T) into `frames` {"rgb", "flow"}: centre crop,
-    normalise (`transforms.stream_input`)."""
+    """{stream: (K, C, T, S, S) float32} of the clips `indices` (K, T) into `frames` {"rgb", "flow"} as a store gives
+    them (`VideoStore.read_rgb` / `read_flow`, or `spec.stored_frames` of a raw video's): centre crop, normalise
+    (`transforms.stream_input`)."""
     h, w = frames["rgb" if "rgb" in streams else "flow"].shape[1:3]
     y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
     inputs = {}
@@ -216,8 +226,8 @@ def to_probabilities(logits: torch.Tensor, binary: bool) -> np.ndarray:
 
 @torch.no_grad()
 def predict_frames(predictor: Predictor, frames: np.ndarray, path: str = "") -> Prediction:
-    """Classify decoded frames in memory (from `decode`): clip logits averaged per stream, then fused as the model
-    fuses."""
+    """Classify decoded frames in memory (from `decode`; `video_inputs` sends them through the storage): clip logits
+    averaged per stream, then fused as the model fuses."""
     inputs = video_inputs(frames, predictor.spec, predictor.streams)
     return _classify(predictor, inputs, len(frames), str(path))
 
