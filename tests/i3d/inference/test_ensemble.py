@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from flow.store_writer import as_stored
 from i3d.build import build_model_from_config
 from i3d.config import apply_overrides, config_to_dict, load_config
 from i3d.data import transforms as T
@@ -50,12 +51,18 @@ def test_each_member_gets_its_own_inputs_and_short_videos_loop():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)  # 3 frames, shorter than the clip
     i3d = dataclasses.replace(SPEC, normalization="i3d")
-    raw = dataclasses.replace(SPEC, crop_size=24, normalization="none")
+    raw = dataclasses.replace(SPEC, crop_size=24, normalization="none", jpeg_quality=50)
     a, b = video_inputs(frames, i3d, ("rgb",))["rgb"], video_inputs(frames, raw, ("rgb",))["rgb"]
     assert a.shape == (1, 3, 4, 32, 32) and b.shape == (1, 3, 4, 24, 24)
-    by_hand = T.normalize_rgb(T.channels_first(frames[[0, 1, 2, 0], 4:36, 8:40]), "i3d", -4)  # looped, centre crop
+    # each member's frames as its stores hold them (its JPEG quality), looped, centre crop, its normalisation
+    stored = {q: as_stored({"rgb": frames}, q, SPEC.flow_bound)["rgb"][[0, 1, 2, 0]] for q in (95, 50)}
+    by_hand = T.normalize_rgb(T.channels_first(stored[95][:, 4:36, 8:40]), "i3d", -4)
     assert torch.equal(a[0], torch.from_numpy(by_hand))
+    assert torch.equal(b[0], torch.from_numpy(T.channels_first(stored[50][:, 8:32, 12:36]).astype(np.float32)))
     assert a.min() >= -1 and a.max() <= 1 and b.max() > 200  # [-1, 1] vs raw 0-255: each its own normalisation
+    foreign = video_inputs(frames, dataclasses.replace(i3d, stored=False), ("rgb",))["rgb"]  # not trained on stores
+    assert torch.equal(foreign[0], torch.from_numpy(T.normalize_rgb(T.channels_first(frames[[0, 1, 2, 0], 4:36, 8:40]),
+                                                                    "i3d", -4)))  # fmt: skip
     long = rng.integers(0, 256, (20, 40, 48, 3), dtype=np.uint8)
     two = video_inputs(long, dataclasses.replace(i3d, eval_num_clips=2), ("rgb",))["rgb"]
     assert torch.equal(two[1], video_inputs(long[12:16], i3d, ("rgb",))["rgb"][0])  # starts 4 and 12
