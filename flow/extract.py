@@ -27,7 +27,7 @@ from flow.engines import ENGINES
 from flow.prefetch import prefetch
 from flow.quantize import DEFAULT_BOUND
 from flow.store import FlowStoreError, VideoStore, is_complete, verify_store
-from flow.store_writer import FLOW_CODEC, FLOW_CODECS, StoreWriter
+from flow.store_writer import FLOW_CODEC, FLOW_CODECS, JPEG_QUALITY, StoreWriter
 from flow.stream import get_engine, stream_flow
 from flow.tvl1 import CONVENTIONS, TVL1Params, check_params
 from flow.video import VideoReader
@@ -44,7 +44,7 @@ class ExtractOptions:
     engine: str = "opencv"
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     bound: float = DEFAULT_BOUND
-    jpeg_quality: int = 95
+    jpeg_quality: int = JPEG_QUALITY
     compression: str = FLOW_CODEC  # flow codec of the stores (flow.store_writer.FLOW_CODECS)
     batch: int = 8  # frame pairs per engine call (GPU engines like large batches)
     prefetch: int = 2  # batches of frames decoded ahead in a thread while the engine works; 0: off (same output)
@@ -196,7 +196,7 @@ def store_summary(path: Path) -> tuple[dict, dict]:
 def store_option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
     """Where a finished store was made with other options than this run's (it is kept; --overwrite redoes it)."""
     wanted = {"fps": opts.fps, "short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
-              "flow_bound": opts.bound, **opts.tvl1.to_attrs()}  # fmt: skip
+              "flow_bound": opts.bound, "jpeg_quality": opts.jpeg_quality, **opts.tvl1.to_attrs()}  # fmt: skip
     if opts.fps:
         wanted["sampled_fps"] = opts.fps
     diffs = [f"{k} {attrs[k]!r} (asked {v!r})" for k, v in wanted.items() if k in attrs and attrs[k] != v]

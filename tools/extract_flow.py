@@ -18,6 +18,7 @@ from common.cli import run_tool
 from common.runner import add_run_arguments, overwrite_option, print_outcome
 from common.videos import parse_shard
 from flow.extract import ExtractOptions, extract_all
+from flow.store_writer import JPEG_QUALITY
 from flow.tvl1 import TVL1Params
 
 
@@ -33,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--engine", choices=("opencv", "numba", "torch"), default="opencv", help="TV-L1 implementation")
     p.add_argument("--bound", type=float, default=ExtractOptions.bound,
                    help="flow is clipped to +-bound pixels before 8-bit storage (and divided by it as model input)")
-    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY)
     p.add_argument("--batch", type=int, default=ExtractOptions.batch, help="frame pairs per engine call")
     p.add_argument("--prefetch", type=int, default=ExtractOptions.prefetch,
                    help="batches decoded ahead while the engine works (0: off)")

@@ -69,6 +69,8 @@ def test_resume_skips_complete_stores_and_redoes_broken(translating_video, tmp_p
     records, _ = extract_all([str(root)], out, ExtractOptions(short_side=0, convention="forward"), progress=False)
     assert all(r["status"] == "skipped" for r in records)
     assert "flow_convention 'backward' (asked 'forward')" in records[0]["warnings"][0]  # kept, but said so
+    records, _ = extract_all([str(root)], out, ExtractOptions(short_side=0, jpeg_quality=80), progress=False)
+    assert "jpeg_quality 95 (asked 80)" in records[0]["warnings"][0]  # the RGB a model trains on differs too
     _, summary = extract_all([str(root)], out, ExtractOptions(short_side=0, overwrite=True), progress=False)
     assert summary["done"] == 3 and (out / "a" / "x.h5").stat().st_ino != before["x.h5"][0]
 
