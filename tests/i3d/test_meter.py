@@ -1,4 +1,4 @@
-"""train.EpochMeter: the data-wait fraction and clips per worker-CPU-second that train_one_epoch logs."""
+"""EpochMeter: the data-wait fraction and clips per worker-CPU-second that train_one_epoch logs."""
 
 import math
 import time
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from i3d import train
+from i3d.meter import EpochMeter
 
 CPU_PER_CLIP = 0.02  # seconds of CPU each clip costs the process that loads it
 
@@ -34,7 +34,7 @@ def test_clips_per_worker_cpu_second_counts_the_loaders_cpu_only(workers, persis
     """The loader's CPU, in its workers or (none) in this process while it waits; never the step's own CPU, and
     workers that ended with the loader still count."""
     loader = DataLoader(Burning(), batch_size=2, num_workers=workers, persistent_workers=persistent)
-    meter = train.EpochMeter(loader.num_workers)
+    meter = EpochMeter(loader.num_workers)
     for batch in loader:
         meter.start_batch()
         burn(4 * CPU_PER_CLIP)  # the step: twice the CPU per clip the loader spends, in this process
@@ -49,4 +49,4 @@ def test_clips_per_worker_cpu_second_counts_the_loaders_cpu_only(workers, persis
 
 
 def test_no_clips_no_rate():
-    assert math.isnan(train.EpochMeter(1).clips_per_worker_cpu_s())
+    assert math.isnan(EpochMeter(1).clips_per_worker_cpu_s())
