@@ -42,7 +42,8 @@ import cv2
 import numpy as np
 import torch
 
-from faces.extract import FaceOptions, cut_faces
+from faces.extract import cut_faces
+from faces.options import FaceOptions
 from flow.extract import ExtractOptions
 from flow.video import write_video
 from i3d.build import build_model_from_config

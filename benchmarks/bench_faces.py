@@ -152,7 +152,8 @@ def dfdc_video() -> None:
     import tempfile
     from pathlib import Path
 
-    from faces.extract import FaceOptions, cut_faces, sidecar_path
+    from faces.extract import cut_faces
+    from faces.options import FaceOptions, sidecar_path
     from flow.video import write_video
 
     photo, boxes = photo_faces("astronaut")

@@ -1,6 +1,6 @@
 """Face-crop clips: which frames of which track become one clip, the clip's one crop box, and the cutting.
 
-The DFDC authors' recipe, each step an option of `faces.extract.FaceOptions`:
+The DFDC authors' recipe, each step an option of `faces.options.FaceOptions`:
 
 - a video is split into segments of `split_frames` frames (150: a 300-frame DFDC video gives two halves); each
   track's frames within a segment make one clip, so a person seen throughout gives one clip per half;

@@ -17,7 +17,8 @@ import sys
 from common.cli import run_tool
 from common.runner import add_run_arguments, overwrite_option, print_outcome
 from common.videos import parse_shard
-from faces.extract import FaceOptions, extract_faces
+from faces.extract import extract_faces
+from faces.options import FaceOptions
 
 DEFAULTS = FaceOptions()
 

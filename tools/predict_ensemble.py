@@ -29,7 +29,7 @@ from pathlib import Path
 
 from common.cli import resolve_device, run_tool
 from common.videos import find_videos
-from faces.extract import FaceOptions, recorded_options
+from faces.options import FaceOptions, recorded_options
 from i3d.inference import ensemble, preview
 
 

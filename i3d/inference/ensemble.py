@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from common.runner import describe
-from faces.extract import FaceOptions, cut_faces
+from faces.extract import cut_faces
+from faces.options import FaceOptions
 from flow.video import read_video
 from i3d.checkpoint import CheckpointError, model_from_checkpoint
 from i3d.data.spec import InputSpec

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from common.pictures import caption, draw_box, hstack, resize_height, save_picture, text_tile, vstack
-from faces.extract import FaceOptions, cut_faces
+from faces.extract import cut_faces
+from faces.options import FaceOptions
 from faces.track import Track, frame_boxes
 from flow.video import VideoReader, read_video
 from i3d.data import transforms as T

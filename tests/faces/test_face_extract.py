@@ -9,7 +9,8 @@ import pytest
 
 import faces.extract as fx
 from faces.crop import cut
-from faces.extract import FaceOptions, extract_faces
+from faces.extract import extract_faces
+from faces.options import FaceOptions
 from faces.track import Track, frame_boxes, iou
 from flow.video import read_video, write_video
 from i3d.data.dfdc import dfdc_records
@@ -148,7 +149,8 @@ def test_bad_options_are_one_line_value_errors():
 
 def test_a_different_video_of_the_same_name_is_cut_again_and_options_come_from_the_clips(run, tmp_path):
     """A finished cut counts only for the file it was made from; --faces-like takes the clips' own options."""
-    from faces.extract import finished_faces, recorded_options, source_stamp
+    from faces.extract import finished_faces, source_stamp
+    from faces.options import recorded_options
 
     done = json.loads((run["out"] / "people" / "two.faces.json").read_text())
     assert done["source_stamp"] == source_stamp(run["videos"] / "people" / "two.avi")

@@ -149,7 +149,7 @@ def test_each_video_is_decoded_once_per_frame_rate_and_short_side(tmp_path, monk
 def test_raw_videos_are_scored_by_their_face_clips(tmp_path, monkeypatch):
     """faces=: each raw video -> face clips (the training clips' recipe) -> every clip scored -> the max over clips;
     a video without a face gets the prior and is listed."""
-    from faces.extract import FaceOptions
+    from faces.options import FaceOptions
     from flow.video import write_video
     from i3d.synthetic.faces import no_face_video, two_people_video
 
