@@ -55,7 +55,7 @@ from i3d.synthetic.faces import load_photo
 ROOT = Path(__file__).resolve().parents[1]
 # the seven members, as the configs number them
 CONFIGS = ("dfdc_i3d", "dfdc_res34", "dfdc_mc3_112", "dfdc_mc3_224", "dfdc_r2p1_112", "dfdc_i3d_cutmix",
-           "dfdc_r2p1_112_cutmix")  # fmt: skip
+           "dfdc_r2p1_112_cutmix")
 FPS = 30.0  # DFDC's videos
 
 
@@ -89,7 +89,7 @@ def make_checkpoints(folder: Path, members=CONFIGS, crop: int = 0, clip_frames: 
         cfg = load_config(ROOT / "configs" / f"{name}.yaml", sets)
         model = build_model_from_config(cfg)
         state = {"model": model.state_dict(), "config": config_to_dict(cfg), "classes": ["REAL", "FAKE"],
-                 "input_spec": spec_for_run(cfg, extraction).to_dict()}  # fmt: skip
+                 "input_spec": spec_for_run(cfg, extraction).to_dict()}
         paths.append(save_checkpoint(folder / f"{name}.pt", state))
     return paths
 
@@ -129,10 +129,10 @@ def faces_like(folder: Path, video: Path, opts: FaceOptions) -> Path:
 
 # -- the run -----------------------------------------------------------------------------------------------------
 def run_ensemble_tool(checkpoints: list[Path], videos: Path, out: Path, device: str, like: Path | None
-                      ) -> tuple[float, dict]:  # fmt: skip
+                      ) -> tuple[float, dict]:
     """(wall seconds, the tool's report) of predict_ensemble --faces over `videos`."""
     cmd = [sys.executable, str(ROOT / "tools" / "predict_ensemble.py"), "--faces", "--videos", str(videos),
-           "--out", str(out), "--device", device]  # fmt: skip
+           "--out", str(out), "--device", device]
     for path in checkpoints:
         cmd += ["--model", str(path)]
     if like is not None:
@@ -160,7 +160,7 @@ def stage_summary(wall: float, report: dict) -> dict:
             "load_s": {names[m["name"]]: m["load_seconds"] for m in report["members"]},
             "first_video_s": per_video[0], "steady_videos": len(steady),
             "per_video_s": {s: float(np.mean([v.get(s, 0.0) for v in steady])) for s in stages},
-            "videos": per_video}  # fmt: skip
+            "videos": per_video}
 
 
 def _stage_name(stage: str, names: dict) -> str:
@@ -176,7 +176,7 @@ def print_table(res: dict) -> None:
         print(f"| {stage} | {steady[stage]:.2f} | {100 * steady[stage] / total:.0f} % | {first.get(stage, 0):.2f} |")
     loads = ", ".join(f"{k.removeprefix('dfdc_')} {v:.2f}" for k, v in res["load_s"].items())
     print(f"\nstart-up {res['startup_s']:.1f} s (tool wall {res['wall_s']:.1f} s less its videos); models built and "
-          f"loaded in {sum(res['load_s'].values()):.1f} s ({loads})")  # fmt: skip
+          f"loaded in {sum(res['load_s'].values()):.1f} s ({loads})")
     top = max((s for s in steady if s not in ("total",)), key=steady.get)
     print(f"dominant stage: {top} ({100 * steady[top] / total:.0f} %); load average now {os.getloadavg()[0]:.2f}")
 
@@ -187,7 +187,7 @@ def main(args: argparse.Namespace) -> dict:
         work = args.keep or Path(tmp)
         res = {"device": args.device, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "torch": torch.__version__, "args": {k: str(v) for k, v in vars(args).items()},
-               "load_before": os.getloadavg()}  # fmt: skip
+               "load_before": os.getloadavg()}
         if args.device.startswith("cuda"):
             res["gpu"] = torch.cuda.get_device_name(0)
         tick = time.perf_counter()
@@ -198,7 +198,7 @@ def main(args: argparse.Namespace) -> dict:
             opts = FaceOptions(size=args.face_size, min_frames=args.min_frames)
             like = faces_like(work / "faces_like", videos[0], opts)
         print(f"inputs made in {time.perf_counter() - tick:.1f} s: {len(checkpoints)} checkpoints, {len(videos)} "
-              f"videos of {args.frames} frames at {args.size}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+              f"videos of {args.frames} frames at {args.size}; load {os.getloadavg()[0]:.2f}")
         submission = work / "out" / "submission.csv"
         wall, report = run_ensemble_tool(checkpoints, work / "videos", submission, args.device, like)
         res.update(stage_summary(wall, report))

@@ -101,7 +101,7 @@ def jpeg_folder(folder: Path, rgb: np.ndarray, flows: np.ndarray, bound: float =
     err = np.abs(np.stack(decoded) - np.clip(flows, -bound, bound))
     return {"rgb_bytes": size["img"], "flow_bytes": size["flow"], "rgb_disk": disk["img"], "flow_disk": disk["flow"],
             "files": sum(len(v) for v in files.values()), "flow_mean_err": float(err.mean()),
-            "flow_max_err": float(err.max())}  # fmt: skip
+            "flow_max_err": float(err.max())}
 
 
 def store_sizes(path: Path, flows: np.ndarray) -> dict:
@@ -112,7 +112,7 @@ def store_sizes(path: Path, flows: np.ndarray) -> dict:
     err = np.abs(dequantize_flow(quantize_flow(flows)) - np.clip(flows, -20, 20))
     return {"frames": n, "rgb_bytes": rgb, "flow_bytes": flow, "file_bytes": path.stat().st_size,
             "file_disk": path.stat().st_blocks * 512, "flow_mean_err": float(err.mean()),
-            "flow_max_err": float(err.max())}  # fmt: skip
+            "flow_max_err": float(err.max())}
 
 
 def source_frames(name: str, num_frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -146,7 +146,7 @@ def run_cli(videos: Path, out: Path, engine: str, workers: int) -> tuple[float, 
     """Wall and CPU seconds (children included) of one tools/extract_flow.py run."""
     cmd = [sys.executable, str(ROOT / "tools" / "extract_flow.py"), "--videos", str(videos), "--out", str(out),
            "--workers", str(workers), "--fps", "0", "--short-side", "0", "--engine", engine,
-           "--no-progress"]  # fmt: skip
+           "--no-progress"]
     before = os.times()
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
@@ -191,7 +191,7 @@ def cli_runs(inputs: dict[str, Path], start_up: Path, tmp: Path, args) -> list[d
                              "seconds": wall, "cpu_seconds": cpu, "start_up_seconds": fixed,
                              "start_up_cpu_seconds": fixed_cpu, "steady_cpu_seconds": max(cpu - fixed_cpu, 1e-3),
                              "steady_pairs_per_s": 2 * (args.frames - 1) / max(wall - fixed, 1e-3),
-                             "load_before": before})  # fmt: skip
+                             "load_before": before})
                 print(f"  repeat {repeat} {name} {engine}: {wall:.1f} s (CPU {cpu:.1f} s); {before}", flush=True)
     return rows
 
@@ -218,7 +218,7 @@ def cli_summary(rows: list[dict], engines: list[str]) -> list[dict]:
 
 def cli_main(args) -> None:
     res = {"size": f"{args.size[0]}x{args.size[1]}", "workers": args.workers, "cpus": os.cpu_count(),
-           "frames": args.frames}  # fmt: skip
+           "frames": args.frames}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs = {name: content_videos(tmp / "in" / name, name, args.frames, args.size) for name in args.videos}
@@ -226,12 +226,12 @@ def cli_main(args) -> None:
         for engine in set(args.engines) - {"opencv"}:  # untimed: Numba compiles into its cache
             run_cli(start_up, tmp / "warm" / engine, engine, args.workers)
         print(f"{res['size']}, 2 videos of {args.frames} frames per input, --workers {args.workers}, "
-              f"{os.cpu_count()} cores; {load()}", flush=True)  # fmt: skip
+              f"{os.cpu_count()} cores; {load()}", flush=True)
         res["runs"] = cli_runs(inputs, start_up, tmp, args)
         res["epe"] = {name: epe_rows(folder, args.engines, args.epe_pairs) for name, folder in inputs.items()}
     res["rows"] = cli_summary(res["runs"], args.engines)
     print("\n| input | engine | pairs | wall s | start-up s (CPU s) | steady pairs/s | x opencv steady | "
-          "x opencv per CPU-s | EPE vs opencv (px) |\n|---|---|---:|---:|---:|---:|---|---|---|")  # fmt: skip
+          "x opencv per CPU-s | EPE vs opencv (px) |\n|---|---|---:|---:|---:|---:|---|---|---|")
     for r in res["rows"]:
         ratios = "/".join(f"{x:.2f}" for x in r["steady_ratios"])
         cpu = "/".join(f"{x:.2f}" for x in r["cpu_ratios"])
@@ -278,11 +278,11 @@ def main() -> None:
         res["workers1"] = {"seconds": rec["seconds"], "pairs_per_s": args.pairs / rec["seconds"],
                            "overhead_vs_bare": rec["seconds"] / calc_s - 1,
                            "overhead_in_run": rec["seconds"] / rec["calc_seconds"] - 1, "cpu_seconds": cpu,
-                           "cpu_overhead_vs_bare": cpu / calc_cpu - 1, "load": load()}  # fmt: skip
+                           "cpu_overhead_vs_bare": cpu / calc_cpu - 1, "load": load()}
         r1 = res["workers1"]
         print(f"1 worker:      {r1['pairs_per_s']:.3f} pairs/s ({rec['seconds']:.1f} s, CPU {cpu:.1f} s); overhead vs "
               f"bare: wall {100 * r1['overhead_vs_bare']:+.1f}%, CPU {100 * r1['cpu_overhead_vs_bare']:+.1f}%; "
-              f"outside the engine in-run {100 * r1['overhead_in_run']:.1f}%; {load()}")  # fmt: skip
+              f"outside the engine in-run {100 * r1['overhead_in_run']:.1f}%; {load()}")
 
         jobs = [(f"v{i}", video, tmp / "w2" / f"v{i}.h5") for i in range(2)]
         start = time.perf_counter()
@@ -291,17 +291,17 @@ def main() -> None:
         assert all(r["status"] == "done" for r in recs), recs
         res["workers2"] = {"seconds": wall, "pairs_per_s": 2 * args.pairs / wall, "load": load()}
         print(f"2 workers:     {2 * args.pairs / wall:.3f} pairs/s ({wall:.1f} s for 2 videos incl. worker start); "
-              f"{load()}")  # fmt: skip
+              f"{load()}")
 
         res["store"] = store_sizes(tmp / "w1" / "one.h5", flows)
         res["jpeg_folder"] = jpeg_folder(tmp / "jpeg", rgb, flows)
     s, j = res["store"], res["jpeg_folder"]
     print(f"bytes/frame   HDF5 store: RGB {s['rgb_bytes'] / n:.0f}, flow {s['flow_bytes'] / n:.0f}, "
           f"file {s['file_bytes'] / n:.0f} (on disk {s['file_disk'] / n:.0f}); flow error mean {s['flow_mean_err']:.3f}"
-          f" max {s['flow_max_err']:.3f} px")  # fmt: skip
+          f" max {s['flow_max_err']:.3f} px")
     print(f"bytes/frame   JPEG folder: RGB {j['rgb_bytes'] / n:.0f}, flow x+y {j['flow_bytes'] / args.pairs:.0f} "
           f"(on disk {j['rgb_disk'] / n:.0f} + {j['flow_disk'] / args.pairs:.0f}) in {j['files']} files; "
-          f"flow error mean {j['flow_mean_err']:.3f} max {j['flow_max_err']:.3f} px")  # fmt: skip
+          f"flow error mean {j['flow_mean_err']:.3f} max {j['flow_max_err']:.3f} px")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))

@@ -100,7 +100,7 @@ def scenes(num_frames: int) -> list:
         photo, boxes = photo_faces(name)
         centre = ((boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2)
         out.append((name, *pan_zoom_video(photo, boxes, num_frames, FRAME, center=centre, amplitude=(20, 10),
-                                          zoom=zoom)))  # fmt: skip
+                                          zoom=zoom)))
     photo, boxes = side_by_side([photo_faces("astronaut"), photo_faces("camera")])
     out.append(("both", *pan_zoom_video(photo, boxes, num_frames, FRAME, amplitude=(40, 30), zoom=(0.5, 0.8))))
     out += lfw_tiles()
@@ -167,7 +167,7 @@ def dfdc_video() -> None:
         fake = cut_faces("fake", src, sidecar_path(Path(tmp) / "out", "real"), out=Path(tmp) / "out", opts=opts)
     for name, r in (("REAL", real), ("FAKE", fake)):
         print(f"DFDC-sized {name}: {r['status']}, {len(r['crops'])} clips, {r['seconds']:.1f} s "
-              f"(detection {r['detect_seconds']:.1f} s in {r['sampled']} frames)")  # fmt: skip
+              f"(detection {r['detect_seconds']:.1f} s in {r['sampled']} frames)")
 
 
 def main(args: argparse.Namespace) -> None:

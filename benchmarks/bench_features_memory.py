@@ -70,13 +70,13 @@ def random_weights(work: Path) -> dict[str, Path]:
 def whole_video_checkpoint(path: Path, short_side: int, crop: int, engine: str) -> Path:
     """A two-stream checkpoint in the trainer's format whose input spec takes whole videos."""
     cfg = load_config(None, ["model.num_classes=10", f"data.crop_size={crop}", "data.num_frames=64",
-                             "data.eval_num_frames=0", "model.streams=rgb,flow"])  # fmt: skip
+                             "data.eval_num_frames=0", "model.streams=rgb,flow"])
     torch.manual_seed(0)
     model = build_model_from_config(cfg)
     spec = InputSpec(short_side=short_side, crop_size=crop, flow_engine=engine, num_frames=64, eval_num_frames=0)
     torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
                 "rng": {}, "config": config_to_dict(cfg), "classes": [f"class{i}" for i in range(10)],
-                "input_spec": spec.to_dict()}, path)  # fmt: skip
+                "input_spec": spec.to_dict()}, path)
     return path
 
 
@@ -99,7 +99,7 @@ def commands(tool: str, video: Path, work: Path, args: argparse.Namespace, weigh
         return [sys.executable, "tools/extract_features.py", "--videos", str(video), "--out", str(out),
                 "--streams", "rgb", "flow", "--rgb-weights", str(weights["rgb"]), "--flow-weights",
                 str(weights["flow"]), "--short-side", str(short), "--crop", str(args.crop), "--engine", args.engine,
-                "--overwrite", "--no-progress", "--device", "cpu"]  # fmt: skip
+                "--overwrite", "--no-progress", "--device", "cpu"]
     return [sys.executable, "tools/predict.py", str(video), "--checkpoint", str(checkpoint), "--device", "cpu"]
 
 
@@ -112,17 +112,17 @@ def main(args: argparse.Namespace) -> list[dict]:
         if not all(weights.values()):
             weights = {**random_weights(work), **{s: w for s, w in weights.items() if w}}
         checkpoint = whole_video_checkpoint(work / "whole_video.pt", min(args.height, args.width), args.crop,
-                                            args.engine)  # fmt: skip
+                                            args.engine)
         results = []
         for frames in args.frames:
             video = make_video(work / f"v{frames}.avi", frames, args.height, args.width)
             for tool in args.tools:
                 row = {"tool": tool, "frames": frames, **measure(commands(tool, video, work, args, weights,
-                                                                           checkpoint))}  # fmt: skip
+                                                                           checkpoint))}
                 row["frames_per_s"] = frames / row["seconds"]
                 results.append(row)
                 print(f"{tool:9s} {frames:6d} frames of {args.width}x{args.height}: peak RSS {row['peak_rss_mb']:7.1f} "
-                      f"MB, {row['seconds']:6.1f} s, {row['frames_per_s']:6.1f} frames/s", flush=True)  # fmt: skip
+                      f"MB, {row['seconds']:6.1f} s, {row['frames_per_s']:6.1f} frames/s", flush=True)
     for tool in args.tools:
         rows = [r for r in results if r["tool"] == tool]
         growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]

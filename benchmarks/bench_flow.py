@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="print torch.profiler's top operators (device time) for the torch engine's timed call")
     p.add_argument("--noise-floor", action="store_true",
                    help="also run OpenCV on the frames plus uniform +-0.001 grey-level noise (float input) and report "
-                        "its EPE against itself: how far float rounding alone moves OpenCV's own answer")  # fmt: skip
+                        "its EPE against itself: how far float rounding alone moves OpenCV's own answer")
     return p.parse_args(argv)
 
 
@@ -67,7 +67,7 @@ def load_pairs(video: str, pairs: int, short_side: int, crop_width: int) -> tupl
 
 
 def noisy_opencv_flow(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params | None = None,
-                      rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
+                      rng: np.random.Generator | None = None) -> np.ndarray:
     """OpenCV's flow of one uint8 pair plus uniform +-0.001 grey levels of noise (float input).
 
     The noise is 500x below the 8-bit step: the answer moves only because TV-L1 amplifies rounding differences.

@@ -75,7 +75,7 @@ def job_args(job: str, tmp: Path) -> list[str]:
 def run(job: str, videos: Path, out: Path, args: list[str], workers: int) -> float:
     tool = ROOT / "tools" / f"extract_{job}.py"
     cmd = [sys.executable, str(tool), "--videos", str(videos), "--out", str(out), "--workers", str(workers),
-           "--no-progress", *args]  # fmt: skip
+           "--no-progress", *args]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - start

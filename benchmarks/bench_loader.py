@@ -114,7 +114,7 @@ def trainer_epochs(cfg, datasets: dict, workers: int, epochs: int) -> dict[str, 
     loaders_by_name = {name: DataLoader(ds, cfg.train.batch_size, sampler=RandomSampler(ds), drop_last=True,
                                         num_workers=workers, persistent_workers=workers > 0,
                                         worker_init_fn=worker_init_fn)
-                       for name, ds in datasets.items()}  # fmt: skip
+                       for name, ds in datasets.items()}
     steps = len(next(iter(loaders_by_name.values())))
     opt, sched = build.build_optimizer(cfg, model, steps)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
@@ -123,7 +123,7 @@ def trainer_epochs(cfg, datasets: dict, workers: int, epochs: int) -> dict[str, 
         for name, loader in loaders_by_name.items():
             loader.dataset.set_epoch(epoch)
             out = train.train_one_epoch(model, loader, opt, sched, scaler, cfg, epoch=epoch, step=0,
-                                        device=torch.device("cpu"))  # fmt: skip
+                                        device=torch.device("cpu"))
             stats[name].append(out)
     return stats
 
@@ -160,7 +160,7 @@ def main() -> None:
     torch.set_num_threads(1)  # as in a DataLoader worker
     cv2.setNumThreads(1)  # before the workers fork; one worker = one core
     cfg = load_config(overrides=[f"data.num_frames={args.num_frames}", f"data.crop_size={args.crop}", "data.flip=true",
-                                 f"train.batch_size={args.batch}", "train.progress=false"])  # fmt: skip
+                                 f"train.batch_size={args.batch}", "train.progress=false"])
     with tempfile.TemporaryDirectory() as tmp:
         paths = store_paths(args, tmp)
         spec = loaders.spec_for_run(cfg, stores_extraction(paths))
@@ -182,7 +182,7 @@ def main() -> None:
         if args.workers > 0:
             floats = TwoStreamClipDataset(ds.items, num_frames=ds.num_frames, crop_size=ds.crop_size, flip=ds.flip,
                                           seed=ds.seed, streams=ds.streams, normalization=ds.normalization,
-                                          flow_bound=ds.flow_bound)  # fmt: skip
+                                          flow_bound=ds.flow_bound)
             runs = trainer_epochs(cfg, {"8-bit": ds, "float32": floats}, args.workers, args.epochs)
             print(f"train_one_epoch, {args.workers} workers, {len(ds)} clips per epoch:")
             for name, epochs in runs.items():

@@ -181,7 +181,7 @@ def variants_table(result: dict) -> str:
         return "" if value is None else format(value, fmt)
 
     lines = ["| variant | fwd clips/s | fwd GFLOP/s | % peak | x fp32 | fwd+bwd clips/s | fwd+bwd GFLOP/s | % peak "
-             "| x fp32 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| x fp32 |", "|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         if "error" in row:
             lines.append(f"| {row['variant']} | failed: {row['error']} |")
@@ -189,11 +189,11 @@ def variants_table(result: dict) -> str:
         cells = [row["variant"]]
         for kind in ("forward", "forward_backward"):
             cells += [cell(row, f"{kind}_clips_per_s", ".2f"), cell(row, f"{kind}_gflops", ".1f"),
-                      cell(row, f"{kind}_pct_peak", ".1f"), cell(row, f"{kind}_x_fp32", ".2f")]  # fmt: skip
+                      cell(row, f"{kind}_pct_peak", ".1f"), cell(row, f"{kind}_x_fp32", ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     peaks = ", ".join(f"{k} {v['peak_gflops']:.1f} GFLOP/s (matmul {v['matmul_gflops']:.1f}, conv3d "
                       f"{v['conv3d_gflops']:.1f})" if "peak_gflops" in v else f"{k} {v['error']}"
-                      for k, v in result["peaks"].items())  # fmt: skip
+                      for k, v in result["peaks"].items())
     gflop = ", ".join(f"{k} {v / 1e9:.1f} GFLOP" for k, v in result["flops"].items())
     return "\n".join(lines + [f"measured peaks: {peaks}", f"work per batch: {gflop}"])
 
@@ -210,7 +210,7 @@ def main(args: argparse.Namespace) -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
     print(f"uptime before: {uptime()}")
     print(f"InceptionI3d in_channels={args.in_channels}, input {args.batch}x{args.in_channels}x{args.frames}x"
-          f"{args.size}x{args.size}, {device}, torch {torch.__version__}", flush=True)  # fmt: skip
+          f"{args.size}x{args.size}, {device}, torch {torch.__version__}", flush=True)
     print(variants_table(run_variants(args)))
     print(f"uptime after:  {uptime()}")
 

@@ -80,7 +80,7 @@ def main() -> None:
     sizes = ", ".join(f"{c.shape[0]}x{c.shape[2]}x{c.shape[3]}" for c in codes)
     print(f"{len(codes)} stores ({sizes}), {frames} frames; {args.frames}-frame reads, crop {args.crop}, fletcher32 on")
     print(f"load average {os.getloadavg()} on {os.cpu_count()} CPUs; h5py {h5py.__version__}, "
-          f"HDF5 {h5py.version.hdf5_version}, hdf5plugin {hdf5plugin.version}")  # fmt: skip
+          f"HDF5 {h5py.version.hdf5_version}, hdf5plugin {hdf5plugin.version}")
     names = [f"{'codec':<24}", f"{'chunk':<10}"] + [f"{c:>11}" if c == "bytes/frame" else f"{c:>9}"
                                                     for c in ("bytes/frame", "vs gzip-6", "full ms/f", "crop ms/f")]
     header = "| " + " | ".join(names) + " |"
@@ -106,7 +106,7 @@ def main() -> None:
                     reference = nbytes
                 ratio = f"{nbytes / reference:.2f}x" if reference else "-"
                 print(f"| {name:<24} | {tile:<10} | {nbytes / frames:11.0f} | {ratio:>9} | {full / frames:9.3f} | "
-                      f"{crop / frames:9.3f} |", flush=True)  # fmt: skip
+                      f"{crop / frames:9.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def read_pass(draws: list[tuple[Path, int]], length: int) -> dict:
     walls, cpus = np.array(walls) * 1e3, np.array(cpus) * 1e3
     ms = lambda x: round(float(x), 1)  # noqa: E731
     return {"wall_ms_median": ms(np.median(walls)), "wall_ms_p90": ms(np.percentile(walls, 90)),
-            "wall_ms_mean": ms(walls.mean()), "cpu_ms_mean": ms(cpus.mean())}  # fmt: skip
+            "wall_ms_mean": ms(walls.mean()), "cpu_ms_mean": ms(cpus.mean())}
 
 
 def main() -> int:
@@ -80,7 +80,7 @@ def main() -> int:
         paths.append(Path(shutil.copyfile(paths[0], args.dir / f"s{i:05d}.h5")))
     rng = np.random.default_rng(1)
     draws = [(paths[rng.integers(len(paths))], int(rng.integers(args.frames - args.length + 1)))
-             for _ in range(args.reads)]  # fmt: skip
+             for _ in range(args.reads)]
     try:
         evict(paths)
         cold = read_pass(draws, args.length)
@@ -89,7 +89,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)
     result = {"stores": args.stores, "frames": args.frames, "store_bytes": size, "reads": args.reads,
-              "clip_frames": args.length, "cold": cold, "warm": warm, "load": os.getloadavg()}  # fmt: skip
+              "clip_frames": args.length, "cold": cold, "warm": warm, "load": os.getloadavg()}
     print(json.dumps(result, indent=1))
     return 0
 

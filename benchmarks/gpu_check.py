@@ -66,9 +66,9 @@ def sizes(tiny: bool) -> dict:
     if tiny:
         tvl1 = dict(nscales=2, warps=1, outer_iterations=2, inner_iterations=5)
         return dict(pairs=2, short_side=32, crop_width=40, batches=(1, 2), epe_pairs=1, clip=(4, 36), batch=1,
-                    train_batch=1, compile=False, tvl1=tvl1)  # fmt: skip
+                    train_batch=1, compile=False, tvl1=tvl1)
     return dict(pairs=64, short_side=256, crop_width=340, batches=(1, 2, 4, 8, 16, 32, 64), epe_pairs=8,
-                clip=(64, 224), batch=8, train_batch=4, compile=True, tvl1={})  # fmt: skip
+                clip=(64, 224), batch=8, train_batch=4, compile=True, tvl1={})
 
 
 # ---------------------------------------------------------------- report
@@ -107,7 +107,7 @@ def summary(results: dict) -> str:
                     continue
                 text = (f"fwd {row['forward_clips_per_s']:.1f} clips/s ({row['forward_pct_peak']:.0f}% peak), "
                         f"fwd+bwd {row['forward_backward_clips_per_s']:.1f} clips/s "
-                        f"({row['forward_backward_pct_peak']:.0f}% peak)")  # fmt: skip
+                        f"({row['forward_backward_pct_peak']:.0f}% peak)")
                 if "forward_backward_x_fp32" in row:
                     text += f", x fp32 {row['forward_backward_x_fp32']:.2f}"
                 add(name, row["variant"], text)
@@ -128,7 +128,7 @@ def summary(results: dict) -> str:
 def environment(args) -> dict:
     device = torch.device(args.device)
     env = {"torch": torch.__version__, "python": platform.python_version(), "device": args.device, "tiny": args.tiny,
-           "cpu_count": os.cpu_count(), "load": os.getloadavg()}  # fmt: skip
+           "cpu_count": os.cpu_count(), "load": os.getloadavg()}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda

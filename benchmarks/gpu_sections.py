@@ -48,7 +48,7 @@ def run_tests(args, size) -> dict:
     """`pytest -q tests/gpu`: the tests that need CUDA (they skip, saying so, without it)."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/gpu"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=240)  # fmt: skip
+                          capture_output=True, text=True, timeout=240)
     log = Path(args.out).with_name("pytest_gpu.txt")  # the whole output beside the JSON: failures need it
     log.write_text(proc.stdout + proc.stderr)
     tail = proc.stdout.strip().splitlines()[-1:] or [proc.stderr.strip()[-300:]]
@@ -64,10 +64,10 @@ def load_gray_pairs(args, size) -> dict:
         rng = np.random.default_rng(0)
         base = (rng.random((size["short_side"] + 8, size["crop_width"] + 8)) * 255).astype(np.uint8)
         frames = np.stack([base[4 - t : 4 - t + size["short_side"], 4 - t : 4 - t + size["crop_width"]]
-                           for t in range(size["pairs"] + 1)])  # fmt: skip
+                           for t in range(size["pairs"] + 1)])
         return {"synthetic": (frames[:-1], frames[1:])}
     return {Path(v).name: bench_flow.load_pairs(v, size["pairs"], size["short_side"], size["crop_width"])
-            for v in args.videos}  # fmt: skip
+            for v in args.videos}
 
 
 def _opencv_flow(prev, nxt, params, noise_seed=None):
@@ -97,7 +97,7 @@ def tvl1(args, size) -> dict:
     spawn = multiprocessing.get_context("spawn")  # never fork a process that holds a CUDA context
     with ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1), mp_context=spawn) as pool:  # OpenCV on the CPU cores
         futures = {job: pool.submit(_opencv_flow, data[job[0]][0][job[1]], data[job[0]][1][job[1]], params, job[2])
-                   for job in jobs}  # fmt: skip
+                   for job in jobs}
         reference = {job: f.result() for job, f in futures.items()}
     out = {"videos": {}, "rows": []}
     refs = {name: np.stack([reference[name, i, None] for i in range(k)]) for name in data}
@@ -120,7 +120,7 @@ def tvl1(args, size) -> dict:
             epe = float(np.linalg.norm(flow[:k] - refs[name], axis=-1).mean())
             out["rows"].append({"video": name, "batch": batch, "pairs": n, "seconds": seconds,
                                 "pairs_per_s": n / seconds, "epe_vs_opencv": epe,
-                                "noise_floor_epe": out["videos"][name]["noise_floor_epe"]})  # fmt: skip
+                                "noise_floor_epe": out["videos"][name]["noise_floor_epe"]})
             print(f"  tvl1 {name} batch {batch}: {n / seconds:.1f} pairs/s, EPE {epe:.3f}", flush=True)
     return out
 
@@ -130,7 +130,7 @@ def model(args, size, variants=("fp32", "channels_last", "bf16", "bf16_channels_
     frames, crop = size["clip"]
     margs = bench_model.parse_args(["--device", args.device, "--batch", str(size["batch"]), "--frames", str(frames),
                                     "--size", str(crop), "--steps", "1" if args.tiny else "5", "--warmup",
-                                    "0" if args.tiny else "2", "--variants", *variants])  # fmt: skip
+                                    "0" if args.tiny else "2", "--variants", *variants])
     torch.backends.cudnn.benchmark = True
     result = bench_model.run_variants(margs)
     print(bench_model.variants_table(result), flush=True)
@@ -148,7 +148,7 @@ def _train_setup(args, size, amp: str, channels_last: bool = False):
     cfg = load_config(ROOT / "configs" / "kinetics400_i3d_two_stream.yaml",
                       [f"train.amp={amp}", f"train.device={torch.device(args.device).type}", "train.progress=false",
                        f"train.channels_last={str(channels_last).lower()}",
-                       f"data.num_frames={frames}", f"data.crop_size={crop}"])  # fmt: skip
+                       f"data.num_frames={frames}", f"data.crop_size={crop}"])
     torch.manual_seed(0)
     device = torch.device(args.device)
     net = build_model_from_config(cfg).to(device, memory_format=memory_format(cfg, device))
@@ -157,7 +157,7 @@ def _train_setup(args, size, amp: str, channels_last: bool = False):
     g = torch.Generator().manual_seed(1)
     b = size["train_batch"]
     batch = {"rgb": torch.randn(b, 3, frames, crop, crop, generator=g), "flow": torch.randn(b, 2, frames, crop, crop,
-             generator=g), "label": torch.randint(0, cfg.model.num_classes, (b,), generator=g)}  # fmt: skip
+             generator=g), "label": torch.randint(0, cfg.model.num_classes, (b,), generator=g)}
     return cfg, net, optimizer, scheduler, scaler, batch
 
 
@@ -172,7 +172,7 @@ def train_step(args, size) -> dict:
     device = torch.device(args.device)
     out = {}
     rows = {"fp32": ("none", False), "fp32_channels_last": ("none", True), "bf16_channels_last": ("bf16", True),
-            "fp16_channels_last": ("fp16", True)}  # fmt: skip
+            "fp16_channels_last": ("fp16", True)}
     for row, (amp, channels_last) in rows.items():
         cfg, net, optimizer, scheduler, scaler, batch = _train_setup(args, size, amp, channels_last)
         before = next(net.parameters()).detach().clone()
@@ -187,7 +187,7 @@ def train_step(args, size) -> dict:
         moved = float((next(net.parameters()).detach() - before).abs().max())
         loss = float(sum(v for k, v in stats.items() if k.startswith("loss")))
         out[row] = {"seconds": seconds, "clips_per_s": size["train_batch"] / seconds, "loss": loss,
-                    "finite": bool(np.isfinite(loss)), "param_moved": moved}  # fmt: skip
+                    "finite": bool(np.isfinite(loss)), "param_moved": moved}
         print(f"  train step {row}: {seconds:.3f} s, loss {loss:.3f}", flush=True)
         del net, optimizer
     for row in list(rows)[1:]:
@@ -220,7 +220,7 @@ def ddp(args, size) -> dict:
             # torchrun's environment for one process; i3d.distributed joins a group only for world > 1, so here
             # the group is made by hand with the backend it would pick
             os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="1", RANK="0",
-                              LOCAL_RANK="0")  # fmt: skip
+                              LOCAL_RANK="0")
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
             world = dist.get_world_size()
             model = wrap_ddp(net, device, dropout_seed=0, resume=True)
@@ -247,7 +247,7 @@ def compact(args, size) -> dict:
     batch = {"rgb": torch.randint(0, 256, (b, 3, frames, crop, crop), dtype=torch.uint8, generator=g),
              "flow": torch.randint(1, 256, (b, 2, frames, crop, crop), dtype=torch.uint8, generator=g),
              "rgb_table": torch.from_numpy(rgb_table("i3d").T.copy()).expand(b, 3, 256).clone(),
-             "flow_table": torch.from_numpy(flow_code_tables(20.0, 20.0, True)).expand(b, 2, 256).clone()}  # fmt: skip
+             "flow_table": torch.from_numpy(flow_code_tables(20.0, 20.0, True)).expand(b, 2, 256).clone()}
     pinned = {k: v.pin_memory() if device.type == "cuda" else v for k, v in batch.items()}
     expected = expand_compact(batch)
     got = expand_compact({k: v.to(device) for k, v in pinned.items()})
@@ -266,7 +266,7 @@ def compact(args, size) -> dict:
     bytes_compact = sum(v.numel() * v.element_size() for v in batch.values())
     bytes_float = sum(v.numel() * v.element_size() for v in expected.values())
     return {"max_abs_diff": diff, "equal": diff == 0.0, "compact_ms": 1e3 * compact_s, "float32_copy_ms": 1e3 * float_s,
-            "bytes_compact": bytes_compact, "bytes_float32": bytes_float}  # fmt: skip
+            "bytes_compact": bytes_compact, "bytes_float32": bytes_float}
 
 
 def compile_model(args, size) -> dict:

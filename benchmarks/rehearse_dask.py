@@ -74,7 +74,7 @@ def free_port() -> int:
 def _env() -> dict:
     # workers import flow from this checkout; one thread per library so that N workers use N cores
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "NUMBA_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}  # fmt: skip
+            "NUMBA_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}
 
 
 class Cluster:
@@ -112,7 +112,7 @@ class Cluster:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.workdir / f"{name}-{len(self.processes)}.log", "wb")
         proc = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
         log.close()
         self.processes.append(proc)
         return proc
@@ -120,7 +120,7 @@ class Cluster:
     def start_scheduler(self) -> None:
         """Start (or restart, on the same port) the scheduler and wait until it accepts connections."""
         self.scheduler = self._spawn("scheduler", ["scheduler", "--host", HOST, "--port", str(self.port),
-                                                   "--no-dashboard", "--idle-timeout", "3600"])  # fmt: skip
+                                                   "--no-dashboard", "--idle-timeout", "3600"])
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.scheduler.poll() is not None:
@@ -136,7 +136,7 @@ class Cluster:
         # --death-timeout: a worker whose scheduler is gone for 5 minutes ends itself, should this script be killed
         proc = self._spawn("worker", ["worker", self.address, "--host", HOST, "--nthreads", "1", "--nworkers", "1",
                                       "--no-dashboard", "--death-timeout", "300", "--memory-limit", "0",
-                                      "--local-directory", str(self.workdir / "dask-worker-space")])  # fmt: skip
+                                      "--local-directory", str(self.workdir / "dask-worker-space")])
         self.workers.append(proc)
         return proc
 
@@ -172,12 +172,12 @@ CHEAP_TVL1 = ["--nscales", "1", "--warps", "1", "--inner-iterations", "5", "--ou
 
 def tool_command(videos: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / "extract_flow.py"), "--videos", str(videos), "--out", str(out),
-            "--short-side", "0", "--no-progress", *CHEAP_TVL1, *extra]  # fmt: skip
+            "--short-side", "0", "--no-progress", *CHEAP_TVL1, *extra]
 
 
 def start_tool(videos: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(tool_command(videos, out, *extra), cwd=ROOT, env=_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish_tool(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
@@ -263,7 +263,7 @@ def throughput(work: Path, cluster: Cluster, videos: Path, count: int, slots: in
     (as each record says), per video: tool start-up, worker start-up (joblib), scheduling and result transfer."""
     rows = {}
     for name, extra in (("local", ("--workers", str(slots))), ("dask", ("--backend", "dask", "--scheduler",
-                                                                         cluster.address))):  # fmt: skip
+                                                                         cluster.address))):
         out = work / f"out_{name}"
         result = run_extract_flow(videos, out, *extra, timeout=timeout)
         assert result["rc"] == 0, result["output"]
@@ -272,7 +272,7 @@ def throughput(work: Path, cluster: Cluster, videos: Path, count: int, slots: in
         rows[name] = {"wall_s": round(result["wall"], 2), "videos_per_s": round(count / result["wall"], 2),
                       "in_extract_store_s_per_video": round(inside / count, 4),
                       "overhead_s_per_video": round((result["wall"] * slots - inside) / count, 4),
-                      "rerun_all_skipped_wall_s": round(skip["wall"], 2)}  # fmt: skip
+                      "rerun_all_skipped_wall_s": round(skip["wall"], 2)}
     return rows
 
 
@@ -331,7 +331,7 @@ def scheduler_kill(work: Path, cluster: Cluster, videos: Path, ids, frames: int,
     result = {"stores_at_kill": at_kill, "rc_killed_run": rc, "killed_run_ended_after_s": round(ended_after, 1),
               "workers_alive_30s_after_kill": survivors,
               "stores_before_resume": before, "resume": {k: s.get(k) for k in ("done", "skipped", "failed")},
-              "rc_resume": resume["rc"]}  # fmt: skip
+              "rc_resume": resume["rc"]}
     result.update(check_rerun(videos, out, ids, frames, extra, timeout))
     if resume["rc"] != 0 or s.get("done", 0) + s.get("skipped", 0) != len(ids):
         result["problems"].insert(0, f"resume: rc {resume['rc']}, summary {s}: {resume['output'][-1500:]}")
@@ -341,14 +341,14 @@ def scheduler_kill(work: Path, cluster: Cluster, videos: Path, ids, frames: int,
 
 
 def rehearse(work: Path, count: int, workers: int = 2, frames: int = 16, size=(48, 64), timeout: float = 600.0,
-             measure: bool = True) -> dict:  # fmt: skip
+             measure: bool = True) -> dict:
     """Generate the videos, start the cluster, run the throughput comparison and both faults; returns the numbers
     and a list of problems per fault (empty lists: the rehearsal passed)."""
     videos = work / "videos"
     start = time.perf_counter()
     ids = write_moving_textures(videos, count, frames, *size)
     result = {"videos": count, "frames": frames, "size": list(size), "workers": workers, "tvl1_args": CHEAP_TVL1,
-              "generate_s": round(time.perf_counter() - start, 2), "load_before": os.getloadavg()}  # fmt: skip
+              "generate_s": round(time.perf_counter() - start, 2), "load_before": os.getloadavg()}
     with Cluster(work / "cluster", workers) as cluster:
         if measure:
             result["throughput"] = throughput(work, cluster, videos, count, workers, timeout)

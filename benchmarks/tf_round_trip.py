@@ -30,7 +30,7 @@ SHARED = ROOT.parent / "shared"
 JAX_TO_SONNET = {
     "Conv_0/kernel": "conv_3d/w", "Conv_0/bias": "conv_3d/b", "BatchNorm_0/bias": "batch_norm/beta",
     "BatchNorm_0/mean": "batch_norm/moving_mean", "BatchNorm_0/var": "batch_norm/moving_variance",
-}  # fmt: skip
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,7 +49,7 @@ def write_with_tensorflow(npz: str, prefix: str) -> None:
 
     arrays = {k.replace("|", "/"): v for k, v in np.load(npz).items()}
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(arrays), shape_and_slices=[""] * len(arrays),
-                      tensors=[tf.constant(v) for v in arrays.values()])  # fmt: skip
+                      tensors=[tf.constant(v) for v in arrays.values()])
 
 
 def sonnet_arrays_from_jax(jax: Path) -> dict[str, np.ndarray]:
@@ -88,7 +88,7 @@ def write(args: argparse.Namespace, arrays: dict[str, np.ndarray], stream: str) 
     np.savez(npz, **{k.replace("/", "|"): v for k, v in arrays.items()})
     prefix = folder / "model.ckpt"
     subprocess.run([args.tf_python, __file__, "--tf-python", args.tf_python, "--write", str(npz), str(prefix)],
-                   check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+                   check=True, stderr=subprocess.DEVNULL)
     return prefix
 
 
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     logits, fmt_tf = cricket_logits(prefix, args.gif)
     diff = np.abs(logits - reference).max()
     print(f"cricket logits: {fmt_tf} {prefix} vs {fmt_jax} {args.jax}: max |difference| {diff:.3g} "
-          f"(top class {int(logits.argmax())} vs {int(reference.argmax())}, logit {logits.max():.4f})")  # fmt: skip
+          f"(top class {int(logits.argmax())} vs {int(reference.argmax())}, logit {logits.max():.4f})")
     check_kin600(args)
     return 0 if diff <= 1e-5 else 1
 

@@ -72,7 +72,7 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     """`image` under its caption (lines split at newlines), widened with background when the text is wider."""
     lines = text.split("\n")
     band = np.full((LINE * len(lines) + 2, max(image.shape[1], *(text_width(t) + 4 for t in lines)), 3), BACKGROUND,
-                   np.uint8)  # fmt: skip
+                   np.uint8)
     for k, line in enumerate(lines):
         cv2.putText(band, line, (2, LINE * (k + 1) - 2), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return vstack([band, image], gap=0)
@@ -84,7 +84,7 @@ def text_tile(text: str, width: int = 0) -> np.ndarray:
 
 
 def draw_box(image: np.ndarray, box: Sequence[float], colour: tuple[int, int, int], thickness: int = 1,
-             label: str = "") -> np.ndarray:  # fmt: skip
+             label: str = "") -> np.ndarray:
     """A copy of `image` with the rectangle `box` (x0, y0, x1, y1; x1, y1 exclusive) outlined, `label` above it."""
     out = np.ascontiguousarray(image).copy()
     x0, y0, x1, y1 = (int(round(v)) for v in box)

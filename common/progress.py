@@ -59,7 +59,7 @@ class RunProgress:
         seconds = (now or time.monotonic()) - self._start
         rate = self.frames / seconds if seconds > 0 else 0.0
         return (f"[{self.name}] {self._postfix()}, {self.frames:,} frames, {rate:.1f} frames/s, "
-                f"{seconds:.0f} s")  # fmt: skip
+                f"{seconds:.0f} s")
 
     def _postfix(self) -> str:
         return f"videos {self.videos}/{self.num_videos}" + (f" ({self.failed} failed)" if self.failed else "")

@@ -39,7 +39,7 @@ class RunRecord:
 
     def __init__(self, out: str | Path, options, *, finished_file: Callable[[str], str], index_columns: tuple[str, ...],
                  index_row: Callable[[dict], dict | None], summarize: Callable[[list[dict]], dict] | None = None,
-                 suffix: str = ""):  # fmt: skip
+                 suffix: str = ""):
         self.out = Path(out)
         self.report_path = self.out / f"report{suffix}.json"
         self.index_path = self.out / f"index{suffix}.csv"
@@ -66,7 +66,7 @@ class RunRecord:
         if self.summarize is not None:
             summary.update(self.summarize(self.this_run))
         summary.update(complete=complete, listed=len(self.records), report=str(self.report_path),
-                       index=str(self.index_path))  # fmt: skip
+                       index=str(self.index_path))
         records = sorted(self.records.values(), key=lambda r: r["video_id"])
         options = asdict(self.options) if is_dataclass(self.options) else self.options
         report = {"summary": summary, "options": options, "videos": records}
@@ -105,4 +105,4 @@ def _earlier_records(report_path: Path, out: Path, finished_file: Callable[[str]
     if not isinstance(videos, list):
         return {}
     return {r["video_id"]: r for r in videos if isinstance(r, dict) and isinstance(r.get("video_id"), str)
-            and (r.get("status") == "failed" or (out / finished_file(r["video_id"])).is_file())}  # fmt: skip
+            and (r.get("status") == "failed" or (out / finished_file(r["video_id"])).is_file())}

@@ -113,7 +113,7 @@ def check_out(out: str | Path) -> Path:
 
 def run_job(job: Job, phases: list[list[tuple]], out: str | Path, *, workers: int = 1, backend: str = "local",
             scheduler: str | None = None, shard: tuple[int, int] | None = None,
-            progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
+            progress: bool = True) -> tuple[list[dict], dict]:
     """Run `job` over its tasks and keep OUT's record; returns (this run's records by video_id, the summary).
 
     Args:
@@ -132,7 +132,7 @@ def run_job(job: Job, phases: list[list[tuple]], out: str | Path, *, workers: in
     check_backend(backend, scheduler, workers)
     out = Path(out)
     record = RunRecord(out, job.options, finished_file=job.finished_file, index_columns=job.index_columns,
-                       index_row=job.index_row, summarize=job.summarize, suffix=shard_suffix(shard))  # fmt: skip
+                       index_row=job.index_row, summarize=job.summarize, suffix=shard_suffix(shard))
     total = sum(len(tasks) for tasks in phases)
     bar = RunProgress(job.name, total, enabled=progress)
     results: list[dict] = []
@@ -153,7 +153,7 @@ def run_job(job: Job, phases: list[list[tuple]], out: str | Path, *, workers: in
         _discard(job, out, in_flight)
         record.write(complete=False)
         raise RunInterrupted(f"{_tally(results, total)}; the videos in flight were discarded; the record is in "
-                             f"{record.report_path}; rerun the same command to continue") from None  # fmt: skip
+                             f"{record.report_path}; rerun the same command to continue") from None
     except Exception as e:
         if not (isinstance(e, DiskFullError) or is_disk_full(e)):
             raise
@@ -162,14 +162,14 @@ def run_job(job: Job, phases: list[list[tuple]], out: str | Path, *, workers: in
         with contextlib.suppress(OSError):  # the record may not fit either: then the last one written stays
             record.write(complete=False)
         raise DiskFullError(f"disk full (or over quota) writing {where}: {_tally(results, total)}; free space in "
-                            f"{out} and rerun the same command") from None  # fmt: skip
+                            f"{out} and rerun the same command") from None
     return sorted(results, key=lambda r: r["video_id"]), record.write(complete=True)
 
 
 def _tally(results: list[dict], total: int) -> str:
     failed = sum(r["status"] == "failed" for r in results)
     return (f"{len(results) - failed} videos done, {failed} failed, {total - len(results)} left" if failed
-            else f"{len(results)} videos done, {total - len(results)} left")  # fmt: skip
+            else f"{len(results)} videos done, {total - len(results)} left")
 
 
 def _discard(job: Job, out: Path, in_flight: dict[str, tuple]) -> None:
@@ -182,7 +182,7 @@ def _discard(job: Job, out: Path, in_flight: dict[str, tuple]) -> None:
 
 
 def _records(work, tasks: list[tuple], bar: RunProgress, in_flight: dict, stack: contextlib.ExitStack, workers: int,
-             backend: str, scheduler: str | None) -> Iterator[dict]:  # fmt: skip
+             backend: str, scheduler: str | None) -> Iterator[dict]:
     if backend == "dask":
         return _run_dask(work, tasks, scheduler, bar)
     if workers <= 1:
@@ -195,7 +195,7 @@ def _records(work, tasks: list[tuple], bar: RunProgress, in_flight: dict, stack:
 
 # -- one video ---------------------------------------------------------------------------------------------------
 def attempt(work: Callable[..., dict], task: tuple, threads: int = 0,
-            on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+            on_frames: Callable[[int], None] | None = None) -> dict:
     """`work` on one task; an exception becomes a failed record (with `disk_full` set when that was the cause)."""
     start = time.perf_counter()
     try:
@@ -224,7 +224,7 @@ def _attempt_in_worker(work, task: tuple, threads: int, progress_address) -> dic
 def failed_record(task: tuple, error: str) -> dict:
     """The record of a video that failed: the fields every record has."""
     return {"video_id": task[0], "source": str(task[1]), "status": "failed", "frames": 0, "warnings": [],
-            "error": error}  # fmt: skip
+            "error": error}
 
 
 def describe(e: BaseException) -> str:
@@ -257,7 +257,7 @@ def _run_here(work, tasks: list[tuple], bar: RunProgress, in_flight: dict) -> It
 
 
 def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: RunProgress,
-               in_flight: dict) -> Iterator[dict]:  # fmt: skip
+               in_flight: dict) -> Iterator[dict]:
     """In `workers` loky processes, a video each at a time. Closing this generator (an error, Ctrl-C) kills them."""
     cores, queue = os.cpu_count() or 1, deque(tasks)
     pool, pending = _pool(workers, cores), {}
@@ -277,7 +277,7 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
                 except Exception as e:  # the process died (the OOM killer, a codec crash): the rest go on
                     broken = True
                     result = failed_record(task, f"a worker process died while this video was in flight "
-                                           f"({describe(e)}); rerun to retry it")  # fmt: skip
+                                           f"({describe(e)}); rerun to retry it")
                 del in_flight[task[0]]
                 if progress_address is None:  # no frame counts from the workers: count the video's at its end
                     bar.add_frames(frames_done(result))
@@ -322,7 +322,7 @@ def _pool(workers: int, cores: int):
     share = str(max(1, cores // workers))  # BLAS/OpenMP pools of N workers must not each take every core
     env = {name: os.environ.get(name, share) for name in THREAD_VARIABLES}
     return _sigint_blocked(ProcessPoolExecutor, max_workers=workers, initializer=init_worker, initargs=lifeline,
-                           env=env)  # fmt: skip
+                           env=env)
 
 
 def _run_dask(work, tasks: list[tuple], scheduler: str, bar: RunProgress) -> Iterator[dict]:

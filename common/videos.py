@@ -10,7 +10,7 @@ from pathlib import Path
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".gif",
-)  # fmt: skip
+)
 
 
 def find_videos(specs: list[str], root: str | Path | None = None) -> list[tuple[str, Path]]:
@@ -26,7 +26,7 @@ def find_videos(specs: list[str], root: str | Path | None = None) -> list[tuple[
             video_id = rel.with_suffix("").as_posix()
             if video_id in found and found[video_id].resolve() != path.resolve():
                 raise ValueError(f"two videos map to the id {video_id!r}: {found[video_id]} and {path}; "
-                                 "rename one or pass --root so their relative paths differ")  # fmt: skip
+                                 "rename one or pass --root so their relative paths differ")
             found[video_id] = path
     return sorted(found.items())
 

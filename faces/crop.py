@@ -57,7 +57,7 @@ def crop_box(boxes: np.ndarray, margin: float, square: bool = True) -> tuple[int
 
 
 def plan_crops(tracks: list[Track], num_frames: int, *, stride: int, split_frames: int, margin: float,
-               min_frames: int, square: bool = True) -> tuple[list[CropPlan], list[CropPlan]]:  # fmt: skip
+               min_frames: int, square: bool = True) -> tuple[list[CropPlan], list[CropPlan]]:
     """(clips to write, clips set aside as shorter than `min_frames`), in (segment, track) order."""
     spans = [frame_boxes(track, num_frames, stride) for track in tracks]
     keep, aside = [], []

@@ -65,7 +65,7 @@ def get_detector(opts: FaceOptions) -> MTCNNDetector:
 
 
 def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = None, *, out: str | Path,
-              opts: FaceOptions, threads: int = 0, on_frames=None) -> dict:  # fmt: skip
+              opts: FaceOptions, threads: int = 0, on_frames=None) -> dict:
     """Detect, track and cut one video's faces into OUT (or skip it when it is finished there).
 
     Args:
@@ -95,18 +95,18 @@ def cut_faces(video_id: str, src: str | Path, boxes_from: str | Path | None = No
     earlier = None if opts.overwrites(video_id) else finished_faces(out, video_id, src)
     if earlier is not None:
         record.update({k: earlier[k] for k in record if k in earlier}, status="skipped", warnings=[], error=None,
-                      seconds=0.0, decode_seconds=0.0, detect_seconds=0.0, cut_seconds=0.0)  # fmt: skip
+                      seconds=0.0, decode_seconds=0.0, detect_seconds=0.0, cut_seconds=0.0)
         record["warnings"] += clip_option_mismatches(earlier, opts)
         return record
     _remove_earlier(out, video_id)
     tracks, stride, frames_hint = _find_tracks(video_id, src, opts, boxes_from, record)
     keep, aside = plan_crops(tracks, frames_hint, stride=stride, split_frames=opts.split_frames,
-                             margin=opts.margin, min_frames=opts.min_frames, square=opts.square)  # fmt: skip
+                             margin=opts.margin, min_frames=opts.min_frames, square=opts.square)
     if keep:
         keep, aside = _cut_clips(video_id, src, out, keep, aside, opts, record)
     record.update(status="done" if keep else "no_face", tracks=[t.to_json() for t in tracks],
                   crops=[_plan_json(crop_file(video_id, p), p) for p in keep],
-                  set_aside=[_plan_json(None, p) for p in aside])  # fmt: skip
+                  set_aside=[_plan_json(None, p) for p in aside])
     if not keep:
         reason = "no face found" if not tracks else f"every clip is shorter than {opts.min_frames} frames"
         record["warnings"].append(f"{reason}; nothing written")
@@ -122,12 +122,12 @@ def _record(video_id: str, src) -> dict:
     return {"video_id": video_id, "source": str(src), "status": "failed", "frames": 0, "fps": None, "height": None,
             "width": None, "boxes_from": None, "detector": None, "sampled": 0, "tracks": [], "crops": [],
             "set_aside": [], "decode_seconds": 0.0, "detect_seconds": 0.0, "cut_seconds": 0.0, "seconds": 0.0,
-            "warnings": [], "error": None}  # fmt: skip
+            "warnings": [], "error": None}
 
 
 def _plan_json(file: str | None, plan: CropPlan) -> dict:
     entry = {"track": plan.track, "segment": plan.segment, "start": plan.start, "end": plan.end,
-             "frames": plan.frames, "box": list(plan.box)}  # fmt: skip
+             "frames": plan.frames, "box": list(plan.box)}
     return {"file": file, **entry} if file else entry
 
 
@@ -201,12 +201,12 @@ def _find_tracks(video_id: str, src, opts: FaceOptions, boxes_from, record: dict
 
 def _update_info(record: dict, info: dict) -> None:
     record.update(frames=len(info["source_frame_indices"]), fps=info["sampled_fps"], height=info["height"],
-                  width=info["width"])  # fmt: skip
+                  width=info["width"])
     record["warnings"] += info["warnings"]
 
 
 def _cut_clips(video_id: str, src, out: Path, keep: list[CropPlan], aside: list[CropPlan], opts: FaceOptions,
-               record: dict) -> tuple[list[CropPlan], list[CropPlan]]:  # fmt: skip
+               record: dict) -> tuple[list[CropPlan], list[CropPlan]]:
     """Decode the video and write each planned clip as soon as its last frame is cut. Returns (written, set aside):
     a video shorter than planned (a fake with fewer frames than its original) ends its clips early."""
     reader = VideoReader(src, fps=0, short_side=0)
@@ -222,7 +222,7 @@ def _cut_clips(video_id: str, src, out: Path, keep: list[CropPlan], aside: list[
     for plan, frames in buffers.items():  # the video ended before these clips did
         short = CropPlan(plan.track, plan.segment, plan.start, plan.start + len(frames), plan.box)
         record["warnings"].append(f"the video ended at frame {record['frames']}, inside clip {plan.track}_"
-                                  f"{plan.segment} (frames {plan.start}-{plan.end - 1})")  # fmt: skip
+                                  f"{plan.segment} (frames {plan.start}-{plan.end - 1})")
         if short.frames >= opts.min_frames:
             write_video(out / crop_file(video_id, short), frames, reader.info["sampled_fps"])
             written.append(short)
@@ -246,7 +246,7 @@ def _timed(frames, record: dict):
 
 # -- many videos -------------------------------------------------------------------------------------------------
 def plan_jobs(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel], out: Path,
-              opts: FaceOptions) -> tuple[list[tuple], list[tuple]]:  # fmt: skip
+              opts: FaceOptions) -> tuple[list[tuple], list[tuple]]:
     """(first, then) lists of (video_id, source, boxes_from) jobs: fakes whose original is among the videos wait
     for it (`then`); with `reuse`, every fake takes its original's `.faces.json` (it warns when that is missing)."""
     ids = {video_id for video_id, _ in videos}
@@ -263,7 +263,7 @@ def plan_jobs(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel], out
 def shard_families(videos: list[tuple[str, Path]], labels: dict[str, VideoLabel], index: int, count: int) -> list:
     """This shard's videos: `select_shard` over families (a real video and the fakes made from it)."""
     family = {video_id: (labels[video_id].original if video_id in labels else None) or video_id
-              for video_id, _ in videos}  # fmt: skip
+              for video_id, _ in videos}
     mine = set(select_shard(sorted(set(family.values())), index, count))
     return [(video_id, src) for video_id, src in videos if family[video_id] in mine]
 
@@ -279,14 +279,14 @@ def faces_index_row(record: dict) -> dict | None:
     if record["status"] not in ("done", "skipped", "no_face"):
         return None
     return {"video_id": record["video_id"], "faces": f"{record['video_id']}{SIDECAR}", "clips": len(record["crops"]),
-            "frames": record["frames"], "fps": record["fps"]}  # fmt: skip
+            "frames": record["frames"], "fps": record["fps"]}
 
 
 def clip_counts(records: list[dict]) -> dict:
     """Videos without a face, clips written and clips set aside by this run (the summary's own fields)."""
     made = [r for r in records if r["status"] in ("done", "no_face")]
     return {"no_face": sum(r["status"] == "no_face" for r in records), "crops": sum(len(r["crops"]) for r in made),
-            "set_aside": sum(len(r["set_aside"]) for r in made)}  # fmt: skip
+            "set_aside": sum(len(r["set_aside"]) for r in made)}
 
 
 def faces_job(out: Path, opts: FaceOptions) -> Job:
@@ -294,12 +294,12 @@ def faces_job(out: Path, opts: FaceOptions) -> Job:
     return Job("faces", work=partial(cut_faces, out=out, opts=opts), options=opts,
                finished_file=lambda vid: f"{vid}{SIDECAR}", outputs=faces_outputs,
                index_columns=("video_id", "faces", "clips", "frames", "fps"), index_row=faces_index_row,
-               summarize=clip_counts)  # fmt: skip
+               summarize=clip_counts)
 
 
 def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=None, shard=None, workers: int = 1,
                   backend: str = "local", scheduler: str | None = None,
-                  progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
+                  progress: bool = True) -> tuple[list[dict], dict]:
     """Find the videos, keep this shard's, cut their faces into OUT (real videos first, then the fakes that reuse
     their boxes), and write OUT/report.json and the crops' DFDC metadata.json files.
 
@@ -313,7 +313,7 @@ def extract_faces(specs: list[str], out: str | Path, opts: FaceOptions, *, root=
     out = check_out(out)
     first, then = plan_jobs(videos, labels, out, opts)
     records, summary = run_job(faces_job(out, opts), [first, then], out, workers=workers, backend=backend,
-                               scheduler=scheduler, shard=shard, progress=progress)  # fmt: skip
+                               scheduler=scheduler, shard=shard, progress=progress)
     crops_of = {r["video_id"]: r["crops"] for r in records if r["status"] != "failed"}
     for label in labels.values():  # originals done by an earlier run
         if label.original and label.original not in crops_of:

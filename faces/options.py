@@ -37,7 +37,7 @@ class FaceOptions:
         for flag, value, least in (("--stride", self.stride, 1), ("--detect-size", self.detect_size, 0),
                                    ("--min-face", self.min_face, 1), ("--max-missed", self.max_missed, 0),
                                    ("--size", self.size, 0), ("--split-frames", self.split_frames, 0),
-                                   ("--min-frames", self.min_frames, 1)):  # fmt: skip
+                                   ("--min-frames", self.min_frames, 1)):
             if value < least:
                 raise ValueError(f"{flag} {value}: must be >= {least}")
         for flag, value in (("--min-score", self.min_score), ("--min-iou", self.min_iou)):
@@ -73,11 +73,11 @@ def recorded_options(out: str | Path, **changes) -> FaceOptions:
             seen.setdefault(json.dumps(done["options"], sort_keys=True), sidecar)
     if not seen:
         raise FileNotFoundError(f"{out}: no face clips with recorded options; give the --out folder of "
-                                "tools/extract_faces.py")  # fmt: skip
+                                "tools/extract_faces.py")
     if len(seen) > 1:
         first, second = list(seen.values())[:2]
         raise ValueError(f"{out}: its clips were cut with different options ({first} and {second}); re-cut them "
-                         "with one set (tools/extract_faces.py --overwrite)")  # fmt: skip
+                         "with one set (tools/extract_faces.py --overwrite)")
     known = set(FaceOptions.__dataclass_fields__)
     values = {k: v for k, v in json.loads(next(iter(seen))).items() if k in known and k not in ("overwrite", "device")}
     return FaceOptions(**{**values, **changes})

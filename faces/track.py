@@ -77,7 +77,7 @@ def _match(tracks: list[Track], boxes: np.ndarray, frame: int, min_iou: float) -
     if not tracks or not len(boxes):
         return {}
     overlap = np.maximum(iou(np.array([t.boxes[-1] for t in tracks]), boxes),
-                         iou(np.array([_predict(t, frame) for t in tracks]), boxes))  # fmt: skip
+                         iou(np.array([_predict(t, frame) for t in tracks]), boxes))
     taken: dict[int, int] = {}
     for flat in np.argsort(-overlap, axis=None, kind="stable"):
         t, d = divmod(int(flat), len(boxes))

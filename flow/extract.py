@@ -81,7 +81,7 @@ class ExtractOptions:
 
 # -- one video ---------------------------------------------------------------------------------------------------
 def extract_store(video_id: str, src: str | Path, dst: str | Path, opts: ExtractOptions, *, threads: int = 0,
-                  on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+                  on_frames: Callable[[int], None] | None = None) -> dict:
     """Extract one video into the store `dst` (or skip it when a finished store is there).
 
     Args:
@@ -115,7 +115,7 @@ def extract_store(video_id: str, src: str | Path, dst: str | Path, opts: Extract
         record["threads"] = numba.get_num_threads()
     info, calc_seconds = _extract(src, dst, opts, video_id=video_id, on_frames=on_frames)
     record.update(status="done", frames=info["num_frames"], fps=info["sampled_fps"], height=info["height"],
-                  width=info["width"], calc_seconds=calc_seconds, truncated=info["truncated"])  # fmt: skip
+                  width=info["width"], calc_seconds=calc_seconds, truncated=info["truncated"])
     record["warnings"] += info["warnings"]
     record["seconds"] = time.perf_counter() - start
     return record
@@ -137,11 +137,11 @@ def _finished_store(dst: Path, verify: bool) -> tuple[dict, dict] | str:
 def _record(video_id: str, src, dst) -> dict:
     return {"video_id": video_id, "source": str(src), "store": str(dst), "status": "failed", "frames": 0,
             "fps": None, "height": None, "width": None, "seconds": 0.0, "calc_seconds": 0.0, "truncated": False,
-            "warnings": [], "error": None}  # fmt: skip
+            "warnings": [], "error": None}
 
 
 def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = None,
-             on_frames: Callable[[int], None] | None = None) -> tuple[dict, float]:  # fmt: skip
+             on_frames: Callable[[int], None] | None = None) -> tuple[dict, float]:
     """Decode (a thread ahead, `opts.prefetch` batches), TV-L1 (`flow.stream.stream_flow`: what predict and the
     feature extractor compute too), then JPEG, quantise and write each chunk; the store appears when complete."""
     on_frames = on_frames or (lambda frames: None)
@@ -155,7 +155,7 @@ def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = Non
         for rgb, flow in stream_flow(frames, opts.engine, opts.tvl1, opts.convention, opts.batch, timing=timing):
             if writer is None:
                 writer = stack.enter_context(StoreWriter(dst, *rgb.shape[1:3], jpeg_quality=opts.jpeg_quality,
-                                                         bound=opts.bound, compression=opts.compression))  # fmt: skip
+                                                         bound=opts.bound, compression=opts.compression))
             writer.add_rgb(rgb)
             writer.add_flow(flow)
             on_frames(len(rgb))
@@ -166,7 +166,7 @@ def _extract(src, dst: Path, opts: ExtractOptions, *, video_id: str | None = Non
 
 def _store_attrs(video_id: str | None, info: dict, engine, opts: ExtractOptions) -> dict:
     keys = ("source_path", "source_size", "native_fps", "sampled_fps", "source_frame_indices", "header_frames",
-            "decoded_frames", "truncated", "source_height", "source_width")  # fmt: skip
+            "decoded_frames", "truncated", "source_height", "source_width")
     return {
         "video_id": video_id,  # OUT/<video_id>.h5: lets a read error name the command that redoes this store
         **{k: info[k] for k in keys},
@@ -189,14 +189,14 @@ def store_summary(path: Path) -> tuple[dict, dict]:
     """frames, fps, height, width of an existing store (for skipped videos in the report and index), and its attrs."""
     with VideoStore(path) as store:
         summary = {"frames": store.num_frames, "fps": store.attrs.get("sampled_fps"), "height": store.height,
-                   "width": store.width}  # fmt: skip
+                   "width": store.width}
         return summary, store.attrs
 
 
 def store_option_mismatches(attrs: dict, opts: ExtractOptions) -> list[str]:
     """Where a finished store was made with other options than this run's (it is kept; --overwrite redoes it)."""
     wanted = {"fps": opts.fps, "short_side": opts.short_side, "flow_convention": opts.convention, "engine": opts.engine,
-              "flow_bound": opts.bound, "jpeg_quality": opts.jpeg_quality, **opts.tvl1.to_attrs()}  # fmt: skip
+              "flow_bound": opts.bound, "jpeg_quality": opts.jpeg_quality, **opts.tvl1.to_attrs()}
     if opts.fps:
         wanted["sampled_fps"] = opts.fps
     diffs = [f"{k} {attrs[k]!r} (asked {v!r})" for k, v in wanted.items() if k in attrs and attrs[k] != v]
@@ -218,7 +218,7 @@ def flow_job(opts: ExtractOptions) -> Job:
     """Flow extraction as a job of the batch runner: tasks (video_id, source, store)."""
     return Job("flow", work=partial(extract_store, opts=opts), options=opts, finished_file=lambda vid: f"{vid}.h5",
                outputs=lambda vid: [f"{glob.escape(vid)}.h5"], index_columns=INDEX_COLUMNS, index_row=flow_index_row,
-               summarize=flagged)  # fmt: skip
+               summarize=flagged)
 
 
 INDEX_COLUMNS = ("video_id", "store", "frames", "fps", "height", "width")
@@ -229,7 +229,7 @@ def flow_index_row(record: dict) -> dict | None:
     if record["status"] not in ("done", "skipped"):
         return None
     return {"video_id": record["video_id"], "store": f"{record['video_id']}.h5", "frames": record["frames"],
-            "fps": record["fps"], "height": record["height"], "width": record["width"]}  # fmt: skip
+            "fps": record["fps"], "height": record["height"], "width": record["width"]}
 
 
 def flagged(records: list[dict]) -> dict:
@@ -239,7 +239,7 @@ def flagged(records: list[dict]) -> dict:
 
 
 def extract_all(specs: list[str], out: str | Path, opts: ExtractOptions, *, root=None, shard=None, workers=1,
-                backend="local", scheduler=None, progress=True) -> tuple[list[dict], dict]:  # fmt: skip
+                backend="local", scheduler=None, progress=True) -> tuple[list[dict], dict]:
     """Check the options, find the videos, keep this shard's, extract them into OUT, and keep OUT/report.json and
     OUT/index.csv up to date as each video finishes (`common.runner.run_job`).
 
@@ -254,4 +254,4 @@ def extract_all(specs: list[str], out: str | Path, opts: ExtractOptions, *, root
         videos = select_shard(videos, *shard)
     tasks = [(video_id, src, out / f"{video_id}.h5") for video_id, src in videos]
     return run_job(flow_job(opts), [tasks], out, workers=workers, backend=backend, scheduler=scheduler, shard=shard,
-                   progress=progress)  # fmt: skip
+                   progress=progress)

@@ -63,7 +63,7 @@ class StorePreview:
     def frames(self, height: int = 128) -> list[np.ndarray]:
         """One picture per frame (RGB beside flow, the key at the right), for an animation."""
         return [caption(hstack([*self.tiles(t, height), *self._legend(height)]), f"{self.title()}\nframe {i}")
-                for t, i in enumerate(self.indices)]  # fmt: skip
+                for t, i in enumerate(self.indices)]
 
     def _legend(self, height: int) -> list[np.ndarray]:
         return [] if self.bound is None else [wheel_legend(self.bound, max(48, min(height, 96)))]
@@ -106,7 +106,7 @@ def flow_stats(codes: np.ndarray, bound: float) -> list[dict]:
     speed = flow_magnitude(np.moveaxis(px, 1, -1)).reshape(len(codes), -1)
     at_bound = ((codes == ZERO_CODE - LEVELS) | (codes == ZERO_CODE + LEVELS)).any(axis=1).reshape(len(codes), -1)
     return [{"mean": float(s.mean()), "p99": float(np.percentile(s, 99)), "clipped": float(c.mean())}
-            for s, c in zip(speed, at_bound, strict=True)]  # fmt: skip
+            for s, c in zip(speed, at_bound, strict=True)]
 
 
 def store_preview(path: str | os.PathLike, frames: str | None = None, *, animation: bool = False) -> StorePreview:
@@ -132,7 +132,7 @@ def stats_table(preview: StorePreview) -> str:
         return f"{preview.title()}\n"
     lines = [preview.title(), f"{'frame':>6} {'mean px':>8} {'p99 px':>8} {'clipped':>8}"]
     lines += [f"{i:>6} {s['mean']:>8.3f} {s['p99']:>8.3f} {100 * s['clipped']:>7.2f}%"
-              for i, s in zip(preview.indices, preview.stats, strict=True)]  # fmt: skip
+              for i, s in zip(preview.indices, preview.stats, strict=True)]
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +151,6 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
     path.parent.mkdir(parents=True, exist_ok=True)
     first, *rest = (Image.fromarray(f) for f in frames)
     write_atomic(path, lambda tmp: first.save(tmp, format="GIF", save_all=True, append_images=rest,
-                                              duration=round(1000 / fps), loop=0))  # fmt: skip
+                                              duration=round(1000 / fps), loop=0))
     return path
 

@@ -37,7 +37,7 @@ def get_engine(name: str, params: TVL1Params, shape: tuple[int, int] | None = No
 
 
 def stream_flow(frames: Iterable[np.ndarray], engine: str, params: TVL1Params, convention: str = "backward",
-                batch: int = 16, timing: dict | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+                batch: int = 16, timing: dict | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (rgb (n, H, W, 3) uint8, flow (n, H, W, 2) float32 px) chunks of consecutive frames and their flow.
 
     Args:
@@ -64,7 +64,7 @@ def stream_flow(frames: Iterable[np.ndarray], engine: str, params: TVL1Params, c
 
 
 def _chunk(rgb: list, gray: list, engine: str, params: TVL1Params, convention: str, timing: dict | None, *,
-           first: bool, last: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+           first: bool, last: bool) -> tuple[np.ndarray, np.ndarray]:
     """The frames of `rgb` (n + 1 of them, n pairs) whose flow this batch decides, with that flow.
 
     `align_flow` puts a zero in one end slot of the batch; it is the video's zero only at the video's own end

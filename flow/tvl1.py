@@ -104,7 +104,7 @@ def check_reimplementable(params: TVL1Params, engine: str) -> None:
     p = params
     if p.median_filtering not in (0, 1, 3, 5):
         raise ValueError(f"{engine}: median_filtering must be 3 or 5 (what cv2.medianBlur does on float32) or "
-                         f"0/1 (off), got {p.median_filtering}")  # fmt: skip
+                         f"0/1 (off), got {p.median_filtering}")
     if p.use_initial_flow:
         raise ValueError(f"{engine} does not support use_initial_flow=True; use the 'opencv' engine")
     if p.nscales < 1 or not 0.0 < p.scale_step < 1.0:

@@ -81,7 +81,7 @@ class VideoReader:
             source_path=str(self.path.resolve()), source_size=os.path.getsize(self.path), native_fps=native,
             sampled_fps=fps, header_frames=int(max(cap.get(cv2.CAP_PROP_FRAME_COUNT), 0)), decoded_frames=0,
             source_frame_indices=[], warnings=warnings,
-        )  # fmt: skip
+        )
         indices, k, i = info["source_frame_indices"], 0, 0
         wanted = source_index(0, rate, fps)
         while self.max_frames is None or len(indices) < self.max_frames:

@@ -75,7 +75,7 @@ def log_epoch(writer, stats: dict, val: dict, step: int, epoch: int) -> None:
     headline = "log_loss" if "log_loss" in val.get("fused", {}) else "top1"
     log.info("epoch %d step %d: %s; val %s %s", epoch + 1, step,
              ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), headline,
-             {s: round(m[headline], 4) for s, m in val.items()})  # fmt: skip
+             {s: round(m[headline], 4) for s, m in val.items()})
 
 
 def read_images(tb_dir: str | Path, tag: str) -> list[tuple[int, np.ndarray]]:

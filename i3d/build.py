@@ -33,7 +33,7 @@ def build_backbone(stream: str, scfg: StreamConfig, num_classes: int, dropout: f
         if not Path(scfg.pretrained).is_file() and checkpoint_prefix(scfg.pretrained) is None:  # or TF's model.ckpt
             raise FileNotFoundError(f"model.{stream}.pretrained={scfg.pretrained} not found; fix the path or set ''")
         model_entry(scfg.name).load_weights(net, scfg.pretrained, prefix=scfg.pretrained_prefix,
-                                            rgb_to_flow=scfg.rgb_to_flow)  # fmt: skip
+                                            rgb_to_flow=scfg.rgb_to_flow)
     return net
 
 
@@ -41,7 +41,7 @@ def build_model_from_config(cfg: Config) -> TwoStreamI3D:
     """TwoStreamI3D with a backbone for each of `cfg.model.streams` and None for the other."""
     m = cfg.model
     nets = {s: build_backbone(s, getattr(m, s), m.num_classes, m.dropout) if s in m.streams else None
-            for s in ("rgb", "flow")}  # fmt: skip
+            for s in ("rgb", "flow")}
     model = TwoStreamI3D(nets["rgb"], nets["flow"], weights=tuple(m.fusion_weights))
     if m.bn_momentum:
         for module in model.modules():
@@ -61,7 +61,7 @@ def check_input_contract(cfg: Config) -> None:
                           f"data.normalization={d.normalization!r}; set --set data.normalization={base.normalization}")
     if d.crop_size != base.crop_size:
         log.warning("data.crop_size=%d differs from %s's contract (%d px); tools feed the checkpoint its %d px",
-                    d.crop_size, name, base.crop_size, d.crop_size)  # fmt: skip
+                    d.crop_size, name, base.crop_size, d.crop_size)
 
 
 class _OneValue(Exception):
@@ -114,7 +114,7 @@ def param_groups(cfg: Config, model: nn.Module) -> list[dict]:
     if not isinstance(model, TwoStreamI3D):
         return [{"params": list(model.parameters())}]
     groups = [{"params": list(getattr(model, s).parameters()), "lr": cfg.optim.lr * getattr(cfg.model, s).lr_scale}
-              for s in model.streams]  # fmt: skip
+              for s in model.streams]
     if sum(len(g["params"]) for g in groups) != len(list(model.parameters())):
         raise ValueError("TwoStreamI3D has parameters outside its streams; param_groups would not train them")
     return groups
@@ -140,7 +140,7 @@ def build_optimizer(cfg: Config, model: nn.Module, steps_per_epoch: int):
     """SGD with momentum (a parameter group per stream, see `param_groups`) and a LambdaLR stepped once per step."""
     o = cfg.optim
     opt = torch.optim.SGD(param_groups(cfg, model), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                          nesterov=o.nesterov)  # fmt: skip
+                          nesterov=o.nesterov)
     total = steps_per_epoch * cfg.train.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, o, steps_per_epoch, total))
     return opt, sched

@@ -53,7 +53,7 @@ def rng_state() -> dict:
     """Every RNG the run draws from, as tensors and plain values (loadable with torch.load(weights_only=True))."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}  # fmt: skip
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -112,7 +112,7 @@ def read_checkpoint(path: str | Path, required=("model", "config")) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found (a run folder of tools/train_two_stream.py holds last.pt "
-                              "and best.pt)")  # fmt: skip
+                              "and best.pt)")
     try:
         ckpt = torch_load(path, "checkpoint")
     except WeightsError as e:
@@ -159,7 +159,7 @@ def checkpoint_spec(ckpt: dict, path: str | Path = "checkpoint") -> InputSpec:
     """
     if not isinstance(ckpt.get("input_spec"), dict):
         raise CheckpointError(f"{path} has no input_spec (a checkpoint of an older layout, which is no longer read); "
-                              "train the model again with tools/train_two_stream.py")  # fmt: skip
+                              "train the model again with tools/train_two_stream.py")
     try:
         return InputSpec.from_dict(ckpt["input_spec"])
     except (InputSpecError, TypeError) as e:

@@ -147,7 +147,7 @@ class DistillConfig:
             (self.teacher_stream in (*STREAMS, "both"), f"teacher_stream={self.teacher_stream!r}: rgb | flow | both"),
             (self.feature_stream in STREAMS, f"feature_stream={self.feature_stream!r}: rgb | flow"),
             (self.student_stream in STREAMS, f"student_stream={self.student_stream!r}: rgb | flow"),
-        ]  # fmt: skip
+        ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"distill.{message}")
@@ -283,7 +283,7 @@ def validate(cfg: Config) -> Config:
         (t.cutmix_mode in CUTMIX_MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {CUTMIX_MODES}"),
         (t.epochs > 0 and t.batch_size > 0 and t.accum_steps > 0,
          "train.epochs, train.batch_size and train.accum_steps must be positive"),
-    ]  # fmt: skip
+    ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

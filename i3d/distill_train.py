@@ -55,7 +55,7 @@ def load_distill_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> tupl
     ckpt = load_checkpoint(path)
     if "distill" not in ckpt:
         raise DistillError(f"{path} is not a distillation checkpoint (no 'distill' entry): resume it with "
-                           "tools/train_two_stream.py --resume, or give --config and --teacher")  # fmt: skip
+                           "tools/train_two_stream.py --resume, or give --config and --teacher")
     try:
         cfg = validate(apply_overrides(config_from_dict(ckpt["config"]), overrides))
     except ConfigError as e:
@@ -136,7 +136,7 @@ def distill_loss_fn(model: nn.Module, batch: dict, device: torch.device) -> tupl
 
 
 def fit_distill(run_cfg: Config, cfg: DistillConfig, teacher: nn.Module, out_dir: str | Path, *, resume: bool = False,
-                student=None, teacher_path: str = "", teacher_spec: InputSpec | None = None):  # fmt: skip
+                student=None, teacher_path: str = "", teacher_spec: InputSpec | None = None):
     """Train a student into `out_dir` (config.yaml, distill.yaml, last.pt, best.pt, tb/). Returns (student, history).
 
     The trainer's own loop (`i3d.train.train_epochs` and `train_one_epoch` with `distill_loss_fn`), so resume, DDP,

@@ -85,7 +85,7 @@ def predict_clips(model: torch.nn.Module, loader, device: torch.device | str = "
     return Predictions(
         ids, np.asarray(clips, np.int64), np.asarray(labels, np.int64),
         {s: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for s, v in logits.items()},
-    )  # fmt: skip
+    )
 
 
 def video_level(preds: Predictions) -> Predictions:
@@ -121,7 +121,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: 
         raise ValueError(f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
     if len(labels) == 0:
         return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan"), "loss": float("nan"),
-                "num": 0}  # fmt: skip
+                "num": 0}
     k = min(5, logits.shape[1])
     topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     correct1 = topk[:, 0] == labels
@@ -159,7 +159,7 @@ def compute_results(clip_preds: Predictions, fusion_weights: Mapping[str, float]
         for preds in (videos, clip_preds):
             logits = fuse(preds.logits, fusion_weights) if name == "fused" else preds.logits[name]
             per_level.append(binary_classification_metrics(logits, preds.labels) if binary
-                             else classification_metrics(logits, preds.labels, num_classes))  # fmt: skip
+                             else classification_metrics(logits, preds.labels, num_classes))
         results[name] = {**per_level[0], "clip": per_level[1]}
     return results
 
@@ -221,7 +221,7 @@ def save_predictions(path: str | Path, preds: Predictions, class_names: Sequence
     arrays = {f"logits_{s}": x for s, x in preds.logits.items()}
     with open(path, "wb") as f:
         np.savez(f, video_ids=np.asarray(preds.video_ids, dtype=str), clips=preds.clips, labels=preds.labels,
-                 class_names=np.asarray(list(class_names), dtype=str), **arrays)  # fmt: skip
+                 class_names=np.asarray(list(class_names), dtype=str), **arrays)
     return path
 
 
@@ -234,7 +234,7 @@ def load_predictions(path: str | Path) -> tuple[Predictions, list[str]]:
 
 
 def write_report(out_json: str | Path, clip_preds: Predictions, fusion_weights: Mapping[str, float],
-                 class_names: Sequence[str], extra: Mapping | None = None) -> dict:  # fmt: skip
+                 class_names: Sequence[str], extra: Mapping | None = None) -> dict:
     """Write results.json, `<stem>_predictions.npz` and `<stem>_confusion.png` (fused, video level) side by side."""
     out_json = Path(out_json)
     num_classes = len(class_names)
@@ -248,7 +248,7 @@ def write_report(out_json: str | Path, clip_preds: Predictions, fusion_weights: 
         fusion_weights={s: float(w) for s, w in fusion_weights.items()},
         num_videos=len(videos), num_clips=len(clip_preds), confusion_png=png.name, predictions=npz.name,
         **dict(extra or {}),
-    )  # fmt: skip
+    )
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     return results

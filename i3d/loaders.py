@@ -55,7 +55,7 @@ def build_index(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
 
 
 def build_part_dataset(cfg: Config, train: bool, classes=None,
-                       spec: InputSpec | None = None) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
+                       spec: InputSpec | None = None) -> tuple[TwoStreamClipDataset, list[str], InputSpec]:
     """The training (random clips) or validation (centre crop, `eval_num_frames` x `eval_num_clips`) part's dataset
     alone: what evaluating a trained model reads.
 
@@ -82,7 +82,7 @@ def build_items(cfg: Config, train: bool, classes=None) -> tuple[list, list[str]
     pairs, found = build_index(cfg, train, classes)
     if classes is not None and list(found) != list(classes):
         raise ValueError(f"{d.dataset}: validation classes differ from training classes ({len(found)} vs "
-                         f"{len(classes)}); give both parts the same class list")  # fmt: skip
+                         f"{len(classes)}); give both parts the same class list")
     if len(found) != cfg.model.num_classes and not (cfg.model.num_classes == 1 and len(found) == 2):
         raise ValueError(f"the index has {len(found)} classes but model.num_classes={cfg.model.num_classes}; "
                          f"set --set model.num_classes={len(found)} (or 1 for a binary head on two classes)")
@@ -93,11 +93,11 @@ def build_clip_dataset(cfg: Config, items: list, train: bool, spec: InputSpec) -
     """The clip dataset of `items` feeding `spec` (crop, frames, normalisation, flow bound) the streams of `cfg.model`,
     in 8-bit values and tables (`compact=True`: `transforms.model_input` expands a batch on the device)."""
     common = dict(crop_size=spec.crop_size, seed=cfg.train.seed, streams=cfg.model.streams, compact=True,
-                  normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
+                  normalization=spec.normalization, flow_bound=spec.flow_bound)
     if train:
         return TwoStreamClipDataset(items, num_frames=spec.num_frames, train=True, flip=cfg.data.flip, **common)
     return TwoStreamClipDataset(items, num_frames=spec.eval_num_frames, train=False, num_clips=spec.eval_num_clips,
-                                min_frames=spec.num_frames, eval_start=spec.eval_start, **common)  # fmt: skip
+                                min_frames=spec.num_frames, eval_start=spec.eval_start, **common)
 
 
 def spec_for_run(cfg: Config, extraction: dict | None) -> InputSpec:
@@ -105,7 +105,7 @@ def spec_for_run(cfg: Config, extraction: dict | None) -> InputSpec:
     d = cfg.data
     return InputSpec(**(extraction or {}), crop_size=d.crop_size, num_frames=d.num_frames,
                      eval_num_frames=d.eval_num_frames, eval_num_clips=d.eval_num_clips, eval_start=d.eval_start,
-                     normalization=d.normalization)  # fmt: skip
+                     normalization=d.normalization)
 
 
 def unique_stores(items: list) -> list:
@@ -114,7 +114,7 @@ def unique_stores(items: list) -> list:
 
 
 def build_train_val_datasets(cfg: Config
-                             ) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str], InputSpec]:  # fmt: skip
+                             ) -> tuple[TwoStreamClipDataset, TwoStreamClipDataset, list[str], InputSpec]:
     """(training dataset, validation dataset, class names, input spec); validation must have the training classes.
 
     Every store of both parts must have been extracted with the same settings (`spec.stores_extraction`): the
@@ -149,7 +149,7 @@ def build_loaders(cfg: Config, rank: int = 0, world: int = 1, pin_memory: bool =
         raise ValueError(f"{len(sampler)} training clips per process and epoch (data.sampler={cfg.data.sampler}, "
                          f"{len(train_ds)} videos, {world} processes) < train.batch_size={t.batch_size}")
     extra = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
-                 worker_init_fn=worker_init_fn)  # fmt: skip
+                 worker_init_fn=worker_init_fn)
     train = DataLoader(train_ds, t.batch_size, sampler=sampler, drop_last=True, **extra)
     return train, build_eval_loader(cfg, val_ds, rank, world, pin_memory), classes, spec
 
@@ -163,14 +163,14 @@ def build_train_sampler(cfg: Config, dataset: TwoStreamClipDataset, rank: int = 
         labels = [label for _path, label, _video_id in dataset.items]
         return RebalancedSampler(labels, seed=cfg.train.seed, num_replicas=world, rank=rank)
     return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed,
-                              drop_last=True)  # fmt: skip
+                              drop_last=True)
 
 
 def build_eval_loader(cfg: Config, dataset, rank: int = 0, world: int = 1, pin_memory: bool = False) -> DataLoader:
     """Each rank its share of `dataset`; batches of 1 for whole videos (`eval_num_frames=0`: lengths differ)."""
     batch = 1 if cfg.data.eval_num_frames == 0 else cfg.train.batch_size
     return DataLoader(dataset, batch, sampler=ShardSampler(len(dataset), rank, world), pin_memory=pin_memory,
-                      num_workers=loader_workers(cfg.data.num_workers), worker_init_fn=worker_init_fn)  # fmt: skip
+                      num_workers=loader_workers(cfg.data.num_workers), worker_init_fn=worker_init_fn)
 
 
 def loader_workers(requested: int) -> int:

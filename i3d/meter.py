@@ -72,5 +72,5 @@ class EpochMeter:
         n = max(sums[-1].item(), 1)
         result = {key: sums[k].item() / n for k, key in enumerate(self.keys or ())}
         result.update(clips_per_s=sums[-1].item() / max(self.wait + self.busy, 1e-9), data_wait_frac=self.wait_frac,
-                      clips_per_worker_cpu_s=self.clips_per_worker_cpu_s())  # fmt: skip
+                      clips_per_worker_cpu_s=self.clips_per_worker_cpu_s())
         return result

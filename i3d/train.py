@@ -89,7 +89,7 @@ def mix_batch(inputs: dict, labels: torch.Tensor, cfg: Config, rng: np.random.Ge
     if t.cutmix_alpha <= 0:
         return inputs, labels
     mixed = cutmix(inputs, labels, alpha=t.cutmix_alpha, mode=t.cutmix_mode, num_classes=cfg.model.num_classes,
-                   rng=rng)  # fmt: skip
+                   rng=rng)
     return mixed.streams, mixed.targets
 
 
@@ -120,7 +120,7 @@ def check_finite(losses: dict, *, step: int, epoch: int) -> None:
     for name, v in zip(losses, values.tolist(), strict=True):
         if not math.isfinite(v):
             raise NonFiniteLossError(f"non-finite {name} loss ({v}) at step {step} (epoch {epoch + 1}); lower "
-                                     f"optim.lr or check the {name} inputs")  # fmt: skip
+                                     f"optim.lr or check the {name} inputs")
 
 
 def batch_metrics(outputs: dict, losses: dict, labels: torch.Tensor) -> dict:
@@ -138,7 +138,7 @@ def batch_metrics(outputs: dict, losses: dict, labels: torch.Tensor) -> dict:
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *, epoch: int, step: int,
-                    device: torch.device, writer=None, loss_fn: LossFn | None = None) -> dict:  # fmt: skip
+                    device: torch.device, writer=None, loss_fn: LossFn | None = None) -> dict:
     """One pass over `loader`; returns the mean of every batch metric, clips/s, data-wait fraction (the time spent
     waiting for batches / the epoch's), clips per worker-CPU-second (`EpochMeter.clips_per_worker_cpu_s`) and the step.
 
@@ -159,7 +159,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
     # a bar on a terminal; in a batch log (stderr not a terminal) a line every log_every steps instead
     lines = writer is not None and cfg.train.progress and not sys.stderr.isatty()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=writer is None or not cfg.train.progress or lines,
-               leave=False)  # fmt: skip
+               leave=False)
     for i, batch in enumerate(bar):
         meter.start_batch()
         batch = model_input(batch, device)
@@ -184,7 +184,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, cfg: Config, *,
                 log.info("epoch %d batch %d/%d step %d: %s; %.1f clips/s, data wait %.0f%%, %.1f clips per "
                          "worker-CPU-s", epoch + 1, i + 1, len(loader), step,
                          ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items()), clips_per_s,
-                         100 * meter.wait_frac, meter.clips_per_worker_cpu_s())  # fmt: skip
+                         100 * meter.wait_frac, meter.clips_per_worker_cpu_s())
         bar.set_postfix({name: f"{v.item():.3f}" for name, v in losses.items()})
     return {**meter.result(), "step": step}
 
@@ -313,7 +313,7 @@ def _train_epoch(model, run: Run, cfg: Config, opt: tuple, *, epoch: int, step: 
     run.train_loader.dataset.set_epoch(epoch)
     try:
         return train_one_epoch(model, run.train_loader, *opt, cfg, epoch=epoch, step=step, device=run.device,
-                               writer=writer, loss_fn=run.loss_fn)  # fmt: skip
+                               writer=writer, loss_fn=run.loss_fn)
     except NonFiniteLossError as e:
         kept = out_dir / "last.pt"
         kept = kept if kept.exists() else "none yet"
@@ -336,7 +336,7 @@ def _checkpoint(cfg: Config, run: Run, opt: tuple, epoch: int, step: int, best: 
     return {"model": run.net.state_dict(), **{key: m.state_dict() for key, m in run.modules.items()},
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "epoch": epoch, "step": step, "rng": rng_state(), "config": config_to_dict(cfg), "best_score": best,
-            "history": history, **run.extra}  # fmt: skip
+            "history": history, **run.extra}
 
 
 def _resume(path: Path, run: Run, optimizer, scheduler, scaler) -> tuple[int, int, float, list]:

@@ -55,7 +55,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def write_motion_stores(root: Path, names=("right", "left"), counts=(("train", 4), ("val", 1)), rgb_high: int = 255,
-                        brightness_step: int = 0, **store_options) -> Path:  # fmt: skip
+                        brightness_step: int = 0, **store_options) -> Path:
     """Tiny stores (10 frames, 36x40) told apart by their flow: +4 px in x for the first class, -4 for the second,
     under ROOT/h5/<name>/<split><k>.h5, and ROOT/index.csv (video_id,label,split). Random RGB in [0, rgb_high), plus
     `brightness_step` x the label (a class that RGB can see too). Returns ROOT."""

@@ -88,6 +88,6 @@ def test_the_walk_counts_top_level_definitions_only(tmp_path):
     )
     found = definitions(tmp_path, ("pkg",))
     assert found == {"LIMIT": ["pkg/a.py", "pkg/sub/b.py"], "Scene": ["pkg/a.py"],
-                     "render": ["pkg/a.py", "pkg/sub/b.py"], "fallback": ["pkg/a.py", "pkg/sub/b.py"]}  # fmt: skip
+                     "render": ["pkg/a.py", "pkg/sub/b.py"], "fallback": ["pkg/a.py", "pkg/sub/b.py"]}
     assert clashes(found, {"render"}) == {"LIMIT": ["pkg/a.py", "pkg/sub/b.py"],
-                                          "fallback": ["pkg/a.py", "pkg/sub/b.py"]}  # fmt: skip
+                                          "fallback": ["pkg/a.py", "pkg/sub/b.py"]}

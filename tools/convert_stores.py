@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     for line in result["failed"]:
         print(f"FAILED {line}", file=sys.stderr)
     print(f"converted {len(result['converted'])}, already current {len(result['current'])}, "
-          f"failed {len(result['failed'])} of {len(paths)} stores (flow codec {args.codec})")  # fmt: skip
+          f"failed {len(result['failed'])} of {len(paths)} stores (flow codec {args.codec})")
     return 1 if result["failed"] else 0
 
 

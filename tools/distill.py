@@ -33,9 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher", type=Path, help="checkpoint of the teacher (tools/train_two_stream.py)")
     p.add_argument("--out", type=Path, help="run folder (last.pt, best.pt, tb/, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override, e.g. optim.lr=0.01 or distill.kd=1.0 (repeatable)")  # fmt: skip
+                   help="override, e.g. optim.lr=0.01 or distill.kd=1.0 (repeatable)")
     p.add_argument("--resume", nargs="?", const=True, type=Path, metavar="RUN_DIR",
-                   help="continue RUN_DIR/last.pt with its saved settings (alone: continue --out)")  # fmt: skip
+                   help="continue RUN_DIR/last.pt with its saved settings (alone: continue --out)")
     args = p.parse_args(argv)
     folder = args.resume if isinstance(args.resume, Path) else None
     if folder and args.out and args.out != folder:
@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         raise CheckpointError(f"--resume: {args.out / 'last.pt'} not found; run once without --resume first")
     if not args.resume and (args.out / "last.pt").exists():  # a new run must not overwrite an earlier one
         raise FileExistsError(f"{args.out} already holds a run (last.pt): continue it with --resume {args.out}, "
-                              "or give a new --out")  # fmt: skip
+                              "or give a new --out")
     if args.config:
         run_cfg, cfg = load_distill_config(args.config, args.set)
         teacher_path = args.teacher
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         teacher_path = args.teacher or Path(saved_teacher)
     teacher, teacher_spec = load_teacher(teacher_path, cfg, run_cfg.model.num_classes)
     _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume), teacher_path=str(teacher_path),
-                             teacher_spec=teacher_spec)  # fmt: skip
+                             teacher_spec=teacher_spec)
     if history:
         print(json.dumps({"epoch": history[-1]["epoch"], "val": history[-1]["val"]}, indent=1))
     return 0

@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     model, spec, classes, cfg, ckpt = model_from_checkpoint(args.checkpoint, device)
     pairs = {"data.val_subset": args.split, "data.val_index": args.index, "data.store_root": args.store_root,
              "data.eval_num_frames": args.num_frames, "data.eval_num_clips": args.num_clips,
-             "train.batch_size": args.batch_size, "data.num_workers": args.workers}  # fmt: skip
+             "train.batch_size": args.batch_size, "data.num_workers": args.workers}
     cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in pairs.items() if v is not None] + args.overrides)
     spec = dataclasses.replace(spec, eval_num_frames=cfg.data.eval_num_frames, eval_num_clips=cfg.data.eval_num_clips)
     dataset, classes, _ = build_part_dataset(cfg, train=False, classes=ckpt.get("classes"), spec=spec)
@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     weights = dict(zip(("rgb", "flow"), args.fusion_weights, strict=True))
     extra = {"checkpoint": str(args.checkpoint), "epoch": ckpt["epoch"], "split": cfg.data.val_subset,
              "center_crop": True, "num_frames": spec.eval_num_frames, "clips_per_video": spec.eval_num_clips,
-             "input_spec": spec.to_dict()}  # fmt: skip
+             "input_spec": spec.to_dict()}
     results = ev.write_report(args.out, preds, weights, classes, extra)
     keys = ("log_loss", "auc", "accuracy") if ev.is_binary(preds.logits) else ("top1", "top5")
     print(json.dumps({s: {k: round(results[s][k], 4) for k in keys} for s in (*model.streams, "fused")}))

@@ -48,13 +48,13 @@ def main(args: argparse.Namespace) -> int:
                        min_face=args.min_face, min_iou=args.min_iou, max_missed=args.max_missed, margin=args.margin,
                        square=not args.no_square, size=args.size, split_frames=args.split_frames,
                        min_frames=args.min_frames, reuse=not args.no_reuse, device=args.device,
-                       overwrite=overwrite)  # fmt: skip
+                       overwrite=overwrite)
     shard = parse_shard(args.shard) if args.shard else None
     records, s = extract_faces(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
                                backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
     print_outcome(records, statuses=("failed", "no_face"))
     print(f"done {s['done']}, skipped {s['skipped']}, no face {s['no_face']}, failed {s['failed']}; {s['crops']} clips "
-          f"written, {s['set_aside']} set aside, in {s['seconds']:.1f} s; report {s['report']}")  # fmt: skip
+          f"written, {s['set_aside']} set aside, in {s['seconds']:.1f} s; report {s['report']}")
     return 1 if s["failed"] else 0
 
 

@@ -71,21 +71,21 @@ def main(args: argparse.Namespace) -> int:
     jobs = select_shard(jobs, *shard) if shard else jobs
     options = FeatureOptions(args.mode, args.snippet, args.stride, args.last, args.batch_size, args.logits)
     spec = dataclasses.replace(kinetics_spec(), fps=args.fps, short_side=args.short_side, crop_size=args.crop,
-                               flow_engine=args.engine, flow_bound=args.bound)  # for weight files  # fmt: skip
+                               flow_engine=args.engine, flow_bound=args.bound)  # for weight files
     weights = tuple((s, w) for s, w in (("rgb", args.rgb_weights), ("flow", args.flow_weights)) if w)
     recipe = feature_run.FeatureRecipe(tuple(args.streams), options, checkpoint=args.checkpoint, weights=weights,
                                        spec=spec, store_paths=tuple(s for _, _, s in jobs if s is not None),
-                                       device=device)  # fmt: skip
+                                       device=device)
     extractor = recipe.build()  # a bad checkpoint, weight file or option stops here, before any video
     if args.preview > 0:
         print(f"preview: {preview.features_preview(extractor, jobs[: args.preview], args.out / 'preview.png')}")
     records, s = feature_run.extract_features(
         jobs, args.out, recipe, extractor=extractor, fmt=args.format, overwrite=overwrite_option(args.overwrite),
         shard=shard, workers=args.workers, backend=args.backend, scheduler=args.scheduler,
-        progress=not args.no_progress)  # fmt: skip
+        progress=not args.no_progress)
     print_outcome(records)
     print(f"done {s['done']}, skipped {s['skipped']}, failed {s['failed']}; {s['frames']} frames in "
-          f"{s['seconds']:.1f} s; report {s['report']}, index {s['index']}")  # fmt: skip
+          f"{s['seconds']:.1f} s; report {s['report']}, index {s['index']}")
     return 1 if s["failed"] else 0
 
 

@@ -56,14 +56,14 @@ def main(args: argparse.Namespace) -> int:
     opts = ExtractOptions(fps=args.fps, short_side=args.short_side, max_frames=args.max_frames,
                           convention=args.convention, engine=args.engine, tvl1=params, bound=args.bound,
                           jpeg_quality=args.jpeg_quality, batch=args.batch, prefetch=args.prefetch,
-                          overwrite=overwrite, verify=args.verify)  # fmt: skip
+                          overwrite=overwrite, verify=args.verify)
     shard = parse_shard(args.shard) if args.shard else None
     records, s = extract_all(args.videos, args.out, opts, root=args.root, shard=shard, workers=args.workers,
                              backend=args.backend, scheduler=args.scheduler, progress=not args.no_progress)
     print_outcome(records)
     print(f"done {s['done']}, skipped {s['skipped']}, failed {s['failed']}, flagged {s['flagged']}; "
           f"{s['frames']} frames in {s['seconds']:.1f} s ({s['frames_per_second']:.1f} frames/s); "
-          f"report {s['report']}, index {s['index']}")  # fmt: skip
+          f"report {s['report']}, index {s['index']}")
     return 1 if s["failed"] else 0
 
 

@@ -24,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         flag = "--" + f.name.replace("_", "-")
         extra = {"choices": sorted(VIDEO_CODECS)} if f.name == "codec" else {}
         p.add_argument(flag, dest=f.name, type=type(f.default), default=f.default, help=f"default {f.default}",
-                       **extra)  # fmt: skip
+                       **extra)
     return p.parse_args(argv)
 
 
@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = FakeToyConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FakeToyConfig)})
     summary = make_fake_dataset(args.out, cfg, overwrite=args.overwrite)
     print(f"{summary['num_real']} REAL and {summary['num_fake']} FAKE videos; train parts {summary['train']}, "
-          f"val parts {summary['val']}")  # fmt: skip
+          f"val parts {summary['val']}")
     return 0
 
 

@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), metavar="CLASS",
                    help=f"a motion ({' '.join(MOTIONS)}), optionally after a colour ({' '.join(COLOURS)}); "
-                        f"default: {' '.join(DEFAULT_CLASSES)}")  # fmt: skip
+                        f"default: {' '.join(DEFAULT_CLASSES)}")
     p.add_argument("--videos-per-class", type=int, default=d.videos_per_class, help="train + test videos per class")
     p.add_argument("--clips-per-group", type=int, default=d.clips_per_group, help="clips sharing one scene")
     p.add_argument("--test-groups", type=int, default=d.test_groups, help="groups 1..N of each class are the test set")
@@ -44,13 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     cfg = ToyConfig(height=args.size[0], width=args.size[1], num_frames=args.frames, fps=args.fps,
                     classes=tuple(args.classes), videos_per_class=args.videos_per_class,
-                    clips_per_group=args.clips_per_group, test_groups=args.test_groups, seed=args.seed)  # fmt: skip
+                    clips_per_group=args.clips_per_group, test_groups=args.test_groups, seed=args.seed)
     bar = tqdm(total=len(video_list(cfg)), unit="video", disable=args.no_progress)
     start = time.perf_counter()
     counts = write_toy_dataset(args.out, cfg, overwrite=args.overwrite, progress=lambda _path: bar.update())
     bar.close()
     print(f"{args.out}: wrote {counts['written']}, kept {counts['skipped']} videos ({counts['train']} train, "
-          f"{counts['test']} test, {len(cfg.classes)} classes) in {time.perf_counter() - start:.1f} s")  # fmt: skip
+          f"{counts['test']} test, {len(cfg.classes)} classes) in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     for name, reason in result.no_face.items():
         print(f"NO FACE {sources[name]}: {reason}", file=sys.stderr)
     print(f"{len(result.filenames)} videos, {len(result.errors)} failed and {len(result.no_face)} without a face "
-          f"(given the prior); wrote {paths['submission']}, {paths['per_model']}, {paths['report']}")  # fmt: skip
+          f"(given the prior); wrote {paths['submission']}, {paths['per_model']}, {paths['report']}")
     return 1 if result.errors else 0
 
 

@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         if (args.out / "last.pt").exists():  # a new run must not overwrite a finished or interrupted one
             raise FileExistsError(f"{args.out} already holds a run (last.pt): continue it with --resume {args.out}, "
-                                  "or give a new --out")  # fmt: skip
+                                  "or give a new --out")
         cfg = load_config(args.config, overrides)
     out = args.resume or args.out
     try:

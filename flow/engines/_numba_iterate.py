@@ -110,7 +110,7 @@ def _sweep(r0, r1, warped, u, p, coef, sq):
     for y in range(r0, r1):
         if use_gamma:
             _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22, p31, p32, l_t, theta, gamma,
-                              sq[y])  # fmt: skip
+                              sq[y])
         else:
             _primal_row(y, i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, l_t, theta, sq[y])
         err += _sum64(sq[y])

@@ -44,7 +44,7 @@ def median5_source() -> str:
     ]
     for dy in range(5):
         lines.append("            " + ", ".join(f"v{5 * dy + dx}" for dx in range(5)) + " = "
-                     + ", ".join(f"r{dy}[x + {dx}]" for dx in range(5)))  # fmt: skip
+                     + ", ".join(f"r{dy}[x + {dx}]" for dx in range(5)))
     for a, b in median_network(25):
         lines.append(f"            v{a}, v{b} = min(v{a}, v{b}), max(v{a}, v{b})")
     lines.append("            out[x] = v12")

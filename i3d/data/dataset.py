@@ -135,7 +135,7 @@ class TwoStreamClipDataset(Dataset):
         size = self.crop_size
         if not self.train:
             indices = T.eval_clip_indices(num_video_frames, self.num_frames, self.num_clips, self.min_frames,
-                                          self.eval_start)  # fmt: skip
+                                          self.eval_start)
             return ClipPlan(indices, *T.center_crop_origin(height, width, size), flip=False)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         start = T.random_start(num_video_frames, self.num_frames, rng)

@@ -40,7 +40,7 @@ def spread(num_frames: int, count: int) -> np.ndarray:
 
 
 def clip_picture(inputs: dict, normalization: str = "i3d", *, frames: int = 8, height: int | None = None,
-                 title: str = "") -> np.ndarray:  # fmt: skip
+                 title: str = "") -> np.ndarray:
     """One clip: a row per stream present in `inputs` ({"rgb": (3, T, S, S), "flow": (2, T, S, S)}), `frames` of
     its T frames spread evenly in columns, each `height` rows high (default: the input's own), under `title`."""
     streams = [s for s in STREAMS if s in inputs]
@@ -56,7 +56,7 @@ def clip_picture(inputs: dict, normalization: str = "i3d", *, frames: int = 8, h
 
 
 def batch_picture(batch: dict, normalization: str = "i3d", *, clips: int = 4, frames: int = 8,
-                  height: int | None = None) -> np.ndarray:  # fmt: skip
+                  height: int | None = None) -> np.ndarray:
     """The first `clips` clips of a `TwoStreamClipDataset` batch (rgb (B, 3, T, S, S), flow (B, 2, T, S, S),
     video_id, crop, flip), one above the other, each titled with its video, crop corner and flip."""
     streams = [s for s in STREAMS if s in batch]
@@ -70,5 +70,5 @@ def batch_picture(batch: dict, normalization: str = "i3d", *, clips: int = 4, fr
         if "flip" in batch and bool(batch["flip"][k]):
             title += ", mirrored"
         pictures.append(clip_picture({s: batch[s][k] for s in streams}, normalization, frames=frames, height=height,
-                                     title=title))  # fmt: skip
+                                     title=title))
     return vstack(pictures, gap=8)

@@ -44,10 +44,10 @@ from flow.tvl1 import CONVENTIONS, TVL1Params
 from i3d.data.transforms import EVAL_STARTS, NORMALIZATIONS
 
 EXTRACTION_FIELDS = ("fps", "short_side", "flow_engine", "tvl1", "flow_bound", "flow_convention", "jpeg_quality",
-                     "stored")  # fmt: skip
+                     "stored")
 # the store attributes they are read from (`extraction_of_attrs`)
 STORE_ATTRS = ("fps", "short_side", "height", "width", "engine", "flow_bound", "flow_convention", "jpeg_quality",
-               *(f"tvl1_{f.name}" for f in dataclasses.fields(TVL1Params)))  # fmt: skip
+               *(f"tvl1_{f.name}" for f in dataclasses.fields(TVL1Params)))
 
 
 class InputSpecError(ValueError):
@@ -108,7 +108,7 @@ class InputSpec:
             (self.eval_start in EVAL_STARTS, f"eval_start={self.eval_start!r} not in {EVAL_STARTS}"),
             (self.eval_start == "centre" or self.eval_num_clips == 1, "eval_start='first' takes one clip"),
             (self.normalization in NORMALIZATIONS, f"normalization={self.normalization!r} not in {NORMALIZATIONS}"),
-        ]  # fmt: skip
+        ]
         for ok, message in checks:
             if not ok:
                 raise InputSpecError(f"input spec: {message}")
@@ -134,7 +134,7 @@ class InputSpec:
         if min(height, width) < self.crop_size:
             raise ValueError(f"{where}: {height}x{width} frames (short side {self.short_side or 'native'}) are "
                              f"smaller than the model's {self.crop_size}-px crop; a video this small cannot be fed "
-                             "to it (or pass a larger short side / smaller crop where the tool has one)")  # fmt: skip
+                             "to it (or pass a larger short side / smaller crop where the tool has one)")
 
     def stored_frames(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A raw video's {"rgb", "flow"} frames (decoded, TV-L1 in pixels) as this model's stores would give them
@@ -192,7 +192,7 @@ def stores_extraction(paths: Iterable[str | Path]) -> dict | None:
         if diffs:
             raise InputSpecError(f"stores were extracted with different settings: {first_path} and {path} differ in "
                                  f"{'; '.join(diffs)}; re-extract one group so that every store of a run has the "
-                                 "same settings (tools/extract_flow.py --overwrite)")  # fmt: skip
+                                 "same settings (tools/extract_flow.py --overwrite)")
     return first
 
 
@@ -201,7 +201,7 @@ def check_matches(spec: InputSpec, extraction: dict | None, where: str) -> None:
     if extraction is None:
         return
     diffs = [f"{k} {getattr(spec, k)!r} (model) vs {extraction[k]!r} (stores)" for k in EXTRACTION_FIELDS
-             if extraction[k] != getattr(spec, k)]  # fmt: skip
+             if extraction[k] != getattr(spec, k)]
     if diffs:
         raise InputSpecError(f"{where}: the stores were extracted with other settings than the model was trained on: "
-                             f"{'; '.join(diffs)}; extract them as the training stores were")  # fmt: skip
+                             f"{'; '.join(diffs)}; extract them as the training stores were")

@@ -67,7 +67,7 @@ def even_starts(num_video_frames: int, num_frames: int, num_clips: int = 1) -> n
 
 
 def eval_clip_indices(num_video_frames: int, num_frames: int, num_clips: int = 1, min_frames: int = 1,
-                      start: str = "centre") -> np.ndarray:  # fmt: skip
+                      start: str = "centre") -> np.ndarray:
     """Frame indices of the test clips: `num_clips` clips of `num_frames` centred in equal segments of the video, or
     with start="first" one clip from frame 0.
 
@@ -182,7 +182,7 @@ def normalize_flow(flow_px: np.ndarray, bound: float) -> np.ndarray:
 
 
 def stream_input(stream: str, frames: np.ndarray, y0: int, x0: int, size: int, *, clips: int = 1, flip: bool = False,
-                 normalization: str = "i3d", flow_bound: float = 0.0) -> np.ndarray:  # fmt: skip
+                 normalization: str = "i3d", flow_bound: float = 0.0) -> np.ndarray:
     """The one way from decoded frames to model input: predict, the ensemble and the features call this, and the
     dataset's 8-bit path (`rgb_clip`, `flow_code_clip` and their tables) gives the same values, bit for bit.
 
@@ -297,7 +297,7 @@ def lookup_tensor(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     same = x.shape[: table.ndim - 2] == table.shape[:-2] and x.ndim >= 4 and x.shape[-4] == table.shape[-2]
     if x.dtype != torch.uint8 or table.shape[-1] != 256 or not same:
         raise ValueError(f"need uint8 values and (..., C, 256) tables of the same samples and channels: got {x.dtype} "
-                         f"{tuple(x.shape)} and {tuple(table.shape)}")  # fmt: skip
+                         f"{tuple(x.shape)} and {tuple(table.shape)}")
     channels = table.shape[-2]
     # (N samples, K clips, C, T*H, W)
     planes = x.contiguous().view(table[..., 0, 0].numel(), -1, channels, math.prod(x.shape[-3:-1]), x.shape[-1])

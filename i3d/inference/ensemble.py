@@ -79,7 +79,7 @@ class Member:
     def describe(self) -> dict:
         return {"name": self.name, "checkpoint": str(self.checkpoint), "weight": self.weight,
                 "streams": list(self.model.streams), "input_spec": self.spec.to_dict(), "classes": self.classes,
-                "binary": self.binary, "load_seconds": round(self.load_seconds, 3)}  # fmt: skip
+                "binary": self.binary, "load_seconds": round(self.load_seconds, 3)}
 
 
 @dataclass
@@ -114,7 +114,7 @@ def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
     looks_like_type = len(model_type) > 1 and model_type.isidentifier() and not Path(model_type).exists()  # not C:/
     if sep and model_type not in MODELS and looks_like_type:
         raise EnsembleError(f"--model {spec}: unknown model type {model_type!r}; use one of {sorted(MODELS)}, or "
-                            "give one of our checkpoints without a type")  # fmt: skip
+                            "give one of our checkpoints without a type")
     if not (sep and model_type in MODELS):
         model_type, rest = None, spec
     path, sep, tail = rest.rpartition(":")
@@ -130,7 +130,7 @@ def parse_model_spec(spec: str) -> tuple[str | None, Path, float]:
 
 
 def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device: str | torch.device = "cpu"
-                ) -> Member:  # fmt: skip
+                ) -> Member:
     """A checkpoint's model, input spec and classes (`i3d.checkpoint.model_from_checkpoint`)."""
     start = time.perf_counter()
     try:
@@ -139,17 +139,17 @@ def load_member(path: str | Path, weight: float = 1.0, name: str = "m0", device:
         raise EnsembleError(str(e)) from e
     binary = loaded.config.model.num_classes == 1
     return Member(name, Path(path), float(weight), loaded.model, loaded.spec, loaded.classes, binary,
-                  time.perf_counter() - start)  # fmt: skip
+                  time.perf_counter() - start)
 
 
 def load_foreign_member(model_type: str, path: str | Path, weight: float = 1.0, name: str = "m0", *,
                         class_order: tuple[str, str] = BINARY_CLASSES, sampling: str = "first", clips: int = 1,
-                        device: str | torch.device = "cpu") -> Member:  # fmt: skip
+                        device: str | torch.device = "cpu") -> Member:
     """A weight file of another codebase by its type (`i3d.inference.foreign.load_foreign`), as a binary member."""
     start = time.perf_counter()
     try:
         model, spec = load_foreign(model_type, path, class_order=class_order, sampling=sampling, clips=clips,
-                                   device=device)  # fmt: skip
+                                   device=device)
     except (WeightsError, ValueError) as e:
         raise EnsembleError(f"--model {model_type}:{path}: {e}") from e
     return Member(name, Path(path), float(weight), model, spec, list(BINARY_CLASSES), True, time.perf_counter() - start)
@@ -163,7 +163,7 @@ def check_members(members: list[Member]) -> list[str]:
     for m in members[1:]:
         if m.classes != classes:
             raise EnsembleError(f"{m.checkpoint} predicts {m.classes} but {members[0].checkpoint} predicts "
-                                f"{classes}; ensemble models trained on the same classes")  # fmt: skip
+                                f"{classes}; ensemble models trained on the same classes")
     if sum(m.weight for m in members) <= 0:
         raise EnsembleError(f"model weights {[m.weight for m in members]} sum to zero; give a positive weight")
     return classes
@@ -184,7 +184,7 @@ def flow_key(spec: InputSpec) -> tuple:
 
 @torch.no_grad()
 def predict_decoded(members: list[Member], decoded: dict[tuple, np.ndarray], timings: dict | None = None
-                    ) -> np.ndarray:  # fmt: skip
+                    ) -> np.ndarray:
     """(M, K) probabilities of every member for one video, decoded once per `decode_key` in `decoded`.
 
     Args:
@@ -244,7 +244,7 @@ def prior_vector(prior: float | None, classes: list[str]) -> np.ndarray:
 
 def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, prior: float | None = None,
                    faces: FaceOptions | None = None, face_dir: str | Path | None = None, aggregate: str = "max"
-                   ) -> EnsembleResult:  # fmt: skip
+                   ) -> EnsembleResult:
     """Run the ensemble on (video_id, path) pairs; each video is decoded once per distinct (fps, short side).
 
     Args:
@@ -274,7 +274,7 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
                 rows.append(_score(members, path, keys, timings=timings))
             else:
                 rows.append(_score_faces(members, video_id, path, keys, faces, Path(face_dir), weights, aggregate,
-                                         timings))  # fmt: skip
+                                         timings))
         except NoFaceError as e:
             no_face[name] = str(e)
             rows.append(np.tile(fallback, (len(members), 1)))
@@ -287,7 +287,7 @@ def predict_videos(members: list[Member], videos: list[tuple[str, Path]], *, pri
         seconds[name] = timings
     member_probs = np.stack(rows) if rows else np.zeros((0, len(members), len(classes)))
     return EnsembleResult(names, classes, ensemble_mean(member_probs, weights), member_probs, members, errors,
-                          no_face, seconds)  # fmt: skip
+                          no_face, seconds)
 
 
 class NoFaceError(ValueError):
@@ -295,7 +295,7 @@ class NoFaceError(ValueError):
 
 
 def _score(members: list[Member], path: Path, keys: list[tuple], *, timings: dict | None = None,
-           stage: str = "decode") -> np.ndarray:  # fmt: skip
+           stage: str = "decode") -> np.ndarray:
     """(M, K) probabilities of every member for one video file, decoded once per key (the time under `stage`)."""
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -305,7 +305,7 @@ def _score(members: list[Member], path: Path, keys: list[tuple], *, timings: dic
 
 
 def _score_faces(members, video_id: str, path: Path, keys, opts: FaceOptions, face_dir: Path, weights,
-                 aggregate: str, timings: dict | None = None) -> np.ndarray:  # fmt: skip
+                 aggregate: str, timings: dict | None = None) -> np.ndarray:
     """(M, K) of one raw video from its face clips: each clip scored, then the clips' max or mean."""
     timings = {} if timings is None else timings
     record = cut_faces(video_id, path, out=face_dir, opts=opts)  # a video that cannot be read raises, naming it
@@ -314,7 +314,7 @@ def _score_faces(members, video_id: str, path: Path, keys, opts: FaceOptions, fa
     if not record["crops"]:
         raise NoFaceError("; ".join(record["warnings"]) or "no face clip")
     clips = np.stack([_score(members, face_dir / c["file"], keys, timings=timings, stage="read_clips")
-                      for c in record["crops"]])  # (C, M, K)  # fmt: skip
+                      for c in record["crops"]])  # (C, M, K)
     if aggregate == "mean":
         return clips.mean(axis=0)
     return clips[int(np.argmax(ensemble_mean(clips, weights)[:, -1]))]  # the clip the ensemble finds most positive
@@ -350,7 +350,7 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
     with open(per_model, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "status", *tags, *(f"ensemble:{c}" if len(idx) > 1 else "ensemble"
-                                                         for c in columns)])  # fmt: skip
+                                                         for c in columns)])
         for v, name in enumerate(result.filenames):
             values = [result.member_probs[v, m, k] for m in range(len(result.members)) for k in idx]
             values += [result.probs[v, k] for k in idx]
@@ -361,7 +361,7 @@ def write_outputs(result: EnsembleResult, out_csv: str | Path) -> dict[str, Path
                                   "failed": [{"filename": k, "error": v} for k, v in result.errors.items()],
                                   "no_face": [{"filename": k, "reason": v} for k, v in result.no_face.items()],
                                   "seconds": {k: {s: round(t, 4) for s, t in v.items()}
-                                              for k, v in result.seconds.items()}}, indent=2) + "\n")  # fmt: skip
+                                              for k, v in result.seconds.items()}}, indent=2) + "\n")
     return {"submission": out_csv, "per_model": per_model, "report": report}
 
 

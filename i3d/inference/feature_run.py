@@ -45,7 +45,7 @@ def list_jobs(videos: list[str] | None, stores: Path | None, root=None) -> list[
     its store under `stores` when there is one; without `videos`, every store under `stores`."""
     if videos:
         found = [(vid, path, Path(stores) / f"{vid}.h5" if stores else None)
-                 for vid, path in find_run_videos(videos, root)]  # fmt: skip
+                 for vid, path in find_run_videos(videos, root)]
         return [(vid, path, store if store is not None and store.is_file() else None) for vid, path, store in found]
     stores = Path(stores)
     found = [(str(p.relative_to(stores).with_suffix("")), None, p) for p in sorted(stores.rglob("*.h5"))]
@@ -55,7 +55,7 @@ def list_jobs(videos: list[str] | None, stores: Path | None, root=None) -> list[
 
 
 def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, weights: dict | None = None,
-                         spec: InputSpec | None = None, store_paths=(), device="cpu") -> FeatureExtractor:  # fmt: skip
+                         spec: InputSpec | None = None, store_paths=(), device="cpu") -> FeatureExtractor:
     """A FeatureExtractor from one of our checkpoints (its streams and input spec) or from I3D weight files.
 
     Args:
@@ -76,7 +76,7 @@ def extractor_from_files(streams, options: FeatureOptions, *, checkpoint=None, w
 
 
 def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | None
-                ) -> tuple[Iterator[dict[str, np.ndarray]], int | None, float]:  # fmt: skip
+                ) -> tuple[Iterator[dict[str, np.ndarray]], int | None, float]:
     """One video's frames as consecutive {stream: (n, H, W, C)} chunks (`i3d.inference.frames`), its number of
     frames when known before reading them, and their frame rate: from `store` when given (read a chunk at a time),
     else decoded as the spec says with TV-L1 computed on the fly (mode="video" first counts the frames in a decode
@@ -97,7 +97,7 @@ def load_frames(extractor: FeatureExtractor, video: Path | None, store: Path | N
 
 
 def video_features(extractor: FeatureExtractor, video: Path | None, store: Path | None,
-                   on_batch: Callable[[int], None] | None = None) -> tuple[Features, float]:  # fmt: skip
+                   on_batch: Callable[[int], None] | None = None) -> tuple[Features, float]:
     """One video's features (`FeatureExtractor.extract_chunks`) and the frame rate of its rows (start_frame / fps
     is seconds), from its store or its file (`load_frames`), in memory that does not grow with the video.
 
@@ -112,7 +112,7 @@ def settings(extractor: FeatureExtractor) -> dict:
     """What makes one run's features differ from another's (recorded in each video's metadata, compared on a rerun)."""
     o = extractor.options
     return {"streams": list(extractor.streams), "mode": o.mode, "snippet": o.snippet, "stride": o.stride,
-            "last": o.last, "model": extractor.source, "input_spec": extractor.spec.to_dict()}  # fmt: skip
+            "last": o.last, "model": extractor.source, "input_spec": extractor.spec.to_dict()}
 
 
 def metadata(video_id: str, source: Path, result: Features, extractor: FeatureExtractor, fps: float) -> dict:
@@ -120,7 +120,7 @@ def metadata(video_id: str, source: Path, result: Features, extractor: FeatureEx
     the `settings` that made them."""
     return {"video_id": video_id, "source": str(source), "fps": fps, "num_features": len(result.start_frame),
             "start_frame": result.start_frame.tolist(), "end_frame": result.end_frame.tolist(),
-            **settings(extractor)}  # fmt: skip
+            **settings(extractor)}
 
 
 def write_result(out: Path, video_id: str, result: Features, meta: dict, fmt: str = "npy") -> list[Path]:
@@ -172,7 +172,7 @@ class FeatureRecipe:
 
     def build(self) -> FeatureExtractor:
         return extractor_from_files(self.streams, self.options, checkpoint=self.checkpoint, weights=dict(self.weights),
-                                    spec=self.spec, store_paths=self.store_paths, device=self.device)  # fmt: skip
+                                    spec=self.spec, store_paths=self.store_paths, device=self.device)
 
 
 _EXTRACTORS: dict[str, FeatureExtractor] = {}
@@ -192,7 +192,7 @@ def cached_extractor(recipe: FeatureRecipe, built: FeatureExtractor | None = Non
 
 def features_of_video(video_id: str, video: Path | None, store: Path | None, *, out: Path, recipe: FeatureRecipe,
                       fmt: str = "npy", overwrite: bool | tuple[str, ...] = False, threads: int = 0,
-                      on_frames: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+                      on_frames: Callable[[int], None] | None = None) -> dict:
     """Extract one video's features into OUT (see the module docstring), or skip it when it is finished there.
 
     Returns:
@@ -204,7 +204,7 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
     start = time.perf_counter()
     source = store if store is not None else video
     record = {"video_id": video_id, "source": str(source), "status": "skipped", "frames": 0, "num_features": None,
-              "seconds": 0.0, "warnings": [], "error": None}  # fmt: skip
+              "seconds": 0.0, "warnings": [], "error": None}
     extractor = cached_extractor(recipe)
     redo = overwrite is True or (isinstance(overwrite, tuple) and video_id in overwrite)
     earlier = None if redo else finished_features(out, video_id, fmt)
@@ -213,7 +213,7 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
         changed = setting_changes(earlier, settings(extractor))
         if changed:
             record["warnings"].append(f"kept features made with other {', '.join(changed)}; --overwrite to redo "
-                                      "them with these settings")  # fmt: skip
+                                      "them with these settings")
         return record
     if threads:
         torch.set_num_threads(threads)
@@ -227,7 +227,7 @@ def features_of_video(video_id: str, video: Path | None, store: Path | None, *, 
     if on_frames is not None:
         on_frames(frames)
     record.update(status="done", frames=frames, num_features=len(result.start_frame),
-                  seconds=time.perf_counter() - start)  # fmt: skip
+                  seconds=time.perf_counter() - start)
     return record
 
 
@@ -250,13 +250,13 @@ def features_job(out: Path, recipe: FeatureRecipe, fmt: str = "npy", overwrite: 
     return Job("features", work=partial(features_of_video, out=out, recipe=recipe, fmt=fmt, overwrite=overwrite),
                options={"recipe": repr(recipe), "format": fmt, "overwrite": overwrite},
                finished_file=lambda vid: f"{vid}{marker}", outputs=features_outputs,
-               index_columns=("video_id", "num_features"), index_row=features_index_row)  # fmt: skip
+               index_columns=("video_id", "num_features"), index_row=features_index_row)
 
 
 def extract_features(jobs: list[tuple[str, Path | None, Path | None]], out: str | Path, recipe: FeatureRecipe, *,
                      extractor: FeatureExtractor | None = None, fmt: str = "npy", overwrite: bool | tuple = False,
                      shard: tuple[int, int] | None = None, workers: int = 1, backend: str = "local",
-                     scheduler: str | None = None, progress: bool = True) -> tuple[list[dict], dict]:  # fmt: skip
+                     scheduler: str | None = None, progress: bool = True) -> tuple[list[dict], dict]:
     """Extract features of (video_id, video path or None, store path or None) jobs into OUT on the batch runner
     (`common.runner.run_job`: a failing video is recorded and the others go on; OUT/report.json and OUT/index.csv
     after each video).
@@ -272,7 +272,7 @@ def extract_features(jobs: list[tuple[str, Path | None, Path | None]], out: str 
     if extractor is not None:
         cached_extractor(recipe, extractor)
     return run_job(features_job(out, recipe, fmt, overwrite), [jobs], out, workers=workers, backend=backend,
-                   scheduler=scheduler, shard=shard, progress=progress)  # fmt: skip
+                   scheduler=scheduler, shard=shard, progress=progress)
 
 
 def _write_h5(path: Path, result: Features, meta: dict) -> None:

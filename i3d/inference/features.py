@@ -63,7 +63,7 @@ class FeatureOptions:
             raise ValueError(f"last={self.last!r}: use 'drop' (only whole snippets) or 'pad' (repeat the last frame)")
         if self.snippet < 1 or self.stride < 1 or self.batch_size < 1:
             raise ValueError(f"snippet={self.snippet}, stride={self.stride} and batch_size={self.batch_size} must "
-                             "be >= 1")  # fmt: skip
+                             "be >= 1")
         if self.window < MIN_WINDOW or self.window % STRIDE:
             raise ValueError(f"window={self.window}: use a multiple of {STRIDE} of at least {MIN_WINDOW} frames")
 
@@ -103,7 +103,7 @@ class FeatureExtractor:
     """I3D backbones (one per stream) in eval mode, the input spec they want, and the sampling options."""
 
     def __init__(self, nets: dict[str, nn.Module], spec: InputSpec, options: FeatureOptions = FeatureOptions(),
-                 source=None):  # fmt: skip
+                 source=None):
         """`source`: where the nets came from (a checkpoint path, weight files), recorded with the features."""
         unknown = set(nets) - {"rgb", "flow"}
         if not nets or unknown:
@@ -130,7 +130,7 @@ class FeatureExtractor:
         return self.extract_chunks(array_chunks(frames), len(next(iter(frames.values()))), on_batch)
 
     def extract_chunks(self, chunks: Iterable[dict[str, np.ndarray]], num_frames: int | None = None,
-                       on_batch: Callable[[int], None] | None = None) -> Features:  # fmt: skip
+                       on_batch: Callable[[int], None] | None = None) -> Features:
         """Features of one video whose frames arrive as consecutive {stream: (n, H, W, C)} chunks
         (`i3d.inference.frames`), held only as long as a snippet batch or a window needs them.
 
@@ -144,7 +144,7 @@ class FeatureExtractor:
         """
         if self.options.mode == "video" and num_frames is None:
             raise ValueError("mode='video' needs num_frames before the frames arrive (count them with "
-                             "i3d.inference.frames.count_frames)")  # fmt: skip
+                             "i3d.inference.frames.count_frames)")
         buffer = FrameBuffer(chunks)
         if not buffer.fill(1):
             raise ValueError("no frames to extract features from")
@@ -176,7 +176,7 @@ class FeatureExtractor:
         indices, ends = snippet_indices(n, o.snippet, o.stride, o.last)
         if not len(indices):
             raise ShortVideoError(f"{n} frames, shorter than one {o.snippet}-frame snippet; use --last pad or a "
-                                  "shorter --snippet")  # fmt: skip
+                                  "shorter --snippet")
         for index in indices[k:]:  # at most the padded one
             pending.append(self._inputs(buffer.take(index), origin))
         if pending:
@@ -204,11 +204,11 @@ class FeatureExtractor:
         """{stream: (1, C, T, S, S)} model input of one clip's frames: centre crop, normalise."""
         spec = self.spec
         return {s: T.stream_input(s, frames[s], *origin, spec.crop_size, normalization=spec.normalization,
-                                  flow_bound=spec.flow_bound) for s in self.streams}  # fmt: skip
+                                  flow_bound=spec.flow_bound) for s in self.streams}
 
     @torch.no_grad()
     def _forward(self, inputs: list[dict[str, np.ndarray]], mode: str, on_batch, steps: slice = slice(None),
-                 last: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+                 last: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Features and logits {stream: (K, ...)} of a batch of clips; in mode="video" of one window's Mixed_5c
         `steps`, after the previous window's last step (kept in `last`, updated)."""
         feats, logits = {}, {}

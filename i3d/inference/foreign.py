@@ -38,7 +38,7 @@ def foreign_spec(model_type: str, sampling: str = "first", clips: int = 1) -> In
     frames as they are (stored=False: the file was not trained on our stores)."""
     base = contract_for(model_type)
     return dataclasses.replace(base, fps=0.0, eval_num_frames=base.num_frames, eval_num_clips=clips,
-                               eval_start=sampling, stored=False)  # fmt: skip
+                               eval_start=sampling, stored=False)
 
 
 def load_two_class(model_type: str, path: str | Path) -> nn.Module:
@@ -95,7 +95,7 @@ def binary_head(net: nn.Module, class_order: tuple[str, str] = BINARY_CLASSES) -
 
 def load_foreign(model_type: str, path: str | Path, *, class_order: tuple[str, str] = BINARY_CLASSES,
                  sampling: str = "first", clips: int = 1, device: str | torch.device = "cpu"
-                 ) -> tuple[TwoStreamI3D, InputSpec]:  # fmt: skip
+                 ) -> tuple[TwoStreamI3D, InputSpec]:
     """(an RGB-only TwoStreamI3D with a one-logit head in eval mode, its input spec) of a foreign weight file."""
     net = binary_head(load_two_class(model_type, path), class_order)
     spec = foreign_spec(model_type, sampling, clips)

@@ -119,7 +119,7 @@ class FrameBuffer:
 
 
 def gather_frames(frames: Iterable[np.ndarray], spec: InputSpec, streams, wanted: np.ndarray
-                  ) -> dict[str, np.ndarray]:  # fmt: skip
+                  ) -> dict[str, np.ndarray]:
     """{stream: (len(wanted), H, W, C)} of the frames at sorted unique indices `wanted`, in one pass over decoded
     RGB `frames`: only those frames are kept, and flow is computed only for them (each run of wanted frames with
     the one neighbour its first or last flow needs), so a long video costs no more memory than its test clips.
@@ -139,7 +139,7 @@ def gather_frames(frames: Iterable[np.ndarray], spec: InputSpec, streams, wanted
     rows = np.searchsorted(index, wanted)
     if not len(index) or rows.max() >= len(index) or not np.array_equal(index[rows], wanted):
         raise ValueError(f"frames up to {wanted.max()} were wanted from a video of {len(index) and index[-1] + 1} "
-                         "frames")  # fmt: skip
+                         "frames")
     out = {"rgb": np.stack(kept)} if "rgb" in streams else {}
     if "flow" in streams:
         runs = np.split(np.arange(len(index)), np.flatnonzero(np.diff(index) != 1) + 1)
@@ -147,5 +147,5 @@ def gather_frames(frames: Iterable[np.ndarray], spec: InputSpec, streams, wanted
         # kept only for its pair, which is not wanted
         out["flow"] = np.concatenate([f for run in runs for _, f in
                                       stream_flow([kept[i] for i in run], spec.flow_engine, spec.tvl1,
-                                                  spec.flow_convention, CHUNK)])  # fmt: skip
+                                                  spec.flow_convention, CHUNK)])
     return spec.stored_frames({s: x[rows] for s, x in out.items()})

@@ -111,12 +111,12 @@ def read_label_map(path: str | Path) -> list[str]:
 def _check_labels(labels: list[str], num_outputs: int, source: str) -> list[str]:
     if len(labels) != num_outputs:
         raise PredictError(f"{source} has {len(labels)} class names but the model has {num_outputs} outputs; "
-                           "pass the label file the model was trained with")  # fmt: skip
+                           "pass the label file the model was trained with")
     return labels
 
 
 def from_checkpoint(path: str | Path, *, labels: str | Path | None = None,
-                    device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
+                    device: str | torch.device = "cpu") -> Predictor:
     """A checkpoint of tools/train_two_stream.py (or tools/distill.py) with the input spec it saved.
 
     Args:
@@ -137,7 +137,7 @@ def kinetics_spec() -> InputSpec:
 
 
 def from_kinetics_rgb(weights: str | Path, *, labels: str | Path | None = None,
-                      device: str | torch.device = "cpu") -> Predictor:  # fmt: skip
+                      device: str | torch.device = "cpu") -> Predictor:
     """DeepMind's Kinetics-400 or Kinetics-600 RGB I3D (any file `i3d.models.pretrained.i3d_from_file` reads, their
     TensorFlow model.ckpt included), fed as DeepMind's (`kinetics_spec`); its class names are `KINETICS_LABELS` of
     its class count unless `labels` names another file."""
@@ -174,11 +174,11 @@ def video_flow(frames: np.ndarray, spec: InputSpec, batch: int = 16) -> np.ndarr
 def eval_indices(num_frames: int, spec: InputSpec) -> np.ndarray:
     """(K, T) frame indices of the spec's test clips of a `num_frames` video (`transforms.eval_clip_indices`)."""
     return T.eval_clip_indices(num_frames, spec.eval_num_frames, spec.eval_num_clips, spec.num_frames,
-                               spec.eval_start)  # fmt: skip
+                               spec.eval_start)
 
 
 def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray | None = None
-                 ) -> dict[str, torch.Tensor]:  # fmt: skip
+                 ) -> dict[str, torch.Tensor]:
     """Model inputs {stream: (K, C, T, S, S) float32} of a decoded video: the eval dataset's clips and centre crop of
     the frames as its store would hold them (`spec.stored_frames`, applied to the clips' frames only).
 
@@ -198,7 +198,7 @@ def video_inputs(frames: np.ndarray, spec: InputSpec, streams, flow: np.ndarray 
 
 
 def clip_inputs(frames: dict[str, np.ndarray], indices: np.ndarray, spec: InputSpec, streams
-                ) -> dict[str, torch.Tensor]:  # fmt: skip
+                ) -> dict[str, torch.Tensor]:
     """{stream: (K, C, T, S, S) float32} of the clips `indices` (K, T) into `frames` {"rgb", "flow"} as a store gives
     them (`VideoStore.read_rgb` / `read_flow`, or `spec.stored_frames` of a raw video's): centre crop, normalise
     (`transforms.stream_input`)."""
@@ -207,7 +207,7 @@ def clip_inputs(frames: dict[str, np.ndarray], indices: np.ndarray, spec: InputS
     inputs = {}
     for stream in streams:
         x = T.stream_input(stream, frames[stream][indices.reshape(-1)], y0, x0, spec.crop_size, clips=len(indices),
-                           normalization=spec.normalization, flow_bound=spec.flow_bound)  # fmt: skip
+                           normalization=spec.normalization, flow_bound=spec.flow_bound)
         inputs[stream] = torch.from_numpy(x)
     return inputs
 
@@ -252,7 +252,7 @@ def predict_video(predictor: Predictor, path: str | Path, max_frames: int | None
     nets = {s: getattr(predictor.model, s) for s in streams}
     if spec.eval_num_frames == 0 and n >= spec.num_frames and all(isinstance(x, InceptionI3d) for x in nets.values()):
         return _prediction(predictor, whole_video_logits(predictor, video_chunks(reader, spec, streams), n), str(path),
-                           n, n)  # fmt: skip
+                           n, n)
     indices = eval_indices(n, spec)
     wanted = np.unique(indices)
     frames = gather_frames(reader, spec, streams, wanted)
@@ -281,7 +281,7 @@ def _classify(predictor: Predictor, inputs: dict[str, torch.Tensor], num_frames:
 
 
 def _prediction(predictor: Predictor, logits: dict[str, torch.Tensor], path: str, num_frames: int,
-                clip_frames: int) -> Prediction:  # fmt: skip
+                clip_frames: int) -> Prediction:
     logits = {s: x.float().cpu().numpy() for s, x in logits.items()}
     probs = to_probabilities(torch.from_numpy(logits["fused"]), predictor.binary)
     return Prediction(path, predictor.classes, probs, logits, num_frames, clip_frames)

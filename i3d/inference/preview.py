@@ -66,7 +66,7 @@ def features_preview(extractor: FeatureExtractor, jobs, path: str | os.PathLike)
             spec.check_frames(h, w, where=str(store or video))
             y0, x0 = T.center_crop_origin(h, w, spec.crop_size)
             inputs = {s: T.stream_input(s, x, y0, x0, spec.crop_size, normalization=spec.normalization,
-                                        flow_bound=spec.flow_bound)[0] for s, x in frames.items()}  # fmt: skip
+                                        flow_bound=spec.flow_bound)[0] for s, x in frames.items()}
             source = "store" if store is not None else "video"
             title = (f"{video_id} ({source}): first snippet, centre crop {spec.crop_size} of {h}x{w}, "
                      f"{spec.normalization} RGB" + (f", flow bound {spec.flow_bound:g} px" if "flow" in inputs else ""))
@@ -90,9 +90,9 @@ def member_inputs_picture(members, name: str, path: Path) -> np.ndarray:
         inputs = video_inputs(decoded[key], m.spec, m.model.streams)
         clips, _, t = next(iter(inputs.values())).shape[:3]
         title = (f"{name}, {m.name} ({m.checkpoint.name}): test clip 1 of {clips}, {t} frames, crop {m.spec.crop_size}"
-                 f", {m.spec.normalization} RGB")  # fmt: skip
+                 f", {m.spec.normalization} RGB")
         pictures.append(clip_picture({s: x[0] for s, x in inputs.items()}, m.spec.normalization, frames=FRAMES,
-                                     height=HEIGHT, title=title))  # fmt: skip
+                                     height=HEIGHT, title=title))
     return vstack(pictures)
 
 
@@ -123,21 +123,21 @@ def faces_picture(record: dict, path: Path, face_dir: Path, stride: int) -> np.n
             colour = TRACK_COLOURS[crop["track"] % len(TRACK_COLOURS)]
             frame = draw_box(frame, np.asarray(crop["box"]) * scale, colour, 2)
     title = (f"{Path(path).name}: frame {index} of {record['frames']}, {len(tracks)} face tracks, {len(crops)} clips; "
-             "thin: the track's face, thick: its clip's box")  # fmt: skip
+             "thin: the track's face, thick: its clip's box")
     rows = [caption(frame, title)]
     for crop in crops:
         clip = read_video(face_dir / crop["file"], fps=0, short_side=0)[0]
         chosen = spread(len(clip), FRAMES)
         tiles = hstack([resize_height(clip[t], HEIGHT) for t in chosen])
         rows.append(caption(tiles, f"{crop['file']}: track {crop['track']}, frames {crop['start']}-{crop['end'] - 1}"
-                                   f", shown {', '.join(str(int(t)) for t in chosen)}"))  # fmt: skip
+                                   f", shown {', '.join(str(int(t)) for t in chosen)}"))
     if not crops:
         rows.append(text_tile("no face clip: " + ("; ".join(record["warnings"]) or "no face found")))
     return vstack(rows)
 
 
 def ensemble_preview(members, videos, path: str | os.PathLike, *, faces: FaceOptions | None = None,
-                     face_dir: str | Path | None = None) -> Path:  # fmt: skip
+                     face_dir: str | Path | None = None) -> Path:
     """A PNG of what the ensemble will score for each (video_id, path) of `videos`: every member's input clip, or
     with `faces` the face clips cut into `face_dir` and their boxes on a raw frame."""
     rows = []

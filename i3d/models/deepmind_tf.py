@@ -28,7 +28,7 @@ STEM = "Conv3d_1a_7x7/conv_3d/w"  # every I3D has it: what precedes it is the ne
 UNIT_LEAVES = {
     "conv_3d/w": "conv.weight", "batch_norm/beta": "bn.bias", "batch_norm/gamma": "bn.weight",
     "batch_norm/moving_mean": "bn.running_mean", "batch_norm/moving_variance": "bn.running_var",
-}  # fmt: skip
+}
 LOGITS = {"Logits/Conv3d_0c_1x1/conv_3d/w": "logits.weight", "Logits/Conv3d_0c_1x1/conv_3d/b": "logits.bias"}
 STEM_UNITS = ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3")
 MIXED = ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "Mixed_5b", "Mixed_5c")
@@ -73,7 +73,7 @@ def _pick_scope(found: list[str], prefix: str, path: str | Path) -> str:
     if not found:
         raise WeightsError(f"{path}: no I3D in this TensorFlow checkpoint (no variable named */{STEM})")
     raise WeightsError(f"{path}: the networks {', '.join(map(repr, found))} in this TensorFlow checkpoint; pass "
-                       "prefix 'rgb.' (RGB/) or 'flow.' (Flow/) to pick one")  # fmt: skip
+                       "prefix 'rgb.' (RGB/) or 'flow.' (Flow/) to pick one")
 
 
 def name_map(bundle: Bundle, prefix: str = "") -> dict[str, str]:
@@ -90,7 +90,7 @@ def name_map(bundle: Bundle, prefix: str = "") -> dict[str, str]:
     if unknown:
         more = f" ... and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         raise WeightsError(f"{bundle.prefix}: TensorFlow variables with no I3D counterpart (not DeepMind's I3D?): "
-                           f"{', '.join(unknown[:10])}{more}")  # fmt: skip
+                           f"{', '.join(unknown[:10])}{more}")
     return mapping
 
 
@@ -117,7 +117,7 @@ def index_shapes(path: str | Path, prefix: str = "") -> dict[str, tuple[int, ...
     """{our name: our shape} of a DeepMind checkpoint, from its .index file alone (no data file needed)."""
     bundle = read_index(path)
     return {ours: torch_shape(ours, bundle.entries[tf].shape, f"{bundle.prefix}: {tf}")
-            for tf, ours in name_map(bundle, prefix).items()}  # fmt: skip
+            for tf, ours in name_map(bundle, prefix).items()}
 
 
 def read_deepmind_tf(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -156,7 +156,7 @@ def i3d_from_file(path: str | Path, *, prefix: str = "") -> tuple[InceptionI3d, 
     stem = state.get("Conv3d_1a_7x7.conv.weight")
     if "logits.weight" not in state or stem is None:
         raise WeightsError(f"{path}: no single I3D in this file (two-stream checkpoint? pass --prefix rgb. or "
-                           "--prefix flow.)")  # fmt: skip
+                           "--prefix flow.)")
     size = 112 if tuple(stem.shape[-2:]) == (3, 3) else 224
     net = InceptionI3d(num_classes=state["logits.weight"].shape[0], in_channels=stem.shape[1], input_size=size)
     load_i3d(net, path, prefix=prefix)  # the full name-and-shape check
@@ -216,5 +216,5 @@ def load_video_resnet(model: nn.Module, path: str | Path, *, prefix: str = "", r
     if heads:  # said as the I3D loader says it: a silently dropped two-class head loses the file's P(FAKE)
         n_file = state["fc.weight"].shape[0] if "fc.weight" in state else "?"
         logger.warning("%s: the file's classifier has %s classes, the model %d; loaded the backbone and "
-                       "re-initialised the classifier", path, n_file, target["fc.weight"].shape[0])  # fmt: skip
+                       "re-initialised the classifier", path, n_file, target["fc.weight"].shape[0])
     return heads

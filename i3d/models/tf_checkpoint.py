@@ -30,7 +30,7 @@ FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the magic
 DTYPES = {
     1: "f4", 2: "f8", 3: "i4", 4: "u1", 5: "i2", 6: "i1", 8: "c8", 9: "i8", 10: "?", 17: "u2", 18: "c16", 19: "f2",
     22: "u4", 23: "u8",
-}  # fmt: skip
+}
 DTYPE_NAMES = {7: "string", 14: "bfloat16", 20: "resource", 21: "variant"}  # the ones we do not read
 
 
@@ -229,7 +229,7 @@ def _table_entries(table: bytes, path: Path) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of an SSTable held in memory, in key order."""
     if len(table) < FOOTER_SIZE or struct.unpack_from("<Q", table, len(table) - 8)[0] != TABLE_MAGIC:
         raise TFCheckpointError(f"{path}: not a TensorFlow checkpoint index (no SSTable footer: truncated, or another "
-                                "file); pass the checkpoint's prefix (model.ckpt) or its .index file")  # fmt: skip
+                                "file); pass the checkpoint's prefix (model.ckpt) or its .index file")
     footer = table[-FOOTER_SIZE:]
     _, pos = _varint(footer, _varint(footer, 0)[1])  # skip the metaindex handle (offset, size)
     index = _block(table, footer[pos:], path)
@@ -274,7 +274,7 @@ def read_index(path: str | Path) -> Bundle:
     prefix = checkpoint_prefix(path)
     if prefix is None:
         raise TFCheckpointError(f"{path}: no TensorFlow checkpoint there ({Path(path).name}.index not found); "
-                                "pass the prefix it was saved under (model.ckpt) or its .index file")  # fmt: skip
+                                "pass the prefix it was saved under (model.ckpt) or its .index file")
     index = prefix.with_name(prefix.name + ".index")
     table = index.read_bytes()
     try:
@@ -300,7 +300,7 @@ def _check_readable(bundle: Bundle, entry: TensorEntry) -> np.dtype:
     dtype = np.dtype((">" if bundle.big_endian else "<") + entry.dtype)
     if int(np.prod(entry.shape, dtype=np.int64)) * dtype.itemsize != entry.size or min(entry.shape, default=0) < 0:
         raise TFCheckpointError(f"{where}: shape {entry.shape} of {entry.dtype} does not make its {entry.size} bytes; "
-                                "the index is damaged")  # fmt: skip
+                                "the index is damaged")
     return dtype
 
 
@@ -312,10 +312,10 @@ def _read_tensor(bundle: Bundle, entry: TensorEntry, file, path: Path) -> np.nda
     if got < entry.size:
         end, have = entry.offset + entry.size, path.stat().st_size
         raise TFCheckpointError(f"{path}: truncated ({have} bytes; tensor {entry.name!r} ends at byte {end}); "
-                                "re-download it")  # fmt: skip
+                                "re-download it")
     if masked_crc32c(data) != entry.crc32c:
         raise TFCheckpointError(f"{path}: checksum mismatch for tensor {entry.name!r} (a damaged file, or not this "
-                                f"index's data); re-download it")  # fmt: skip
+                                f"index's data); re-download it")
     array = np.frombuffer(data, dtype=dtype).reshape(entry.shape)
     return array.astype(dtype.newbyteorder("=")) if bundle.big_endian else array
 
@@ -336,7 +336,7 @@ def read_tensors(path: str | Path | Bundle, names: list[str] | None = None) -> d
     unknown = [n for n in names if n not in bundle.entries]
     if unknown:
         raise TFCheckpointError(f"{bundle.prefix}: no tensor {unknown[0]!r} in the checkpoint ({len(unknown)} "
-                                "names missing)")  # fmt: skip
+                                "names missing)")
     out, files = {}, {}
     try:
         for name in sorted(names, key=lambda n: (bundle.entries[n].shard, bundle.entries[n].offset)):
@@ -356,4 +356,4 @@ def _open_shard(path: Path):
         return open(path, "rb")
     except FileNotFoundError:
         raise TFCheckpointError(f"{path} not found: a TensorFlow checkpoint is its .index file and its .data-* "
-                                "file(s) side by side; copy or download the data file too") from None  # fmt: skip
+                                "file(s) side by side; copy or download the data file too") from None

@@ -26,7 +26,7 @@ from i3d.models.weights_io import WeightsError, listing
 JAX_BRANCHES = {
     "Branch_0/Conv3d_0a_1x1": "b0", "Branch_1/Conv3d_0a_1x1": "b1a", "Branch_1/Conv3d_0b_3x3": "b1b",
     "Branch_2/Conv3d_0a_1x1": "b2a", "Branch_2/Conv3d_0b_3x3": "b2b", "Branch_3/Conv3d_0b_1x1": "b3b",
-}  # fmt: skip
+}
 _JAX_LEAVES = {
     ("params", "Conv_0", "kernel"): "conv.weight",
     ("params", "BatchNorm_0", "bias"): "bn.bias",
@@ -135,10 +135,10 @@ _GOOGLENET_BLOCKS = {
     "inception3a": "Mixed_3b", "inception3b": "Mixed_3c",
     "inception4a": "Mixed_4b", "inception4b": "Mixed_4c", "inception4c": "Mixed_4d", "inception4d": "Mixed_4e",
     "inception4e": "Mixed_4f", "inception5a": "Mixed_5b", "inception5b": "Mixed_5c",
-}  # fmt: skip
+}
 _GOOGLENET_BRANCHES = {
     "branch1": "b0", "branch2.0": "b1a", "branch2.1": "b1b", "branch3.0": "b2a", "branch3.1": "b2b", "branch4.1": "b3b",
-}  # fmt: skip
+}
 
 
 def _googlenet_unit(unit: str) -> str | None:

@@ -79,7 +79,7 @@ def torch_load(path: str | Path, what: str = "weights file") -> object:
                 "as a plain state dict: torch.save(model.state_dict(), path)"
             ) from err
         raise WeightsError(f"{path} is truncated or not a torch file ({short_reason(err)}); download or copy it again"
-                           ) from err  # fmt: skip
+                           ) from err
 
 
 def _numpy_multiarray():
@@ -128,4 +128,4 @@ def load_numpy_pickle(path: str | Path) -> object:
         except Exception as e:  # truncated or not a pickle at all
             reason = " ".join(f"{type(e).__name__}: {e}".split())
             raise WeightsError(f"{path} is truncated or not a weights pickle ({reason}); download or copy it again"
-                               ) from e  # fmt: skip
+                               ) from e

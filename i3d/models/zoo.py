@@ -44,7 +44,7 @@ class ModelEntry:
 
 def _spec(crop: int, short_side: int, normalization: str, frames: int) -> InputSpec:
     return InputSpec(short_side=short_side, crop_size=crop, num_frames=frames, eval_num_frames=frames,
-                     normalization=normalization)  # fmt: skip
+                     normalization=normalization)
 
 
 MODELS: dict[str, ModelEntry] = {

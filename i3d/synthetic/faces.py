@@ -55,7 +55,7 @@ def side_by_side(photos: list[tuple[np.ndarray, np.ndarray]], height: int = 512)
 
 def window_path(num_frames: int, photo_shape: tuple[int, int], *, center: tuple[float, float] | None = None,
                 amplitude: tuple[float, float] = (30.0, 20.0), zoom: tuple[float, float] = (0.5, 0.7),
-                cycles: float = 1.0) -> np.ndarray:  # fmt: skip
+                cycles: float = 1.0) -> np.ndarray:
     """A smooth camera path: (num_frames, 3) rows of (cx, cy, zoom), the window's centre in the photo and its scale.
 
     The centre traces an ellipse of `amplitude` pixels around `center` (the photo's centre by default) `cycles`
@@ -69,7 +69,7 @@ def window_path(num_frames: int, photo_shape: tuple[int, int], *, center: tuple[
 
 
 def pan_zoom_video(photo: np.ndarray, boxes: np.ndarray, num_frames: int, size: tuple[int, int] = (240, 320),
-                   path: np.ndarray | None = None, **path_kwargs) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                   path: np.ndarray | None = None, **path_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Frames seen through a moving window over `photo`, and where each face box is in each frame.
 
     Args:
@@ -104,7 +104,7 @@ def two_people_video(num_frames: int = 60, size: tuple[int, int] = (180, 320)) -
     photo, boxes = side_by_side([photo_faces("astronaut"), photo_faces("camera")])
     scale = size[0] / 180
     return pan_zoom_video(photo, boxes, num_frames, size=size, center=(480, 190), amplitude=(30, 20),
-                          zoom=(0.42 * scale, 0.48 * scale))  # fmt: skip
+                          zoom=(0.42 * scale, 0.48 * scale))
 
 
 def astronaut_video(num_frames: int = 60, size: tuple[int, int] = (180, 320)) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +112,7 @@ def astronaut_video(num_frames: int = 60, size: tuple[int, int] = (180, 320)) ->
     photo, boxes = photo_faces("astronaut")
     scale = size[0] / 180
     return pan_zoom_video(photo, boxes, num_frames, size=size, center=(230, 150), amplitude=(40, 30),
-                          zoom=(0.45 * scale, 0.6 * scale))  # fmt: skip
+                          zoom=(0.45 * scale, 0.6 * scale))
 
 
 def no_face_video(num_frames: int = 30, size: tuple[int, int] = (180, 320), name: str = "rocket") -> np.ndarray:

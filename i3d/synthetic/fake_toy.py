@@ -68,11 +68,11 @@ class FakeToyConfig:
     def __post_init__(self):
         if min(self.height, self.width) < 16 or self.num_frames < 2 or self.fps <= 0:
             raise FakeDatasetError(f"video {self.height}x{self.width}, {self.num_frames} frames at {self.fps} fps: "
-                                   "use at least 16x16 pixels, 2 frames and fps > 0")  # fmt: skip
+                                   "use at least 16x16 pixels, 2 frames and fps > 0")
         if self.reals_per_part < 2 or self.fakes_per_real < 0 or self.train_parts < 1 or self.val_parts < 0:
             raise FakeDatasetError(f"reals_per_part={self.reals_per_part} (>= 2: a fake needs a donor), "
                                    f"fakes_per_real={self.fakes_per_real} (>= 0), train_parts={self.train_parts} "
-                                   f"(>= 1), val_parts={self.val_parts} (>= 0)")  # fmt: skip
+                                   f"(>= 1), val_parts={self.val_parts} (>= 0)")
         if not 0 <= self.blend <= 1 or self.warp_px < 0:
             raise FakeDatasetError(f"blend={self.blend} must lie in [0, 1] and warp_px={self.warp_px} be >= 0")
         if self.codec not in VIDEO_CODECS:
@@ -95,7 +95,7 @@ class FaceScene:
 
 
 def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int, low: float, high: float,
-                    tint: np.ndarray) -> np.ndarray:  # fmt: skip
+                    tint: np.ndarray) -> np.ndarray:
     """Smooth random texture (H, W, 3) float32 in [low, high] * tint: upsampled noise, colour by `tint`."""
     noise = rng.random((height // cell + 2, width // cell + 2)).astype(np.float32)
     gray = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -114,13 +114,13 @@ def make_face_scene(cfg: FakeToyConfig, rng: np.random.Generator) -> FaceScene:
     cx, cy = center
     for dx in (-0.4, 0.4):  # eyes and mouth, drawn into the face texture so they move with it
         cv2.circle(face, (round(cx + dx * axes[0]), round(cy - 0.25 * axes[1])), max(1, round(0.12 * axes[0])),
-                   (40.0, 30.0, 30.0), -1, cv2.LINE_AA)  # fmt: skip
+                   (40.0, 30.0, 30.0), -1, cv2.LINE_AA)
     cv2.ellipse(face, (round(cx), round(cy + 0.45 * axes[1])), (max(1, round(0.35 * axes[0])), 1), 0, 0, 360,
-                (90.0, 30.0, 40.0), -1, cv2.LINE_AA)  # fmt: skip
+                (90.0, 30.0, 40.0), -1, cv2.LINE_AA)
     speed = rng.uniform(0.2, 0.6)
     angle = rng.uniform(0, 2 * np.pi)
     return FaceScene(background, face, center, axes, (speed * np.cos(angle), speed * np.sin(angle)),
-                     tuple(rng.uniform(-0.5, 0.5, 2)))  # fmt: skip
+                     tuple(rng.uniform(-0.5, 0.5, 2)))
 
 
 def _face_mask(h: int, w: int, center, axes, grow: float = 0.0) -> np.ndarray:
@@ -146,7 +146,7 @@ def _wobble(image: np.ndarray, amplitude: float, t: int, phase: float) -> np.nda
 
 
 def render_face_video(cfg: FakeToyConfig, scene: FaceScene, donor: FaceScene | None = None,
-                      fake_rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
+                      fake_rng: np.random.Generator | None = None) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 RGB of `scene`; with a `donor`, the FAKE version (blended, warped face)."""
     h, w = cfg.height, cfg.width
     phase = float(fake_rng.uniform(0, 2 * np.pi)) if fake_rng is not None else 0.0
@@ -209,7 +209,7 @@ def make_fake_dataset(out: str | Path, cfg: FakeToyConfig = FakeToyConfig(), *, 
     out = Path(out)
     if (out / "fake_dataset.json").exists() and not overwrite:
         raise FakeDatasetError(f"{out} already holds a generated dataset; pass overwrite=True (--overwrite) "
-                               "or choose another folder")  # fmt: skip
+                               "or choose another folder")
     summary = {"train": [], "val": [], "num_real": 0, "num_fake": 0}
     for part in range(cfg.train_parts + cfg.val_parts):
         side = "train" if part < cfg.train_parts else "val"

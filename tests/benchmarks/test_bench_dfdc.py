@@ -18,7 +18,7 @@ def test_tiny_run_reports_every_stage_and_the_start_up(tmp_path):
     out = tmp_path / "dfdc.json"
     cmd = [sys.executable, "benchmarks/bench_dfdc.py", "--videos", "2", "--frames", "12", "--size", "240x320",
            "--crop", "16", "--clip-frames", "4", "--face-size", "32", "--min-frames", "8", "--members", *MEMBERS,
-           "--json", str(out)]  # fmt: skip
+           "--json", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads(out.read_text())

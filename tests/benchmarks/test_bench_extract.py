@@ -15,7 +15,7 @@ pytest.importorskip("numba")
 def test_cli_comparison_times_both_engines_and_their_start_up(tmp_path):
     out = tmp_path / "cli.json"
     cmd = [sys.executable, "benchmarks/bench_extract.py", "--cli", "--size", "32x40", "--frames", "3", "--videos",
-           "toy", "--repeats", "1", "--epe-pairs", "1", "--json", str(out)]  # fmt: skip
+           "toy", "--repeats", "1", "--epe-pairs", "1", "--json", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -29,7 +29,7 @@ def test_cli_comparison_times_both_engines_and_their_start_up(tmp_path):
 
 def test_profiler_assembles_the_engines_flow():
     cmd = [sys.executable, "benchmarks/profile_numba_tvl1.py", "--videos", "bigbuckbunny.mp4", "--pairs", "2",
-           "--short-side", "32", "--crop-width", "40", "--count-pairs", "1"]  # fmt: skip
+           "--short-side", "32", "--crop-width", "40", "--count-pairs", "1"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "same flow: True" in proc.stdout

@@ -13,7 +13,7 @@ def test_gpu_check_runs_every_section_at_tiny_sizes(tmp_path):
     # "tests" (pytest tests/gpu) is left out: the suite runs that file itself
     sections = ["ceilings", "model", "train_step", "ddp", "compact", "tvl1", "compile"]
     proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--tiny", "--device", "cpu", "--out", str(out),
-                           "--sections", *sections], cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+                           "--sections", *sections], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(out.read_text())
     s = result["sections"]

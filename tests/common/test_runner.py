@@ -27,7 +27,7 @@ def _write(video_id, source, *, out: Path, fail: dict, threads=0, on_frames=None
 def _job(out: Path, fail: dict) -> Job:
     return Job("test", work=partial(_write, out=out, fail=fail), options={}, finished_file=lambda v: f"{v}.txt",
                outputs=lambda v: [f"{v}.txt"], index_columns=("video_id",),
-               index_row=lambda r: {"video_id": r["video_id"]} if r["status"] == "done" else None)  # fmt: skip
+               index_row=lambda r: {"video_id": r["video_id"]} if r["status"] == "done" else None)
 
 
 TASKS = [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
@@ -39,7 +39,7 @@ def _report(out: Path) -> dict:
 
 def test_a_bad_video_is_a_failed_record_and_the_others_finish(tmp_path):
     records, summary = run_job(_job(tmp_path, {"b": VideoError("b.mp4: unreadable")}), [TASKS], tmp_path,
-                               progress=False)  # fmt: skip
+                               progress=False)
     assert [r["status"] for r in records] == ["done", "failed", "done", "done"]
     assert records[1]["error"] == "b.mp4: unreadable"  # the project's own message, once, without a class name
     assert (summary["done"], summary["failed"], summary["frames"], summary["complete"]) == (3, 1, 9, True)

@@ -50,7 +50,7 @@ def _gone(pid: int, seconds: float) -> bool:
 def test_worker_dies_with_its_parent(arm):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD.format(arm=arm)], stdout=subprocess.PIPE,
-                              text=True, env=env)  # fmt: skip
+                              text=True, env=env)
     child = int(parent.stdout.readline())
     try:
         assert not _gone(child, 0.3)  # alive while its parent is

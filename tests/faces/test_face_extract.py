@@ -34,11 +34,11 @@ def run(tmp_path_factory):
     write_video(videos / "dfdc" / "real.avi", real, 25)
     write_video(videos / "dfdc" / "fake.avi", fake_of(real, real_boxes), 25)
     meta = {"real.avi": {"label": "REAL", "split": "train", "original": None},
-            "fake.avi": {"label": "FAKE", "split": "train", "original": "real.avi"}}  # fmt: skip
+            "fake.avi": {"label": "FAKE", "split": "train", "original": "real.avi"}}
     (videos / "dfdc" / "metadata.json").write_text(json.dumps(meta))
     records, summary = extract_faces([str(videos)], out, OPTS, progress=False)
     return {"videos": videos, "out": out, "records": {r["video_id"]: r for r in records}, "summary": summary,
-            "truth": {"people/two": two_boxes, "dfdc/real": real_boxes}}  # fmt: skip
+            "truth": {"people/two": two_boxes, "dfdc/real": real_boxes}}
 
 
 def sidecar(run, video_id):
@@ -48,7 +48,7 @@ def sidecar(run, video_id):
 def test_outcomes_are_reported_for_every_video(run):
     status = {video_id: r["status"] for video_id, r in run["records"].items()}
     assert status == {"people/two": "done", "people/none": "no_face", "people/bad": "failed", "dfdc/real": "done",
-                      "dfdc/fake": "done"}  # fmt: skip
+                      "dfdc/fake": "done"}
     assert "bad.mp4" in run["records"]["people/bad"]["error"]
     report = json.loads((run["out"] / "report.json").read_text())
     assert [v["video_id"] for v in report["videos"]] == sorted(status)
@@ -109,7 +109,7 @@ def test_a_fake_reuses_its_originals_boxes_and_the_labels_follow_the_clips(run):
     records = {r.video_id: r for r in dfdc_records(run["out"] / "dfdc")}  # i3d.data reads the crops as DFDC
     assert {k: (r.label, r.original) for k, r in records.items()} == {
         "real_0_0": (0, None), "real_0_1": (0, None), "fake_0_0": (1, "real_0_0"), "fake_0_1": (1, "real_0_1")
-    }  # fmt: skip
+    }
     assert not (run["out"] / "people" / "metadata.json").exists()  # no labels there
 
 
@@ -122,7 +122,7 @@ def test_a_rerun_skips_finished_videos_without_detecting(run, tmp_path, monkeypa
     records, summary = extract_faces([str(run["videos"])], out, OPTS, progress=False)
     status = {r["video_id"]: r["status"] for r in records}
     assert status == {"people/two": "done", "people/none": "skipped", "people/bad": "failed",
-                      "dfdc/real": "skipped", "dfdc/fake": "skipped"}  # fmt: skip
+                      "dfdc/real": "skipped", "dfdc/fake": "skipped"}
     assert not (out / "people" / ".two_0_0.tmp-4242.avi").exists() and (out / "people" / "two_1_1.avi").exists()
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if "two_" not in p.name)
     monkeypatch.setattr(fx, "get_detector", lambda opts: pytest.fail("a finished video was detected again"))

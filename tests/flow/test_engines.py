@@ -13,10 +13,10 @@ def test_params_defaults_match_opencv():
     p = TVL1Params()
     ours = (p.tau, p.lambda_, p.theta, p.nscales, p.warps, p.epsilon, p.inner_iterations, p.outer_iterations)
     theirs = (o.getTau(), o.getLambda(), o.getTheta(), o.getScalesNumber(), o.getWarpingsNumber(), o.getEpsilon(),
-              o.getInnerIterations(), o.getOuterIterations())  # fmt: skip
+              o.getInnerIterations(), o.getOuterIterations())
     assert ours == theirs
     assert (p.scale_step, p.gamma, p.median_filtering, p.use_initial_flow) == (
-        o.getScaleStep(), o.getGamma(), o.getMedianFiltering(), o.getUseInitialFlow())  # fmt: skip
+        o.getScaleStep(), o.getGamma(), o.getMedianFiltering(), o.getUseInitialFlow())
     assert TVL1Params.from_attrs(TVL1Params(tau=0.2, warps=3).to_attrs()) == TVL1Params(tau=0.2, warps=3)
 
 

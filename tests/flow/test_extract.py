@@ -88,7 +88,7 @@ def test_broken_file_is_reported_and_others_complete(translating_video, tmp_path
     assert report["summary"]["failed"] == 1 and len(report["videos"]) == 3
     rows = list(csv.DictReader(open(out / "index.csv")))
     assert [(r["video_id"], r["store"], r["frames"], r["height"], r["width"]) for r in rows] == [
-        ("good1", "good1.h5", "3", "32", "40"), ("good2", "good2.h5", "3", "32", "40")]  # fmt: skip
+        ("good1", "good1.h5", "3", "32", "40"), ("good2", "good2.h5", "3", "32", "40")]
 
 
 def test_dask_backend_matches_local(translating_video, tmp_path):
@@ -100,7 +100,7 @@ def test_dask_backend_matches_local(translating_video, tmp_path):
     loopback = dict(processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, **loopback) as cluster:
         remote, _ = run_job(flow_job(NATIVE), [tasks(tmp_path / "dask")], tmp_path / "dask", backend="dask",
-                            scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
+                            scheduler=cluster.scheduler_address, progress=False)
     assert [r["status"] for r in local + remote] == ["done"] * 4
     for vid, _ in videos:
         with h5py.File(tmp_path / "local" / f"{vid}.h5") as a, h5py.File(tmp_path / "dask" / f"{vid}.h5") as b:

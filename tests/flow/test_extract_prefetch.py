@@ -33,7 +33,7 @@ def test_same_store_with_and_without_prefetch(translating_video, tmp_path, max_f
     stores = {}
     for prefetch in (0, 2):
         record = extract_store("clip", path, tmp_path / f"p{prefetch}" / "clip.h5",
-                               _opts(prefetch=prefetch, max_frames=max_frames))  # fmt: skip
+                               _opts(prefetch=prefetch, max_frames=max_frames))
         assert record["status"] == "done" and record["frames"] == (max_frames or 10), record
         stores[prefetch] = _datasets(record["store"])
     (rgb0, flow0), (rgb2, flow2) = stores[0], stores[2]

@@ -72,7 +72,7 @@ def test_extraction_predict_and_features_get_the_same_flow(engine, translating_v
 
     path, _ = translating_video(num_frames=9, height=32, width=40, dx=2.0, dy=-1.0)
     spec = InputSpec(fps=0, short_side=0, flow_engine=engine, tvl1=FAST, crop_size=24, num_frames=8,
-                     eval_num_frames=8)  # fmt: skip
+                     eval_num_frames=8)
     opts = ExtractOptions(fps=0, short_side=0, engine=engine, tvl1=FAST, batch=3)
     assert extract_store("clip", path, tmp_path / "clip.h5", opts)["status"] == "done"
     with VideoStore(tmp_path / "clip.h5") as store:

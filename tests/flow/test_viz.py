@@ -14,7 +14,7 @@ def test_wheel_has_55_colours_through_the_primaries():
     wheel = colour_wheel()
     assert wheel.shape == (55, 3)
     for index, rgb in [(0, (255, 0, 0)), (15, (255, 255, 0)), (21, (0, 255, 0)), (25, (0, 255, 255)),
-                       (36, (0, 0, 255)), (49, (255, 0, 255))]:  # fmt: skip
+                       (36, (0, 0, 255)), (49, (255, 0, 255))]:
         np.testing.assert_array_equal(wheel[index], rgb)
 
 

@@ -13,7 +13,7 @@ import torch
 from tests.helpers import REPO, call_tool, free_port, write_motion_stores
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: run it on one through "
-                                "benchmarks/gpu_check.py")  # fmt: skip
+                                "benchmarks/gpu_check.py")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
@@ -63,7 +63,7 @@ def test_expand_compact_on_cuda_equals_the_cpu():
     flow_tables = np.stack([flow_code_tables(20.0, 20.0, flip) for flip in (False, True)])  # plain, mirrored
     batch = {"rgb": torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8, generator=g),
              "flow": torch.randint(1, 256, (2, 2, 4, 8, 8), dtype=torch.uint8, generator=g),
-             "flow_table": torch.from_numpy(flow_tables), "label": torch.tensor([0, 1])}  # fmt: skip
+             "flow_table": torch.from_numpy(flow_tables), "label": torch.tensor([0, 1])}
     for normalization in ("i3d", "imagenet", "kinetics"):
         batch["rgb_table"] = torch.from_numpy(rgb_table(normalization).T.copy()).expand(2, 3, 256)
         want = expand_compact(batch)
@@ -99,7 +99,7 @@ def test_cli_trains_with_amp_and_the_checkpoint_loads_on_the_cpu(tmp_path, devic
     # beside OpenCV's contrib build (47 MB) within a loan's 64 MiB
     root = write_motion_stores(tmp_path / "data", compression="gzip")
     overrides = [f"data.index={root / 'index.csv'}", f"data.store_root={root / 'h5'}", f"train.device={device}",
-                 f"train.amp={amp}", "train.epochs=1"]  # fmt: skip
+                 f"train.amp={amp}", "train.epochs=1"]
     sets = [arg for value in overrides for arg in ("--set", value)]
     config = REPO / "configs" / "test_tiny.yaml"
     assert call_tool("train_two_stream", "--config", config, "--out", tmp_path / "run", *sets) == 0
@@ -126,10 +126,10 @@ def test_one_process_ddp_step_equals_a_plain_step(device):
     # where TF32 / cuDNN rounding is amplified to 0.18 after one step (seen on an H200); at 112 px DDP and the plain
     # step agreed to 8.6e-6 there (benchmarks/gpu_check.py, section ddp)
     cfg = load_config(REPO / "configs" / "kinetics400_i3d_two_stream.yaml",
-                      [f"train.device={device}", "data.num_frames=8", "data.crop_size=112"])  # fmt: skip
+                      [f"train.device={device}", "data.num_frames=8", "data.crop_size=112"])
     g = torch.Generator().manual_seed(1)
     batch = {"rgb": torch.randn(2, 3, 8, 112, 112, generator=g), "flow": torch.randn(2, 2, 8, 112, 112, generator=g),
-             "label": torch.tensor([0, 1])}  # fmt: skip
+             "label": torch.tensor([0, 1])}
     weights = []
     torch.manual_seed(0)
     initial = torch.cat([p.detach().flatten() for p in build_model_from_config(cfg).parameters()])

@@ -21,7 +21,7 @@ def test_bn_momentum_zero_keeps_each_architectures_own():
 @pytest.mark.parametrize("name", ["i3d", "r3d_18"])
 def test_bn_momentum_reaches_every_batchnorm_of_both_streams(name):
     cfg = load_config(overrides=["model.num_classes=3", "model.bn_momentum=0.3", f"model.rgb.name={name}",
-                                 f"model.flow.name={name}"])  # fmt: skip
+                                 f"model.flow.name={name}"])
     model = build_model_from_config(cfg)
     assert _momenta(model.rgb) == {0.3} and _momenta(model.flow) == {0.3}
 
@@ -33,7 +33,7 @@ def test_bn_momentum_out_of_range_names_the_key():
 
 def test_each_stream_learns_at_its_own_lr_scale_under_the_schedule():
     cfg = load_config(overrides=["model.num_classes=3", "model.rgb.lr_scale=2.5", "optim.lr=0.01",
-                                 "optim.schedule=cosine"])  # fmt: skip
+                                 "optim.schedule=cosine"])
     model = build_model_from_config(cfg)
     opt, sched = build_optimizer(cfg, model, steps_per_epoch=10)
     rgb, flow = opt.param_groups
@@ -56,7 +56,7 @@ def test_a_batch_that_leaves_batch_norm_one_value_per_channel_is_refused_before_
     small = ["model.num_classes=2", "model.streams=rgb", "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"]
     model = build_model_from_config(load_config(overrides=small))
     message = (r"train.batch_size=1 with 8x32x32 clips leaves the rgb stream's Mixed_5b.b0.bn one value per channel "
-               r"\(input 1x256x1x1x1\), .*set train.batch_size=2 or more")  # fmt: skip
+               r"\(input 1x256x1x1x1\), .*set train.batch_size=2 or more")
     with pytest.raises(ConfigError, match=message):
         check_batch_norm_input(load_config(overrides=small), model)
     check_batch_norm_input(load_config(overrides=[*small, "train.batch_size=2"]), model)
@@ -66,6 +66,6 @@ def test_a_batch_that_leaves_batch_norm_one_value_per_channel_is_refused_before_
 
 def test_the_batch_norm_check_covers_the_zoo_models():
     cfg = load_config(overrides=["model.num_classes=2", "model.streams=flow", "model.flow.name=res34",
-                                 "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"])  # fmt: skip
+                                 "data.num_frames=8", "data.crop_size=32", "train.batch_size=1"])
     with pytest.raises(ConfigError, match=r"the flow stream's layer4\.0\..* \(input 1x512x1x1x1\)"):
         check_batch_norm_input(cfg, build_model_from_config(cfg))

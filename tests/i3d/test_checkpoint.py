@@ -13,7 +13,7 @@ from i3d import checkpoint as ckpt_io
 
 def _state(epoch: int) -> dict:
     return {"model": {"w": torch.full((3,), float(epoch))}, "optimizer": {}, "scheduler": {}, "scaler": {},
-            "epoch": epoch, "step": 2 * epoch, "config": {}}  # fmt: skip
+            "epoch": epoch, "step": 2 * epoch, "config": {}}
 
 
 def _dead_pid() -> int:
@@ -25,7 +25,7 @@ def _dead_pid() -> int:
 def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
     dead, alive = _dead_pid(), os.getppid()
     for name in (f".last.tmp-{dead}.pt", f".best.tmp-{os.getpid()}.pt", f".last.tmp-{alive}.pt",
-                 f".results.tmp-{dead}.json", "last.pt"):  # fmt: skip
+                 f".results.tmp-{dead}.json", "last.pt"):
         (tmp_path / name).write_bytes(b"partial")
     removed = ckpt_io.remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in removed) == sorted([f".last.tmp-{dead}.pt", f".best.tmp-{os.getpid()}.pt"])

@@ -64,7 +64,7 @@ def test_training_and_evaluation_input_equals_the_decoded_frames_input(real_stor
     from i3d.data.spec import stores_extraction
 
     cfg = load_config(overrides=["data.crop_size=48", "data.num_frames=8", "data.eval_num_frames=6", "data.flip=true",
-                                 "data.eval_num_clips=2", f"data.normalization={normalization}"])  # fmt: skip
+                                 "data.eval_num_clips=2", f"data.normalization={normalization}"])
     spec = loaders.spec_for_run(cfg, stores_extraction([real_store]))
     items = [(real_store, 0, "bikes")] * 6
     flips = []

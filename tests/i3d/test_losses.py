@@ -49,7 +49,7 @@ def test_binary_kd_is_the_bernoulli_kl_by_hand():
     s, t, T = torch.tensor([[0.5], [-1.0]]), torch.tensor([[2.0], [1.0]]), 2.0
     sig = lambda x: 1 / (1 + math.exp(-x / T))  # noqa: E731
     rows = [sig(b) * math.log(sig(b) / sig(a)) + (1 - sig(b)) * math.log((1 - sig(b)) / (1 - sig(a)))
-            for a, b in ((0.5, 2.0), (-1.0, 1.0))]  # fmt: skip
+            for a, b in ((0.5, 2.0), (-1.0, 1.0))]
     expected = sum(rows) / 2 * T * T
     assert kd_loss(s, t, T).item() == pytest.approx(expected, rel=1e-5)
     assert expected > 0.1  # a real signal, where softmax KD would give exactly 0

@@ -119,7 +119,7 @@ def test_fit_learns_and_writes_run_folder(dataset, tmp_path, caplog):
     tags = set(EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"])
     for tag in ("train/loss_rgb", "train/loss_flow", "train/loss_fused", "train/acc_fused", "train/lr",
                 "train/clips_per_s", "train/data_wait_frac", "val/top1_fused", "val/top5_rgb", "val/loss_flow"):
-        assert tag in tags, (tag, sorted(tags))  # fmt: skip
+        assert tag in tags, (tag, sorted(tags))
     ckpt = ckpt_io.load_checkpoint(run / "last.pt")
     assert {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "config"} <= set(ckpt)
     assert ckpt["epoch"] == 4 and ckpt["step"] == 12 and ckpt["classes"] == ["bright", "dark"]
@@ -155,7 +155,7 @@ def _equal_state(a: dict, b: dict) -> bool:
 def test_resume_reproduces_uninterrupted_run(dataset, tmp_path):
     # everything that draws randomness or carries state across epochs: dropout, flip, cosine + warm-up, accumulation
     cfg = tiny_cfg(dataset, "train.epochs=2", "data.flip=true", "optim.schedule=cosine", "optim.warmup_epochs=0.5",
-                   "train.accum_steps=2", "optim.lr=0.05")  # fmt: skip
+                   "train.accum_steps=2", "optim.lr=0.05")
     straight, _ = train.fit(cfg, tmp_path / "a", model=tiny_model())
     crash = tiny_model(rgb=lambda **kw: StopAt(at=4, error=KeyboardInterrupt(), **kw))  # dies in epoch 2 (3 per epoch)
     with pytest.raises(KeyboardInterrupt):
@@ -196,7 +196,7 @@ def test_ddp_two_processes_gloo(dataset, tmp_path):
     script = tmp_path / "worker.py"
     out = tmp_path / "run"
     script.write_text(DDP_WORKER.format(repo=str(REPO), tests=str(Path(__file__).parent), index=str(dataset),
-                                        out=str(out)))  # fmt: skip
+                                        out=str(out)))
     run_torchrun(script)
     rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
     assert _equal_state(rank0, rank1)
@@ -250,7 +250,7 @@ def test_checkpoint_round_trip_and_bad_file(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     torch.manual_seed(5)
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "scaler": {}, "epoch": 3,
-             "step": 9, "rng": ckpt_io.rng_state(), "config": {}}  # fmt: skip
+             "step": 9, "rng": ckpt_io.rng_state(), "config": {}}
     expected = (torch.rand(3), np.random.rand(3), __import__("random").random())
     path = ckpt_io.save_checkpoint(tmp_path / "c" / "last.pt", state)
     ckpt = ckpt_io.load_checkpoint(path)  # weights_only: every value is a tensor or a plain Python object
@@ -288,13 +288,13 @@ def test_train_one_epoch_loss_fn_hook():
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     flow_before = {k: v.clone() for k, v in model.flow.state_dict().items()}
     stats = train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=0,
-                                  device=torch.device("cpu"), loss_fn=loss_fn)  # fmt: skip
+                                  device=torch.device("cpu"), loss_fn=loss_fn)
     assert stats["step"] == 1 and stats["loss_a"] == pytest.approx(2 * stats["ce"]) and stats["loss_b"] == 0
     assert {"acc_rgb", "acc_fused", "clips_per_s", "data_wait_frac"} <= set(stats) and "loss_rgb" not in stats
     assert _equal_state(flow_before, model.flow.state_dict())
     with pytest.raises(train.NonFiniteLossError, match=r"non-finite b loss \(nan\) at step 1 \(epoch 1\)"):
         train.train_one_epoch(model, [batch], opt, sched, scaler, cfg, epoch=0, step=1, device=torch.device("cpu"),
-                              loss_fn=lambda net, b, d: ({}, {"b": torch.tensor(float("nan"))}))  # fmt: skip
+                              loss_fn=lambda net, b, d: ({}, {"b": torch.tensor(float("nan"))}))
 
 
 def test_channels_last_on_cuda_only_and_the_same_step():

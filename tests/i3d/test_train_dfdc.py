@@ -44,7 +44,7 @@ def write_dfdc(root: Path, parts=(("train", 0, 2, 6), ("val", 1, 2, 2))) -> Path
             fake = k >= n_real
             name = f"{'fake' if fake else 'real'}{k}"
             meta[f"{name}.mp4"] = {"label": "FAKE" if fake else "REAL", "split": "train",
-                                   "original": "real0.mp4" if fake else None}  # fmt: skip
+                                   "original": "real0.mp4" if fake else None}
             rng = np.random.default_rng((part, k))
             rgb = rng.integers(0, 90, (10, 36, 40, 3), dtype=np.uint8) + np.uint8(140 * fake)
             write_store(root / "h5" / folder.name / f"{name}.h5", rgb, None, {})
@@ -62,7 +62,7 @@ def dfdc_cfg(root: Path, *overrides: str):
         "data.dataset=dfdc", f"data.index={root / 'dfdc' / 'train'}", f"data.val_index={root / 'dfdc' / 'val'}",
         "data.train_subset=", "data.val_subset=", f"data.store_root={root / 'h5'}", "model.streams=rgb",
         "model.num_classes=1", "train.batch_size=2", *overrides,
-    ])  # fmt: skip
+    ])
 
 
 def binary_model() -> TwoStreamI3D:
@@ -120,7 +120,7 @@ def test_cutmix_pastes_one_box_into_both_streams_with_soft_targets(monkeypatch):
     seen = []
     real_loss = train.classification_loss
     monkeypatch.setattr(train, "classification_loss", lambda logits, targets: seen.append(targets) or
-                        real_loss(logits, targets))  # fmt: skip
+                        real_loss(logits, targets))
     opt, sched = build.build_optimizer(cfg, model, 1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     batch = {"rgb": rgb, "flow": flow, "label": labels}

@@ -56,11 +56,11 @@ def _features_inputs(root: Path) -> list[str]:
     torch.save(InceptionI3d(num_classes=5, in_channels=3).state_dict(), root / "rgb.pt")
     # RGB only: the runner is under test here (flow on the fly: tests/i3d/inference, tests/tools/test_extract_features)
     return ["--rgb-weights", str(root / "rgb.pt"), "--streams", "rgb", "--short-side", "40", "--crop", "32",
-            "--snippet", "8", "--stride", "8", "--device", "cpu"]  # fmt: skip
+            "--snippet", "8", "--stride", "8", "--device", "cpu"]
 
 
 JOBS = {"flow": ("extract_flow", _flow_inputs), "faces": ("extract_faces", _faces_inputs),
-        "features": ("extract_features", _features_inputs)}  # fmt: skip
+        "features": ("extract_features", _features_inputs)}
 
 
 def _outputs(job: str, out: Path) -> dict[str, np.ndarray]:
@@ -70,7 +70,7 @@ def _outputs(job: str, out: Path) -> dict[str, np.ndarray]:
         for path in sorted(out.glob("*.h5")):
             with VideoStore(path) as s:
                 arrays[path.name] = np.concatenate([s.read_flow(range(s.num_frames)).ravel(),
-                                                    s.read_rgb(range(s.num_frames)).ravel()])  # fmt: skip
+                                                    s.read_rgb(range(s.num_frames)).ravel()])
     elif job == "faces":
         for path in sorted(out.glob("*.avi")):
             arrays[path.name] = read_video(path, fps=0, short_side=0)[0]
@@ -97,7 +97,7 @@ def _start(tool: str, root: Path, out: Path, args: list[str], tag: str, log: Pat
     """The tool in its own process group (a terminal's Ctrl-C goes to the whole group), its output in `log` (not a
     pipe, which orphaned workers would hold open)."""
     cmd = [sys.executable, str(ROOT / "tools" / f"{tool}.py"), "--videos", str(root / "videos"), "--out", str(out),
-           *args, "--no-progress", *extra]  # fmt: skip
+           *args, "--no-progress", *extra]
     env = {**os.environ, "JOB_FAULT_TAG": tag}
     with open(log, "w") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)

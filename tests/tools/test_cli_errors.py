@@ -35,7 +35,7 @@ def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback(tmp_path):
     result = _script("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == (f"error: checkpoint {tmp_path / 'none.pt'} not found (a run folder of "
-                             "tools/train_two_stream.py holds last.pt and best.pt)\n")  # fmt: skip
+                             "tools/train_two_stream.py holds last.pt and best.pt)\n")
     debug = _script("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json", "--debug")
     assert debug.returncode == 1 and debug.stderr.startswith("Traceback (most recent call last)")
     assert "i3d.checkpoint.CheckpointError: checkpoint" in debug.stderr
@@ -45,7 +45,7 @@ def test_missing_stores_name_the_setting_that_skips_them(tmp_path):
     index = tmp_path / "index.csv"
     index.write_text("video_id,label,split\na/v0,a,train\nb/v0,b,train\na/v1,a,val\nb/v1,b,val\n")
     result = _script("train_two_stream", "--config", TINY, "--out", tmp_path / "run", "--streams", "flow",
-                     "--set", f"data.index={index}", "--set", f"data.store_root={tmp_path / 'h5'}")  # fmt: skip
+                     "--set", f"data.index={index}", "--set", f"data.store_root={tmp_path / 'h5'}")
     assert result.returncode == 2
     (line,) = _error_lines(result.stderr)
     assert f"2 of 2 stores missing under {tmp_path / 'h5'}" in line and "--set data.skip_missing=true" in line
@@ -63,7 +63,7 @@ def test_a_batch_of_one_too_small_for_batch_norm_is_one_line_before_training(tmp
     root = write_motion_stores(tmp_path, counts=(("train", 2), ("val", 1)))
     tool = load_script("tools/train_two_stream.py")
     argv = ["--config", str(TINY), "--out", str(tmp_path / "run"), "--set", f"data.index={root / 'index.csv'}",
-            "--set", f"data.store_root={root / 'h5'}", "--set", "train.batch_size=1"]  # fmt: skip
+            "--set", f"data.store_root={root / 'h5'}", "--set", "train.batch_size=1"]
     assert run_tool(tool.main, tool.parse_args, argv) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith("error: train.batch_size=1 with 8x32x32 clips leaves the rgb stream's Mixed_5b")

@@ -50,7 +50,7 @@ def test_one_stream_of_a_two_stream_checkpoint_and_errors(tool, tmp_path):
     assert torch.equal(rgb["Mixed_5c.b2b.conv.weight"], two.rgb.Mixed_5c.b2b.conv.weight)
     # as a script: one line naming the file, exit status 2 (common.cli.run_tool)
     result = subprocess.run([sys.executable, str(TOOL), str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "missing.pt" in result.stderr and "not found" in result.stderr
 

@@ -27,7 +27,7 @@ def _demo_commands(kinetics: str, *variables: str) -> dict[str, list[str]]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     text = subprocess.run(["make", "-n", "demo", f"KINETICS_RGB={kinetics}", *variables], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout  # fmt: skip
+                          text=True, check=True).stdout
     commands: dict[str, list[str]] = {}
     for line in (line for line in text.replace("\\\n", " ").splitlines() if " tools/" in line):
         for part in re.split(r";|&&|\b(?:if|then|else|fi)\b", line):
@@ -90,7 +90,7 @@ def test_demo_uses_kinetics_weights_when_present(tmp_path):
 
 def _fake_checkpoint(path: Path, overrides=()) -> Path:
     state = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1, "step": 1,
-             "config": config_to_dict(load_config(CONFIG, overrides)), "input_spec": {}}  # fmt: skip
+             "config": config_to_dict(load_config(CONFIG, overrides)), "input_spec": {}}
     torch.save(state, path)
     return path
 
@@ -115,14 +115,14 @@ def test_config_differences_name_nested_keys(report):
     found = {"optim": {"lr": 0.1, "momentum": 0.9}, "model": {"rgb": {"pretrained": ""}}}
     wanted = {"optim": {"lr": 0.1, "momentum": 0.8}, "model": {"rgb": {"pretrained": "k.ckpt"}}}
     assert report.config_differences(found, wanted) == ["model.rgb.pretrained: '' -> 'k.ckpt'",
-                                                        "optim.momentum: 0.9 -> 0.8"]  # fmt: skip
+                                                        "optim.momentum: 0.9 -> 0.8"]
     assert report.config_differences(found, found) == []
 
 
 def test_table_lists_each_stream_and_the_fusion(report):
     metrics = {"top1": 0.5, "top5": 0.875, "mean_class_acc": 0.4375}
     results = {"split": "test", "num_videos": 32, "num_frames": 0, "rgb": metrics,
-               "flow": {**metrics, "top1": 0.90625}, "fused": {**metrics, "top1": 1.0}}  # fmt: skip
+               "flow": {**metrics, "top1": 0.90625}, "fused": {**metrics, "top1": 1.0}}
     assert report.format_table(results).splitlines() == [
         "test split: 32 videos, centre crop, whole videos",
         "stream     top-1   top-5  mean class",

@@ -23,7 +23,7 @@ def _train(recipe: str, data: Path, out: Path, *extra: str) -> Path:
     sets = [f"data.index={data / 'train'}", f"data.val_index={data / 'val'}", f"data.store_root={data / 'h5'}",
             "model.rgb.pretrained=", "data.crop_size=32", "data.num_frames=4", "data.eval_num_frames=4",
             "data.num_workers=0", "train.batch_size=4", "train.epochs=1", "train.device=cpu", "train.amp=none",
-            "train.progress=false", *extra]  # fmt: skip
+            "train.progress=false", *extra]
     argv = ["--config", REPO / "configs" / recipe, "--out", out]
     for s in sets:
         argv += ["--set", s]
@@ -36,10 +36,10 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dfdc_e2e")
     data = root / "data"
     assert call_tool("make_fake_dataset", "--out", data, "--height", 40, "--width", 48, "--num-frames", 8,
-                "--reals-per-part", 4, "--fakes-per-real", 2) == 0  # fmt: skip
+                "--reals-per-part", 4, "--fakes-per-real", 2) == 0
     for side in ("train", "val"):  # store ids dfdc_train_part_N/<name>, as the dfdc index names them
         code = call_tool("extract_flow", "--videos", data / side, "--root", data / side, "--out", data / "h5",
-                    "--short-side", 40, "--nscales", 1, "--warps", 1, "--no-progress")  # fmt: skip
+                    "--short-side", 40, "--nscales", 1, "--warps", 1, "--no-progress")
         assert code == 0
     _train("dfdc_mc3_112.yaml", data, root / "mc3_112")
     _train("dfdc_r2p1_112_cutmix.yaml", data, root / "mc3_18", "model.rgb.name=mc3_18", "data.normalization=kinetics")
@@ -54,7 +54,7 @@ def test_trained_checkpoints_carry_their_contracts(runs):
         assert ckpt["classes"] == ["REAL", "FAKE"] and ckpt["config"]["model"]["num_classes"] == 1
         spec = ckpt["input_spec"]  # the stores' extraction (short side 40, 25 fps, opencv) + the run's input
         assert (spec["crop_size"], spec["short_side"], spec["normalization"], spec["num_frames"], spec["fps"],
-                spec["flow_engine"]) == (32, 40, normalization, 4, 25.0, "opencv")  # fmt: skip
+                spec["flow_engine"]) == (32, 40, normalization, 4, 25.0, "opencv")
         assert ckpt["step"] == 2  # rebalanced: 4 REAL + 4 of the 8 FAKE per epoch, batches of 4
 
 
@@ -72,7 +72,7 @@ def test_ensemble_writes_one_finite_probability_per_video(runs, tmp_path, capsys
     broken.write_bytes(b"\x00" * 100)
     out = tmp_path / "submission.csv"
     assert call_tool("predict_ensemble", "--model", f"{runs / 'mc3_112' / 'best.pt'}:2", "--model",
-                runs / "mc3_18" / "best.pt", "--videos", *videos, broken, "--out", out) == 1  # fmt: skip
+                runs / "mc3_18" / "best.pt", "--videos", *videos, broken, "--out", out) == 1
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failed == [f"FAILED {broken}: OpenCV cannot open it (not a video, or an unsupported codec)"]
     with open(out, newline="") as f:

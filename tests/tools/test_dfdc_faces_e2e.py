@@ -29,17 +29,17 @@ def run(tmp_path_factory):
         write_video(root / "raw" / part / "real.avi", real, 25)
         write_video(root / "raw" / part / "fake.avi", fake_of(real, boxes), 25)
         meta[part] = {"real.avi": {"label": "REAL", "split": split, "original": None},
-                      "fake.avi": {"label": "FAKE", "split": split, "original": "real.avi"}}  # fmt: skip
+                      "fake.avi": {"label": "FAKE", "split": split, "original": "real.avi"}}
         (root / "raw" / part / "metadata.json").write_text(json.dumps(meta[part]))
     write_video(root / "test" / "noface.avi", no_face_video(num_frames=20, size=(180, 240)), 25)
     write_video(root / "test" / "face.avi", astronaut_video(num_frames=24, size=(180, 240))[0], 25)
     assert call_tool("extract_faces", "--videos", root / "raw", "--out", root / "faces", *FACES) == 0
     assert call_tool("extract_flow", "--videos", root / "faces", "--out", root / "h5", "--short-side", "0",
-                    "--nscales", "1", "--warps", "1", "--no-progress") == 0  # fmt: skip
+                    "--nscales", "1", "--warps", "1", "--no-progress") == 0
     sets = [f"data.index={root / 'faces'}", "data.val_index=", "data.train_subset=train", "data.val_subset=val",
             f"data.store_root={root / 'h5'}", "model.rgb.pretrained=", "data.crop_size=32", "data.num_frames=8",
             "data.eval_num_frames=8", "data.num_workers=0", "train.batch_size=2", "train.epochs=1",
-            "train.device=cpu", "train.progress=false", "data.sampler=random"]  # fmt: skip
+            "train.device=cpu", "train.progress=false", "data.sampler=random"]
     argv = ["--config", REPO / "configs" / "dfdc_mc3_112.yaml", "--out", root / "run"]
     for s in sets:
         argv += ["--set", s]
@@ -51,14 +51,14 @@ def test_the_clips_carry_the_labels_and_train(run):
     meta = {p.parent.name: json.loads(p.read_text()) for p in (run / "faces").rglob("metadata.json")}
     labels = sorted((part, e["label"], e["split"]) for part, m in meta.items() for e in m.values())
     assert labels == [("part0", "FAKE", "train"), ("part0", "REAL", "train"), ("part1", "FAKE", "val"),
-                      ("part1", "REAL", "val")]  # fmt: skip
+                      ("part1", "REAL", "val")]
     assert (run / "run" / "best.pt").is_file()
 
 
 def test_predict_ensemble_scores_raw_videos_by_their_faces(run, capsys):
     out = run / "sub" / "submission.csv"
     assert call_tool("predict_ensemble", "--model", run / "run" / "best.pt", "--faces", "--faces-like", run / "faces",
-                    "--videos", run / "test", "--out", out, "--prior", "0.3") == 0  # fmt: skip
+                    "--videos", run / "test", "--out", out, "--prior", "0.3") == 0
     rows = {r["filename"]: float(r["label"]) for r in csv.DictReader(out.open())}
     assert set(rows) == {"noface.avi", "face.avi"}
     assert rows["noface.avi"] == pytest.approx(0.3) and 0 < rows["face.avi"] < 1

@@ -53,7 +53,7 @@ def write_config(root: Path, index: Path, distill: dict, backbone: str = "i3d") 
         "optim": {"lr": 0.01},
         "train": {"epochs": 1, "batch_size": 4, "log_every": 1, "progress": False, "device": "cpu"},
         "distill": distill,
-    }  # fmt: skip
+    }
     path = root / "distill.yaml"
     path.write_text(yaml.safe_dump(text))
     return path
@@ -67,7 +67,7 @@ def write_teacher(path: Path, index: Path, streams=("rgb", "flow")) -> dict:
     model = build.build_model_from_config(cfg)
     spec = spec_for_run(cfg, stores_extraction(sorted((index.parent / "h5").rglob("*.h5"))))  # as the trainer saves it
     state = {"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
-             "rng": {}, "config": config_to_dict(cfg), "input_spec": spec.to_dict()}  # fmt: skip
+             "rng": {}, "config": config_to_dict(cfg), "input_spec": spec.to_dict()}
     ckpt_io.save_checkpoint(path, state)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -190,7 +190,7 @@ def test_fit_distill_resume_reproduces_uninterrupted_run(data, tmp_path, distill
     first_leg, _ = load_distill_config(write_config(tmp_path, index, distill), ["train.epochs=1", *overrides])
     fit_distill(first_leg, cfg, teacher, tmp_path / "b", student=TwoStreamI3D(_tiny(0), None))
     resumed, history_b = fit_distill(run_cfg, cfg, teacher, tmp_path / "b", resume=True,
-                                     student=TwoStreamI3D(_tiny(0), None))  # fmt: skip
+                                     student=TwoStreamI3D(_tiny(0), None))
     assert [h["epoch"] for h in history_b] == [1, 2]
     assert any(not torch.equal(v, _tiny(0).state_dict()[k[4:]]) for k, v in resumed.state_dict().items())
     for k, v in straight.state_dict().items():
@@ -229,7 +229,7 @@ def test_ddp_two_processes_gloo(data, tmp_path):
     _, index, _ = data
     script = tmp_path / "worker.py"
     script.write_text(DDP_WORKER.format(repo=str(REPO), tests=str(Path(__file__).parent), index=str(index),
-                                        out=str(tmp_path)))  # fmt: skip
+                                        out=str(tmp_path)))
     run_torchrun(script)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())

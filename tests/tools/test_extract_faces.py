@@ -18,7 +18,7 @@ def test_a_face_and_a_bad_file(tmp_path, capsys, one_torch_thread):
     (tmp_path / "videos" / "broken.mp4").write_bytes(b"\x00" * 100)
     tool, out = load_script("tools/extract_faces.py"), tmp_path / "out"
     argv = ["--videos", str(tmp_path / "videos"), "--out", str(out), "--size", "32", "--min-frames", "20",
-            "--split-frames", "0", "--no-progress"]  # fmt: skip
+            "--split-frames", "0", "--no-progress"]
     assert tool.main(tool.parse_args(argv)) == 1  # one video failed; the other finished
     err = capsys.readouterr()
     assert "FAILED" in err.err and "broken.mp4" in err.err
@@ -32,7 +32,7 @@ def test_a_face_and_a_bad_file(tmp_path, capsys, one_torch_thread):
     ("flag", "message"),
     [(["--stride", "0"], "--stride 0: must be >= 1"), (["--min-iou", "2"], "--min-iou 2.0: must be between 0 and 1"),
      (["--shard", "3/2"], "--shard 3/2: need 0 <= I < N")],
-)  # fmt: skip
+)
 def test_bad_options_are_one_line_before_anything_is_touched(tmp_path, capsys, flag, message):
     tool = load_script("tools/extract_faces.py")
     argv = ["--videos", str(tmp_path), "--out", str(tmp_path / "out"), *flag]

@@ -29,7 +29,7 @@ def test_tool_writes_features_resumes_and_reports_bad_videos(weights, translatin
     out = tmp_path / "feats"
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--flow-weights",
             weights / "flow.pt", "--short-side", "40", "--crop", "32", "--snippet", "8", "--stride", "8", "--last",
-            "pad", "--logits", "--no-progress"]  # fmt: skip
+            "pad", "--logits", "--no-progress"]
     assert call_tool("extract_features", *args) == 1  # one bad video: reported, the others finished
     err = capsys.readouterr().err
     assert err.count("FAILED") == 1 and "broken.mp4: OpenCV cannot open it" in err  # once, naming the file
@@ -57,7 +57,7 @@ def test_h5_format_shard_and_video_mode(weights, translating_video, tmp_path):
         translating_video(f"videos/v{k}.avi", num_frames=17, height=48, width=64, seed=k)
     out = tmp_path / "feats"
     args = ["--videos", tmp_path / "videos", "--out", out, "--rgb-weights", weights / "rgb.pt", "--streams", "rgb",
-            "--short-side", "40", "--crop", "32", "--mode", "video", "--format", "h5", "--no-progress"]  # fmt: skip
+            "--short-side", "40", "--crop", "32", "--mode", "video", "--format", "h5", "--no-progress"]
     assert call_tool("extract_features", *args, "--shard", "1/2") == 0
     assert sorted(p.name for p in out.glob("*.h5")) == ["v1.h5"]  # the second of two parts of [v0, v1, v2]
     with h5py.File(out / "v1.h5") as f:
@@ -73,12 +73,12 @@ def test_bad_arguments_stop_before_any_work(tmp_path):
 
 
 def test_preview_draws_the_first_snippet_before_the_run(weights, translating_video, tmp_path, capsys,
-                                                       one_torch_thread):  # fmt: skip
+                                                       one_torch_thread):
     translating_video("videos/left.avi", num_frames=8, height=48, width=64, dx=-2.0, dy=0.0)
     out = tmp_path / "feats"
     assert call_tool("extract_features", "--videos", tmp_path / "videos", "--out", out, "--rgb-weights",
                     weights / "rgb.pt", "--flow-weights", weights / "flow.pt", "--short-side", "40", "--crop", "32",
-                    "--snippet", "8", "--preview", "1", "--no-progress") == 0  # fmt: skip
+                    "--snippet", "8", "--preview", "1", "--no-progress") == 0
     assert f"preview: {out / 'preview.png'}" in capsys.readouterr().out
     assert (out / "left.json").is_file()  # then the run
     image = cv2.cvtColor(cv2.imread(str(out / "preview.png")), cv2.COLOR_BGR2RGB)

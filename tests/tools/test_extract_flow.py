@@ -37,7 +37,7 @@ def test_cli_exit_status_and_options(translating_video, tmp_path, capsys):
     (good.parent / "bad.avi").write_bytes(b"not a video")
     out = tmp_path / "out"
     args = tool.parse_args(["--videos", str(good.parent), "--out", str(out), "--short-side", "0", "--fps", "0",
-                            "--convention", "forward", "--nscales", "2", "--tau", "0.2", "--no-progress"])  # fmt: skip
+                            "--convention", "forward", "--nscales", "2", "--tau", "0.2", "--no-progress"])
     assert (args.nscales, args.tau, args.lambda_, args.use_initial_flow) == (2, 0.2, 0.15, False)
     assert tool.main(args) == 1
     captured = capsys.readouterr()

@@ -24,7 +24,7 @@ from tests.helpers import call_tool, textured_frames
 
 REPO = Path(__file__).resolve().parents[2]
 EXTRACT = ["--engine", "numba", "--bound", "8", "--fps", "15", "--short-side", "40", "--workers", "1",
-           "--no-progress"]  # fmt: skip
+           "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def run(tmp_path_factory):
     assert call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                 "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
                 "--set", "train.epochs=3", "--set", "optim.lr=0.01", "--set", "model.bn_momentum=0.1",
-                "--set", "train.device=cpu") == 0  # fmt: skip
+                "--set", "train.device=cpu") == 0
     return root
 
 
@@ -68,7 +68,7 @@ def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
             everything = np.arange(store.num_frames)
             frames = {"rgb": store.read_rgb(everything), "flow": store.read_flow(everything)}
         inputs = predict.clip_inputs(frames, predict.eval_indices(len(everything), predictor.spec), predictor.spec,
-                                     predictor.streams)  # fmt: skip
+                                     predictor.streams)
         with torch.no_grad():
             same = predictor.model(**inputs)
         for s in ("rgb", "flow"):
@@ -83,7 +83,7 @@ def test_predict_on_raw_videos_agrees_with_eval_on_the_stores(run):
     wrong = dataclasses.replace(predictor, spec=dataclasses.replace(predictor.spec, flow_bound=20.0))
     video_id = stored.video_ids[0]
     moved = np.abs(predict.predict_video(wrong, run / "videos" / f"{video_id}.avi").logits["flow"]
-                   - stored.logits["flow"][0]).max() / spread["flow"]  # fmt: skip
+                   - stored.logits["flow"][0]).max() / spread["flow"]
     assert moved > 0.05
 
 
@@ -93,7 +93,7 @@ def test_stores_of_other_settings_are_refused(run, tmp_path):
     assert call_tool("extract_flow", *argv) == 0
     with pytest.raises(InputSpecError, match=r"flow_bound 8.0 \(model\) vs 20.0 \(stores\)"):
         call_tool("eval", "--checkpoint", run / "run" / "best.pt", "--out", tmp_path / "r.json", "--store-root",
-             tmp_path / "h5")  # fmt: skip
+             tmp_path / "h5")
 
 
 def test_training_on_mixed_stores_fails_at_start(run, tmp_path):
@@ -102,8 +102,8 @@ def test_training_on_mixed_stores_fails_at_start(run, tmp_path):
     shutil.copytree(run / "h5", tmp_path / "h5")
     video = run / "videos" / "right" / "val4.avi"
     assert call_tool("extract_flow", "--videos", video, "--out", tmp_path / "h5" / "right", "--overwrite",
-                    *EXTRACT[:4], "--fps", "25", *EXTRACT[6:]) == 0  # fmt: skip
+                    *EXTRACT[:4], "--fps", "25", *EXTRACT[6:]) == 0
     with pytest.raises(InputSpecError, match=r"differ in fps 15.0 vs 25.0"):
         call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "run",
-             "--set", f"data.index={run / 'index.csv'}", "--set", f"data.store_root={tmp_path / 'h5'}")  # fmt: skip
+             "--set", f"data.index={run / 'index.csv'}", "--set", f"data.store_root={tmp_path / 'h5'}")
     assert not (tmp_path / "run" / "last.pt").exists()

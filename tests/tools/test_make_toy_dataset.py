@@ -15,7 +15,7 @@ from tests.helpers import decode_video, load_script
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_toy_dataset.py"
 SMALL = ["--size", "32x48", "--frames", "3", "--videos-per-class", "4", "--clips-per-group", "2", "--test-groups",
-         "1", "--no-progress"]  # fmt: skip
+         "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_writes_a_dataset_the_ucf101_index_reads(tool, tmp_path, capsys):
     assert {g.split("_g")[1][:2] for g, _ in train} == {"02"} and {g.split("_g")[1][:2] for g, _ in test} == {"01"}
     frames = decode_video(out / "videos" / f"{train[0][0]}.avi")
     cfg = toy.ToyConfig(height=32, width=48, num_frames=3, classes=("ZoomOut", "MoveUpLeft", "MoveRight"),
-                        videos_per_class=4, clips_per_group=2, test_groups=1, seed=7)  # fmt: skip
+                        videos_per_class=4, clips_per_group=2, test_groups=1, seed=7)
     np.testing.assert_array_equal(frames, toy.make_clip(cfg, "MoveRight", 2, 1).frames)
 
     # a rerun keeps everything; other arguments are refused without --overwrite

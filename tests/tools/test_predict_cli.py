@@ -49,7 +49,7 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 3, "step": 9,
                 "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES,
                 "input_spec": InputSpec(short_side=37, crop_size=32, num_frames=8, eval_num_frames=0).to_dict()},
-               path)  # fmt: skip
+               path)
     return path
 
 

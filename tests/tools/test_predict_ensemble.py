@@ -28,7 +28,7 @@ from tests.helpers import call_tool
 def _constant_checkpoint(path: Path, logit: float, name: str, normalization: str) -> Path:
     cfg = apply_overrides(load_config(), ["model.streams=rgb", f"model.rgb.name={name}", "model.num_classes=1",
                                           f"data.normalization={normalization}", "data.crop_size=32",
-                                          "data.num_frames=4", "data.eval_num_frames=4"])  # fmt: skip
+                                          "data.num_frames=4", "data.eval_num_frames=4"])
     model = build_model_from_config(cfg)
     with torch.no_grad():
         model.rgb.fc.weight.zero_()
@@ -65,7 +65,7 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     m1 = _constant_checkpoint(tmp_path / "m1.pt", math.log(3.0), "mc3_112", "imagenet")
     out = tmp_path / "sub" / "submission.csv"
     code = call_tool("predict_ensemble", "--model", f"{m0}:1", "--model", f"{m1}:3", "--videos", videos,
-                    "--out", out, "--prior", "0.3")  # fmt: skip
+                    "--out", out, "--prior", "0.3")
     assert code == 1  # a video failed; the submission is written all the same, with the prior for it
     sub = _rows(out)
     assert [r["filename"] for r in sub] == ["broken.mp4", "fake.avi", "real.avi", "short.avi"]
@@ -73,7 +73,7 @@ def test_ensemble_tool_weights_per_model_and_corrupt_video(videos, tmp_path, cap
     expected = (1 * 0.5 + 3 * 0.75) / 4  # 0.6875
     labels = {r["filename"]: float(r["label"]) for r in sub}
     assert labels == pytest.approx({"broken.mp4": 0.3, "fake.avi": expected, "real.avi": expected,
-                                    "short.avi": expected}, abs=1e-6)  # fmt: skip
+                                    "short.avi": expected}, abs=1e-6)
     per_model = {r["filename"]: r for r in _rows(tmp_path / "sub" / "submission_per_model.csv")}
     assert per_model["broken.mp4"]["status"] == "failed" and per_model["short.avi"]["status"] == "ok"
     assert float(per_model["real.avi"]["m0"]) == pytest.approx(0.5, abs=1e-6)
@@ -104,11 +104,11 @@ def test_ensemble_tool_lists_no_face_videos_once_and_fails_only_for_failures(vid
     argv = ["--model", member, "--faces", "--videos", videos / "real.avi", videos / "short.avi", videos / "fake.avi"]
     assert call_tool("predict_ensemble", *argv, "--out", tmp_path / "a.csv", "--prior", "0.3") == 0
     assert capsys.readouterr().err.splitlines() == [f"NO FACE {videos / name}: no face found; nothing written"
-                                                    for name in ("real.avi", "short.avi")]  # fmt: skip
+                                                    for name in ("real.avi", "short.avi")]
     report = json.loads((tmp_path / "a_report.json").read_text())
     assert report["failed"] == [] and [v["filename"] for v in report["no_face"]] == ["real.avi", "short.avi"]
     assert {r["filename"]: r["status"] for r in _rows(tmp_path / "a_per_model.csv")} == {
-        "real.avi": "no_face", "short.avi": "no_face", "fake.avi": "ok"}  # fmt: skip
+        "real.avi": "no_face", "short.avi": "no_face", "fake.avi": "ok"}
     assert call_tool("predict_ensemble", *argv, videos / "broken.mp4", "--out", tmp_path / "b.csv") == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and lines[0].startswith(f"FAILED {videos / 'broken.mp4'}: OpenCV cannot open")
@@ -135,7 +135,7 @@ def test_a_foreign_file_by_type_scores_p_fake_as_its_authors(tmp_path):
         write_video(tmp_path / "faces" / f"face{k}.avi", rng.integers(0, 256, (36, 128, 128, 3), dtype=np.uint8), 30.0)
     out = tmp_path / "sub.csv"
     assert call_tool("predict_ensemble", "--model", f"mc3_112:{tmp_path / 'mc3_18_112.model'}", "--class-order",
-                    "FAKE,REAL", "--videos", tmp_path / "faces", "--out", out) == 0  # fmt: skip
+                    "FAKE,REAL", "--videos", tmp_path / "faces", "--out", out) == 0
     rows = {r["filename"]: float(r["label"]) for r in csv.DictReader(out.open())}
     spec = foreign_spec("mc3_112")
     for k in range(2):

@@ -23,7 +23,7 @@ def run_dir(tmp_path_factory) -> Path:
                                rgb_high=100, brightness_step=140)  # dark right, bright left: RGB can see it too
     code = call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", root / "run",
                     "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
-                    "--set", "train.epochs=1", "--set", "optim.lr=0.01", "--streams", "rgb,flow")  # fmt: skip
+                    "--set", "train.epochs=1", "--set", "optim.lr=0.01", "--streams", "rgb,flow")
     assert code == 0
     return root / "run"
 
@@ -44,7 +44,7 @@ def test_train_cli_writes_run_folder(run_dir):
 def test_eval_cli_writes_results(run_dir, tmp_path):
     out = tmp_path / "eval" / "results.json"
     code = call_tool("eval", "--center-crop", "--checkpoint", run_dir / "best.pt", "--split", "val",
-                    "--fusion-weights", "1", "1", "--out", out)  # fmt: skip
+                    "--fusion-weights", "1", "1", "--out", out)
     assert code == 0
     results = json.loads(out.read_text())
     for stream in ("rgb", "flow", "fused"):
@@ -75,7 +75,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert e.value.code == 2 and "--out RUN_DIR" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="optim.momentun"):
         call_tool("train_two_stream", "--config", REPO / "configs" / "test_tiny.yaml", "--out", tmp_path / "r",
-                 "--set", "optim.momentun=0.5")  # fmt: skip
+                 "--set", "optim.momentun=0.5")
     with pytest.raises(CheckpointError, match="none.pt not found"):
         call_tool("eval", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "r.json")
     with pytest.raises(CheckpointError, match="last.pt not found"):

@@ -30,11 +30,11 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="fi
 def _start(root: Path, run: Path, *argv: str) -> subprocess.Popen:
     args = argv or ("--config", REPO / "configs" / "test_tiny.yaml", "--out", run, "--streams", "flow",
                     "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
-                    "--set", "train.epochs=3", "--set", "data.num_workers=1")  # fmt: skip
+                    "--set", "train.epochs=3", "--set", "data.num_workers=1")
     log = open(run.parent / f"{run.name}.log", "a")  # the child keeps its own copy of the descriptor
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread in every run: the same floating-point sums
     proc = subprocess.Popen([sys.executable, str(REPO / "tools" / "train_two_stream.py"), *map(str, args)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     return proc
 

@@ -26,14 +26,14 @@ def _launch(root: Path, run: Path, rdzv_id: str, *extra: str) -> list[subprocess
     train = (["--resume", str(run)] if extra == ("--resume",) else
              ["--config", str(REPO / "configs" / "test_tiny.yaml"), "--out", str(run), "--streams", "flow",
               "--set", f"data.index={root / 'index.csv'}", "--set", f"data.store_root={root / 'h5'}",
-              "--set", "train.epochs=4", "--set", "train.batch_size=2"])  # fmt: skip
+              "--set", "train.epochs=4", "--set", "train.batch_size=2"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     nodes = []
     for rank in range(2):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
                "--rdzv-id", rdzv_id, "--max-restarts", "0", "--monitor-interval", "0.5",
-               str(REPO / "tools" / "train_two_stream.py"), *train]  # fmt: skip
+               str(REPO / "tools" / "train_two_stream.py"), *train]
         log = open(run.parent / f"{run.name}-node{rank}.log", "a")
         nodes.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
         log.close()

@@ -258,7 +258,7 @@ def test_on_stores_written_by_extract_flow(tmp_path, translating_video):
     translating_video("videos/left/b.avi", num_frames=12, height=40, width=52, dx=-2.0, dy=0.0, seed=2)
     out = tmp_path / "stores"
     cmd = [sys.executable, str(repo / "tools" / "extract_flow.py"), "--videos", str(tmp_path / "videos"),
-           "--out", str(out), "--short-side", "0", "--no-progress"]  # fmt: skip
+           "--out", str(out), "--short-side", "0", "--no-progress"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     pairs, classes = folder_index(tmp_path / "videos")

@@ -15,7 +15,7 @@ def _store(path, attrs, h=24, w=32, jpeg_quality=95):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
     return write_store(path, frames, np.zeros((3, h, w, 2), np.float32), attrs, bound=attrs.get("flow_bound", 20.0),
-                       jpeg_quality=jpeg_quality)  # fmt: skip
+                       jpeg_quality=jpeg_quality)
 
 
 def test_extraction_settings_come_from_the_store_attributes(tmp_path, translating_video):
@@ -25,7 +25,7 @@ def test_extraction_settings_come_from_the_store_attributes(tmp_path, translatin
     assert read_extraction(tmp_path / "v.h5") == {"fps": 15.0, "short_side": 40, "flow_engine": "opencv",
                                                   "tvl1": TVL1Params(warps=3), "flow_bound": 8.0,
                                                   "flow_convention": "backward", "jpeg_quality": 80,
-                                                  "stored": True}  # fmt: skip
+                                                  "stored": True}
 
 
 def test_stores_that_record_nothing_get_defaults_and_their_own_short_side(tmp_path):

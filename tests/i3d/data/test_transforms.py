@@ -124,7 +124,7 @@ def test_expand_compact_takes_samples_and_batches_of_several_clips():
 
 def test_model_input_moves_only_the_streams_and_expands_them():
     batch = {"rgb": torch.zeros(1, 3, 2, 2, 2, dtype=torch.uint8), "rgb_table": torch.ones(1, 3, 256),
-             "video_id": ["v"], "label": torch.tensor([1])}  # fmt: skip
+             "video_id": ["v"], "label": torch.tensor([1])}
     out = T.model_input(batch, "cpu")
     assert out["rgb"].dtype == torch.float32 and out["rgb"].eq(1).all() and out["video_id"] == ["v"]
     assert "rgb_table" not in out
@@ -141,7 +141,7 @@ def test_stream_input_crops_flips_and_normalises_like_the_parts():
     f = T.stream_input("flow", flow, 1, 2, 8, clips=2, flip=True, flow_bound=8)
     mirrored = flow[:, 1:9, 2:10][:, :, ::-1] * np.float32([-1, 1])
     np.testing.assert_allclose(f, np.clip(mirrored, -8, 8).reshape(2, 3, 8, 8, 2).transpose(0, 4, 1, 2, 3) / 8,
-                               atol=1e-6)  # fmt: skip
+                               atol=1e-6)
     with pytest.raises(ValueError, match="flow_bound"):
         T.stream_input("flow", flow, 0, 0, 8)  # no bound: the stores' one must be passed
 

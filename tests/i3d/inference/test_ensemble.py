@@ -23,7 +23,7 @@ def tiny_cfg(name="mc3_18", normalization="kinetics", num_classes=1, streams="rg
         f"model.streams={streams}", f"model.rgb.name={name}", f"model.flow.name={name}",
         f"model.num_classes={num_classes}", f"data.normalization={normalization}", "data.crop_size=32",
         "data.num_frames=4", "data.eval_num_frames=4",
-    ])  # fmt: skip
+    ])
 
 
 def save_constant_checkpoint(path, bias, cfg=None, classes=("REAL", "FAKE"), spec=SPEC):
@@ -35,7 +35,7 @@ def save_constant_checkpoint(path, bias, cfg=None, classes=("REAL", "FAKE"), spe
             getattr(model, s).fc.weight.zero_()
             getattr(model, s).fc.bias.copy_(torch.as_tensor(np.atleast_1d(bias), dtype=torch.float32))
     torch.save({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": list(classes),
-                "input_spec": spec.to_dict()}, path)  # fmt: skip
+                "input_spec": spec.to_dict()}, path)
     return path
 
 
@@ -62,7 +62,7 @@ def test_each_member_gets_its_own_inputs_and_short_videos_loop():
     assert a.min() >= -1 and a.max() <= 1 and b.max() > 200  # [-1, 1] vs raw 0-255: each its own normalisation
     foreign = video_inputs(frames, dataclasses.replace(i3d, stored=False), ("rgb",))["rgb"]  # not trained on stores
     assert torch.equal(foreign[0], torch.from_numpy(T.normalize_rgb(T.channels_first(frames[[0, 1, 2, 0], 4:36, 8:40]),
-                                                                    "i3d", -4)))  # fmt: skip
+                                                                    "i3d", -4)))
     long = rng.integers(0, 256, (20, 40, 48, 3), dtype=np.uint8)
     two = video_inputs(long, dataclasses.replace(i3d, eval_num_clips=2), ("rgb",))["rgb"]
     assert torch.equal(two[1], video_inputs(long[12:16], i3d, ("rgb",))["rgb"][0])  # starts 4 and 12

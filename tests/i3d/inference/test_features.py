@@ -22,7 +22,7 @@ from tests.helpers import call_tool
 SPEC = InputSpec(short_side=40, crop_size=32)
 # the streaming tests: a smaller crop and a few TV-L1 iterations (what they check does not depend on either)
 FAST = InputSpec(short_side=20, crop_size=16, tvl1=TVL1Params(nscales=2, warps=2, outer_iterations=2,
-                                                              inner_iterations=5))  # fmt: skip
+                                                              inner_iterations=5))
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     (17, "drop", [0], [16]), (17, "pad", [0, 16], [16, 17]),
     (100, "drop", [0, 16, 32, 48, 64, 80], [16, 32, 48, 64, 80, 96]),
     (100, "pad", [0, 16, 32, 48, 64, 80, 96], [16, 32, 48, 64, 80, 96, 100]),
-])  # fmt: skip
+])
 def test_snippet_count_and_frames(n, last, starts, ends):
     index, end = snippet_indices(n, 16, 16, last)
     assert index.shape == (len(starts), 16) and index[:, 0].tolist() == starts and end.tolist() == ends
@@ -65,7 +65,7 @@ def nets():
 def test_a_snippet_feature_is_mixed_5c_of_exactly_its_frames_pooled(nets):
     rng = np.random.default_rng(0)
     frames = {"rgb": rng.integers(0, 256, (37, 40, 48, 3), dtype=np.uint8),
-              "flow": rng.normal(0, 5, (37, 40, 48, 2)).astype(np.float32)}  # fmt: skip
+              "flow": rng.normal(0, 5, (37, 40, 48, 2)).astype(np.float32)}
     out = FeatureExtractor(nets, SPEC, FeatureOptions(snippet=16, stride=10, batch_size=2)).extract(frames)
     assert out.start_frame.tolist() == [0, 10, 20] and out.end_frame.tolist() == [16, 26, 36]
     for s in ("rgb", "flow"):
@@ -143,7 +143,7 @@ def test_a_video_shorter_than_a_snippet_is_a_failed_record_not_an_empty_file(net
         video_features(extractor, video, None)
     torch.save(nets["rgb"].state_dict(), tmp_path / "rgb.pt")
     args = ["--videos", tmp_path / "videos", "--out", tmp_path / "out", "--rgb-weights", tmp_path / "rgb.pt",
-            "--streams", "rgb", "--short-side", "40", "--crop", "32", "--no-progress"]  # fmt: skip
+            "--streams", "rgb", "--short-side", "40", "--crop", "32", "--no-progress"]
     assert call_tool("extract_features", *args) == 1
     [record] = json.loads((tmp_path / "out" / "report.json").read_text())["videos"]
     assert record["status"] == "failed" and message in record["error"], record
@@ -162,7 +162,7 @@ class CheapI3d(InceptionI3d):
 
 
 @pytest.mark.parametrize(("mode", "streams", "short", "window"), [
-    ("snippets", ("rgb", "flow"), 48, 128), ("video", ("rgb",), 200, 128)])  # fmt: skip
+    ("snippets", ("rgb", "flow"), 48, 128), ("video", ("rgb",), 200, 128)])
 def test_memory_does_not_grow_with_the_video(mode, streams, short, window, tmp_path):
     """A 4x longer video: the same frames held at once, and no more numpy memory (tracemalloc)."""
     torch.manual_seed(0)

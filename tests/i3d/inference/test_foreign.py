@@ -21,7 +21,7 @@ SMALL = dict(short_side=40, crop_size=32, num_frames=8, eval_num_frames=8)  # th
 # torchvision / our video-ResNet names -> kenshohara's (the inverse of weight_formats.kenshohara_to_torchvision)
 _TO_KENSHOHARA = ((r"^stem\.0\.weight$", "conv1.weight"), (r"^stem\.1\.(.+)$", r"bn1.\1"),
                   (r"^(layer\d\.\d+)\.conv([12])\.0\.weight$", r"\1.conv\2.weight"),
-                  (r"^(layer\d\.\d+)\.conv([12])\.1\.(.+)$", r"\1.bn\2.\3"))  # fmt: skip
+                  (r"^(layer\d\.\d+)\.conv([12])\.1\.(.+)$", r"\1.bn\2.\3"))
 
 
 def their_file(model_type: str, tmp_path, seed: int = 0):

@@ -34,7 +34,7 @@ SPEC = InputSpec(short_side=37, crop_size=32, num_frames=8, eval_num_frames=0)
 
 
 def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0), spec: InputSpec | None = SPEC
-                    ) -> Path:  # fmt: skip
+                    ) -> Path:
     """A checkpoint in tools/train_two_stream.py's format whose head biases rank Wave > Jump > Clap.
 
     The head weights are scaled down so that the input moves the logits by much less than the bias steps.
@@ -47,7 +47,7 @@ def tiny_checkpoint(path: Path, streams: str = "rgb,flow", bias=(0.0, 1.0, 2.0),
             getattr(model, s).logits.weight.mul_(0.02)
             getattr(model, s).logits.bias.copy_(torch.tensor(bias))
     ckpt = {"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "step": 1,
-            "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}  # fmt: skip
+            "rng": {}, "config": config_to_dict(cfg), "classes": CLASSES}
     if spec is not None:
         ckpt["input_spec"] = spec.to_dict()
     torch.save(ckpt, path)
@@ -118,7 +118,7 @@ def test_inputs_equal_what_the_stores_and_the_eval_dataset_give(predictor, trans
     record = extract_store("clip", video, store_path, ExtractOptions(short_side=37))
     assert record["status"] == "done", record["error"]
     sample = TwoStreamClipDataset([(store_path, 0)], num_frames=0, crop_size=32, train=False, min_frames=8,
-                                  flow_bound=20)[0]  # fmt: skip
+                                  flow_bound=20)[0]
     # the stored frames give the same inputs as the full-length centre-crop evaluation: indices, crop, scaling
     with VideoStore(store_path) as store:
         everything = np.arange(store.num_frames)
@@ -179,7 +179,7 @@ def test_bad_files_name_the_file(tmp_path, predictor):
 
 def test_video_flow_follows_the_store_conventions():
     frames = np.stack([np.roll(np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (24, 1)), 2 * t, axis=1)
-                       for t in range(3)])[..., None].repeat(3, axis=-1)  # fmt: skip
+                       for t in range(3)])[..., None].repeat(3, axis=-1)
     backward = predict.video_flow(frames, SPEC)
     forward = predict.video_flow(frames, InputSpec(flow_convention="forward"))
     assert backward.shape == (3, 24, 32, 2) and backward.dtype == np.float32
@@ -200,12 +200,12 @@ def test_checkpoint_written_by_the_trainer(tmp_path, translating_video):
             rng = np.random.default_rng((label, k))
             flow = rng.normal(0, 1, (8, 40, 48, 2)).astype(np.float32) + np.float32([4 - 8 * label, 0])
             write_store(tmp_path / "h5" / f"{name}{k}.h5", rng.integers(0, 255, (8, 40, 48, 3), dtype=np.uint8),
-                        flow, {})  # fmt: skip
+                        flow, {})
             rows.append(f"{name}{k},{name},{split}")
     (tmp_path / "index.csv").write_text("\n".join(rows) + "\n")
     cfg = load_config(Path(__file__).resolve().parents[3] / "configs" / "test_tiny.yaml",
                       [f"data.index={tmp_path / 'index.csv'}", f"data.store_root={tmp_path / 'h5'}", "train.epochs=1",
-                       "train.device=cpu"])  # fmt: skip
+                       "train.device=cpu"])
     fit(cfg, tmp_path / "run")
     predictor = predict.from_checkpoint(tmp_path / "run" / "last.pt")
     assert predictor.classes == ["left", "right"] and predictor.streams == ("rgb", "flow")
@@ -231,7 +231,7 @@ def test_a_checkpoint_without_a_spec_is_refused_in_one_line(tmp_path):
     """A checkpoint of the layout before input specs is not guessed at: one error naming it and what to do."""
     old = tiny_checkpoint(tmp_path / "old.pt", spec=None)
     with pytest.raises(CheckpointError, match=r"old.pt has no input_spec \(a checkpoint of an older layout, which is "
-                                              r"no longer read\); train the model again"):  # fmt: skip
+                                              r"no longer read\); train the model again"):
         predict.from_checkpoint(old)
 
 
@@ -243,7 +243,7 @@ def test_a_video_smaller_than_the_crop_is_a_video_error_naming_it(predictor, tra
     native = dataclasses.replace(predictor, spec=dataclasses.replace(SPEC, short_side=0))
     video, _ = translating_video("small.avi", num_frames=6, height=24, width=30)
     with pytest.raises(VideoError, match=r"small.avi: 24x30 frames \(short side native\) are smaller than the "
-                                         r"model's 32-px crop"):  # fmt: skip
+                                         r"model's 32-px crop"):
         predict.predict_video(native, video)
 
 

@@ -34,7 +34,7 @@ def bikes_store(request, bikes_mp4, tmp_path_factory) -> tuple[Path, InputSpec]:
         pytest.importorskip("numba")
     store = tmp_path_factory.mktemp(request.param) / "bikes.h5"
     opts = ExtractOptions(short_side=40, max_frames=FRAMES, engine=request.param, tvl1=FAST, jpeg_quality=90,
-                          bound=12.0)  # fmt: skip
+                          bound=12.0)
     assert extract_store("bikes", bikes_mp4, store, opts)["status"] == "done"
     spec = InputSpec(**read_extraction(store), crop_size=32, num_frames=8, eval_num_frames=0)
     assert (spec.jpeg_quality, spec.flow_bound, spec.stored) == (90, 12.0, True)  # what the store recorded

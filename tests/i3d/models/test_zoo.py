@@ -57,7 +57,7 @@ def test_every_entry_builds_from_a_config_with_its_dropout_runs_and_has_its_cont
     crop, short_side, normalization, frames = DOCUMENTED[name]
     c = entry.contract
     assert (c.crop_size, c.short_side, c.normalization, c.num_frames, c.eval_num_frames) == (
-        crop, short_side, normalization, frames, frames)  # fmt: skip
+        crop, short_side, normalization, frames, frames)
     assert entry.load_weights is (load_i3d if name == "i3d" else load_video_resnet)
 
 

@@ -21,7 +21,7 @@ def dataset(tmp_path_factory):
 def test_layout_and_metadata(dataset):
     out, summary = dataset
     assert summary == {"train": [str(out / "train" / "dfdc_train_part_0")],
-                       "val": [str(out / "val" / "dfdc_train_part_1")], "num_real": 6, "num_fake": 12}  # fmt: skip
+                       "val": [str(out / "val" / "dfdc_train_part_1")], "num_real": 6, "num_fake": 12}
     for side in ("train", "val"):
         records = dfdc_records(out / side)
         assert len(records) == 9 and sum(r.label for r in records) == 6  # 3 REAL + 6 FAKE per part
@@ -63,7 +63,7 @@ def test_fake_region_changes_from_frame_to_frame():
 
 def test_same_seed_same_dataset_other_seed_other_names(tmp_path):
     cfg = ft.FakeToyConfig(height=16, width=16, num_frames=2, reals_per_part=2, fakes_per_real=1, val_parts=0,
-                           codec="FFV1")  # fmt: skip
+                           codec="FFV1")
     a = ft.make_fake_dataset(tmp_path / "a", cfg)
     b = ft.make_fake_dataset(tmp_path / "b", cfg)
     c = ft.make_fake_dataset(tmp_path / "c", ft.FakeToyConfig(**{**cfg.__dict__, "seed": 1}))

@@ -12,7 +12,7 @@ from i3d.synthetic.toy import MOTION_CLASSES, MOTIONS, ToyConfig, ToyDatasetErro
 from i3d.synthetic.toy_dataset import video_list
 
 TINY = dict(height=32, width=40, num_frames=4, classes=("MoveLeft", "ZoomIn"), videos_per_class=4, clips_per_group=2,
-            test_groups=1)  # fmt: skip
+            test_groups=1)
 
 
 # ---------------------------------------------------------------- config
@@ -163,7 +163,7 @@ def test_true_flow_of_a_translation_is_its_velocity(default_size_clips):
     flow = toy.true_flow(clip, 0)
     on_object = clip.alpha[0] >= 0.5
     np.testing.assert_allclose(flow[on_object], np.broadcast_to(np.diff(clip.params.centres[:2], axis=0), (
-        on_object.sum(), 2)), atol=1e-4)  # fmt: skip
+        on_object.sum(), 2)), atol=1e-4)
     np.testing.assert_allclose(flow[~on_object], np.broadcast_to(clip.params.drift, ((~on_object).sum(), 2)))
 
 

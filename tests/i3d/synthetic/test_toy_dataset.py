@@ -11,12 +11,12 @@ from i3d.synthetic.toy import ToyConfig, ToyDatasetError, make_clip
 from tests.helpers import decode_video
 
 TINY = dict(height=32, width=40, num_frames=4, classes=("MoveLeft", "ZoomIn"), videos_per_class=4, clips_per_group=2,
-            test_groups=1)  # fmt: skip
+            test_groups=1)
 
 
 def test_video_list_splits_by_group_like_ucf101():
     cfg = ToyConfig(classes=("ZoomOut", "MoveUp", "RotateClockwise"), videos_per_class=7, clips_per_group=3,
-                    test_groups=1)  # fmt: skip
+                    test_groups=1)
     videos = toy_dataset.video_list(cfg)
     assert len(videos) == 21 and cfg.num_groups == 3
     assert [v[0] for v in videos[::7]] == ["MoveUp", "RotateClockwise", "ZoomOut"]  # sorted as in classInd.txt
@@ -41,11 +41,11 @@ def test_writes_ucf101_layout(tmp_path):
     assert _read(out / "trainlist01.txt") == [
         "MoveLeft/v_MoveLeft_g02_c01.avi 1", "MoveLeft/v_MoveLeft_g02_c02.avi 1",
         "ZoomIn/v_ZoomIn_g02_c01.avi 2", "ZoomIn/v_ZoomIn_g02_c02.avi 2",
-    ]  # fmt: skip
+    ]
     assert _read(out / "testlist01.txt") == [
         "MoveLeft/v_MoveLeft_g01_c01.avi", "MoveLeft/v_MoveLeft_g01_c02.avi",
         "ZoomIn/v_ZoomIn_g01_c01.avi", "ZoomIn/v_ZoomIn_g01_c02.avi",
-    ]  # fmt: skip
+    ]
     files = sorted(p.relative_to(out / "videos").as_posix() for p in (out / "videos").rglob("*") if p.is_file())
     assert files == sorted(line.split()[0] for line in _read(out / "trainlist01.txt") + _read(out / "testlist01.txt"))
     meta = json.loads((out / "toy_dataset.json").read_text())
