@@ -78,7 +78,7 @@ def run_input(name: str, args: argparse.Namespace) -> None:
     if not all(np.array_equal(counted["before"][0], flow) for flow, _ in counted.values()):
         sys.exit(f"{name}: the settings gave different flows")
     print(f"{name} {prev.shape[1]}x{prev.shape[2]}, {len(prev)} pairs, identical flows; pair-iterations "
-          + ", ".join(f"{key} {n}" for key, (_, n) in counted.items()), flush=True)  # fmt: skip
+          + ", ".join(f"{key} {n}" for key, (_, n) in counted.items()), flush=True)
     times = {key: [] for key in engines}
     keys = list(engines)
     for r in range(args.repeats):
@@ -89,7 +89,7 @@ def run_input(name: str, args: argparse.Namespace) -> None:
         last = {key: t[-1] for key, t in times.items()}
         print(f"  repeat {r}: " + ", ".join(f"{k} {w:.2f} s ({c:.2f} CPU-s)" for k, (w, c) in last.items())
               + f"; before/after wall {last['before'][0] / last['after'][0]:.2f}, "
-              f"CPU {last['before'][1] / last['after'][1]:.2f}", flush=True)  # fmt: skip
+              f"CPU {last['before'][1] / last['after'][1]:.2f}", flush=True)
     for key, t in times.items():
         wall, cpu = np.median(np.array(t), axis=0)
         print(f"  {key:11s} {len(prev) / wall:.3f} pairs/s, {len(prev) / cpu:.3f} pairs per CPU-s (medians)")

@@ -196,7 +196,7 @@ def _compiled_or_eager(fn):
             if current[0] is fn:
                 raise
             warnings.warn(f"TorchTVL1: torch.compile failed ({type(exc).__name__}: {exc}); running eager",
-                          stacklevel=2)  # fmt: skip
+                          stacklevel=2)
             current[0] = fn
             return fn(*args)
 
@@ -219,7 +219,7 @@ class TorchTVL1:
     version = f"1.0+torch{torch.__version__}"
 
     def __init__(self, params: TVL1Params | None = None, device: str | None = None, batch_size: int | None = None,
-                 compile: bool | None = None, drop_converged: bool = True):  # fmt: skip
+                 compile: bool | None = None, drop_converged: bool = True):
         self.params = params if params is not None else TVL1Params()
         p = self.params
         check_reimplementable(p, "TorchTVL1")
