@@ -39,7 +39,7 @@ def test_masked_median_changes_only_the_kept_pairs():
 def test_median_network_selects_the_median_of_every_input(n):
     """0-1 principle: a comparator network that selects the median of every 0/1 input does so for any input."""
     bits = (np.arange(1 << n, dtype=np.int64)[:, None] >> np.arange(n)) & 1 if n <= 9 else \
-        np.random.default_rng(0).integers(0, 2, (200_000, n))  # fmt: skip
+        np.random.default_rng(0).integers(0, 2, (200_000, n))
     v = bits.astype(np.int8).T.copy()
     for a, b in median_network(n):
         v[a], v[b] = np.minimum(v[a], v[b]), np.maximum(v[a], v[b])
