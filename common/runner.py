@@ -234,13 +234,14 @@ def describe(e: BaseException) -> str:
 
 
 def threads_per_video(cores: int, workers: int, videos_left: int) -> int:
-    """Engine threads for a video dispatched when `videos_left` videos (itself and those still running included)
-    are not finished.
+    """Engine threads for a video dispatched when `videos_left` videos are still to start, itself and those
+    dispatched at the same moment included.
 
     At most min(workers, videos_left) videos run at once, so each gets that share of the cores: a run of fewer
-    videos than workers, and the last video of any run, get the cores the idle workers would leave unused (one
-    video with --workers 2 on 2 cores: 2 threads, not 1). Counting the running videos keeps two videos on two
-    workers at one thread each.
+    videos than workers, and the last videos of any run, get the cores the idle workers would leave unused (one
+    video with --workers 2 on 2 cores: 2 threads, not 1), while videos dispatched together share them (two videos
+    on two workers: one thread each). A video started near the end can overlap the tail of one started earlier:
+    up to workers - 1 threads too many for that overlap, against an idle core for the rest of the run.
     """
     return max(1, cores // max(1, min(workers, videos_left)))
 
@@ -263,9 +264,11 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
     pool, pending = _pool(workers, cores), {}
     try:
         while queue or pending:
+            started = 0  # videos dispatched together share the cores; one started as others end takes theirs
             while queue and len(pending) < workers:
                 task = queue.popleft()
-                threads = threads_per_video(cores, workers, len(pending) + len(queue) + 1)
+                threads = threads_per_video(cores, workers, started + len(queue) + 1)
+                started += 1
                 in_flight[task[0]] = task  # first: a Ctrl-C may come as submit returns
                 pending[_submit(pool, _attempt_in_worker, work, task, threads, progress_address)] = task
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
