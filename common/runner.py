@@ -261,7 +261,7 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
                in_flight: dict) -> Iterator[dict]:
     """In `workers` loky processes, a video each at a time. Closing this generator (an error, Ctrl-C) kills them."""
     cores, queue = os.cpu_count() or 1, deque(tasks)
-    pool, pending = _pool(workers, cores), {}
+    pool, pending, finished = _pool(workers, cores), {}, False
     try:
         while queue or pending:
             started = 0  # videos dispatched together share the cores; one started as others end takes theirs
@@ -288,8 +288,12 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
             if broken:  # loky's pool is unusable once a worker died; its other videos fail with it
                 pool.shutdown(wait=True, kill_workers=True)
                 pool = _pool(workers, cores)
+        finished = True
     finally:
-        pool.shutdown(wait=True, kill_workers=bool(pending))
+        # Stopped early (Ctrl-C, an error): kill the workers, even with nothing pending. A Ctrl-C raised as the
+        # first submit returns leaves `pending` empty while its workers are still starting; let go gently, they
+        # would outlive this run's semaphores and print a traceback each.
+        pool.shutdown(wait=True, kill_workers=not finished)
 
 
 def _submit(pool, *args):

@@ -104,3 +104,33 @@ def test_two_videos_on_two_workers_get_a_thread_each(tmp_path, monkeypatch):
               outputs=lambda v: [f"{v}.txt"], index_columns=("video_id",), index_row=lambda r: None)
     run_job(job, [[("a", "A"), ("b", "B")]], tmp_path, workers=2, progress=False)
     assert [(tmp_path / f"{v}.txt").read_text() for v in "ab"] == ["1", "1"]
+
+
+def test_ctrl_c_as_the_first_submit_returns_kills_the_starting_workers(tmp_path, monkeypatch):
+    """Nothing is pending yet, but the workers are starting: they must be killed, not let go (they would outlive
+    the run's semaphores and each print a traceback under the one-line message)."""
+    import common.runner
+
+    real_pool, real_submit, shutdowns = common.runner._pool, common.runner._submit, []
+
+    def spied_pool(*args):
+        pool = real_pool(*args)
+        real_shutdown = pool.shutdown
+
+        def shutdown(wait=True, kill_workers=False):
+            shutdowns.append(kill_workers)
+            real_shutdown(wait=wait, kill_workers=kill_workers)
+
+        pool.shutdown = shutdown
+        return pool
+
+    def interrupted_submit(*args):
+        real_submit(*args)
+        raise KeyboardInterrupt  # where a Ctrl-C that came during the blocked submit is raised
+
+    monkeypatch.setattr(common.runner, "_pool", spied_pool)
+    monkeypatch.setattr(common.runner, "_submit", interrupted_submit)
+    with pytest.raises(RunInterrupted):
+        run_job(_job(tmp_path, {}), [TASKS], tmp_path, workers=2, progress=False)
+    assert shutdowns == [True]
+    assert not list(tmp_path.glob(".*.tmp-*"))
