@@ -89,7 +89,7 @@ def _primal_row_gamma(y, i1wx, i1wy, grad, rho_c, u1, u2, u3, p11, p12, p21, p22
         sq[x] = (n1 - a1) ** 2 + (n2 - a2) ** 2 + (n3 - a3) ** 2
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _sweep(r0, r1, warped, u, p, coef, sq):
     """One iteration on rows [r0, r1): primal update of row y, then the dual update of row y - 1 (lagging one row).
 
@@ -99,7 +99,11 @@ def _sweep(r0, r1, warped, u, p, coef, sq):
     sq (H, W); returns their sum (float64, in any order: see `error_above` for the stopping decision).
 
     The row functions are inlined by Numba (inline="always"): as calls with a dozen array arguments they cost a
-    quarter of an iteration on 64x80 frames. Inlined code takes this function's flags, hence fastmath here too.
+    quarter of an iteration on 64x80 frames. Inlined code takes this function's flags, hence fastmath here too, and
+    error_model="numpy": with Python's, every division by `1 + taut * |grad u|` checks for zero and may leave the
+    loop by raising, and LLVM does not vectorise a loop it can leave early (the dual update then ran scalar, half
+    of an iteration's time). Nothing here divides by zero: `_threshold` divides only by g > FLT_EPSILON, the dual
+    update by at least 1.
     """
     i1wx, i1wy, grad, rho_c = warped
     u1, u2, u3 = u

@@ -20,6 +20,10 @@ Two ways to use several cores: over rows inside a pair (`parallel="rows"`), or o
 core (`parallel="pairs"`, the default). Over pairs wins whenever there are at least as many pairs as cores (always
 the case for a video): no barrier per iteration (thousands per pair) and no idle threads on the small pyramid
 levels. docs/PERFORMANCE.md has the measurement.
+
+Numba's cache (`cache=True`) keys each kernel on its own file only: the cached `_calc_pair` and `_proc_one_scale`
+hold compiled copies of the `_numba_*.py` kernels they call and do not see those files change. After editing one
+of them, change this file too (or delete flow/engines/__pycache__), or the old kernels keep running.
 """
 
 import numpy as np
