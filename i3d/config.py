@@ -283,6 +283,9 @@ def validate(cfg: Config) -> Config:
         (t.cutmix_mode in CUTMIX_MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {CUTMIX_MODES}"),
         (t.epochs > 0 and t.batch_size > 0 and t.accum_steps > 0,
          "train.epochs, train.batch_size and train.accum_steps must be positive"),
+        (t.eval_every > 0 and t.log_every > 0,
+         f"train.eval_every={t.eval_every} and train.log_every={t.log_every} must be positive (the last epoch is "
+         f"always validated: eval_every >= train.epochs validates only then)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -42,6 +42,8 @@ def test_yaml_differences_then_overrides(tmp_path):
         ("model.streams=rgb,depth", ["model.streams"]),
         ("train.amp=fp8", ["train.amp"]),
         ("data.dataset=imagenet", ["data.dataset"]),
+        ("train.eval_every=0", ["train.eval_every=0", "must be positive"]),  # was a ZeroDivisionError after epoch 1
+        ("train.log_every=0", ["train.log_every=0"]),
     ],
 )
 def test_bad_overrides_name_the_key(override, words):
