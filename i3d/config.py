@@ -100,6 +100,7 @@ class TrainConfig:
     channels_last: bool = True  # CUDA only: weights and clips in channels_last_3d (faster there: docs/PERFORMANCE.md)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    cpu_threads: int = 0  # torch's threads on a CPU device (0: its default, one per core)
     eval_every: int = 1  # validate every N epochs (and after the last)
     log_every: int = 10  # TensorBoard scalars every N optimiser steps
     progress: bool = True  # rank 0: a bar on a terminal, a log line every log_every steps in a batch log
@@ -283,6 +284,7 @@ def validate(cfg: Config) -> Config:
         (t.cutmix_mode in CUTMIX_MODES, f"train.cutmix_mode={t.cutmix_mode!r} must be one of {CUTMIX_MODES}"),
         (t.epochs > 0 and t.batch_size > 0 and t.accum_steps > 0,
          "train.epochs, train.batch_size and train.accum_steps must be positive"),
+        (t.cpu_threads >= 0, f"train.cpu_threads={t.cpu_threads} must be >= 0 (0: one per core)"),
         (t.eval_every > 0 and t.log_every > 0,
          f"train.eval_every={t.eval_every} and train.log_every={t.log_every} must be positive (the last epoch is "
          f"always validated: eval_every >= train.epochs validates only then)"),

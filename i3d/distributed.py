@@ -25,6 +25,8 @@ def setup_device(cfg: Config) -> tuple[torch.device, int, int]:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
+    elif cfg.train.cpu_threads:
+        torch.set_num_threads(cfg.train.cpu_threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
     if cfg.train.amp != "none" and not cuda:
