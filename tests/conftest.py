@@ -4,12 +4,44 @@ torch thread, a full disk. Shared functions live in tests/helpers.py."""
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from flow.video import write_video
-from tests.helpers import SHARED, textured_frames
+from tests.helpers import REPO, SHARED, compile_numba_tvl1, textured_frames
+
+
+def pytest_sessionstart(session):
+    """With pytest-xdist (`make test`), the controller compiles the numba engine in a background process while the
+    workers start on other files, so that neither worker compiles it (`numba_tvl1` waits for it)."""
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
+        code = "from tests.helpers import compile_numba_tvl1; compile_numba_tvl1()"
+        session.config.numba_compile = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
+                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_sessionfinish(session):
+    proc = getattr(session.config, "numba_compile", None)
+    if proc is not None and proc.poll() is None:  # a run stopped early
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def numba_tvl1():
+    """The numba engine's kernels in numba's cache: compiled by the first process of the run that gets here (or by
+    the background one above), loaded by the others (tests/helpers.compile_numba_tvl1)."""
+    compile_numba_tvl1()
+
+
+@pytest.fixture(autouse=True)
+def _numba_engine_compiled(request):
+    """Tests parametrized with engine="numba" get `numba_tvl1` first."""
+    params = getattr(request.node, "callspec", None)
+    if params is not None and params.params.get("engine") == "numba":
+        request.getfixturevalue("numba_tvl1")
 
 
 def _shared_file(relative: str) -> Path:

@@ -4,11 +4,14 @@ Imported as a module (`from tests.helpers import ...`; pytest.ini puts the repos
 tests/conftest.py.
 """
 
+import fcntl
+import hashlib
 import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -124,3 +127,21 @@ def descendants(pid: int) -> set[int]:
         todo += children - found
         found |= children
     return found
+
+
+def compile_numba_tvl1() -> None:
+    """Compile every kernel of the numba TV-L1 engine (serial, parallel over pairs, over rows) once, into numba's
+    on-disk cache, under a lock that every test process of this checkout shares: the first one compiles (tens of
+    CPU-seconds), the others wait and then load the cache, and so do the tools that tests start as subprocesses.
+    Does nothing without numba (the tests that need it skip)."""
+    if importlib.util.find_spec("numba") is None:
+        return
+    from flow.engines.numba_tvl1 import NumbaTVL1
+
+    tag = hashlib.sha1(str(REPO).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"numba-tvl1-{tag}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        gray = textured_frames(3, 32, 40, dx=1.0, dy=0.5)[..., 1]
+        NumbaTVL1().calc_pairs(gray[:1], gray[1:2])  # one pair: the serial kernel (also a worker on one thread's)
+        NumbaTVL1().calc_pairs(gray[:2], gray[1:])  # several pairs on several threads: the parallel one
+        NumbaTVL1(parallel="rows").calc_pairs(gray[:1], gray[1:2])

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import REPO
 
 pytest.importorskip("numba")
+pytestmark = pytest.mark.usefixtures("numba_tvl1")  # the scripts load the compiled engine (conftest)
 
 
 def test_cli_comparison_times_both_engines_and_their_start_up(tmp_path):

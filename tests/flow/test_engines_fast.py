@@ -96,7 +96,7 @@ def test_non_default_params_follow_opencv(engine, params, synthetic):
     assert _epe(flow, default).mean() > 1e-3  # the parameters changed something
 
 
-def test_numba_rows_and_pairs_parallel_agree(synthetic):
+def test_numba_rows_and_pairs_parallel_agree(synthetic, numba_tvl1):
     from flow.engines.numba_tvl1 import NumbaTVL1
 
     prev, nxt = synthetic[0][2:], synthetic[1][2:]
@@ -136,7 +136,7 @@ def test_missing_numba_gives_a_clear_error(monkeypatch):
     assert make_engine("opencv").name == "opencv"  # the other engines do not need numba
 
 
-def test_extraction_with_numba_engine_same_layout(translating_video, tmp_path):
+def test_extraction_with_numba_engine_same_layout(translating_video, tmp_path, numba_tvl1):
     path, _ = translating_video(num_frames=4, height=48, width=64, dx=2.0, dy=1.0)
     stores = {}
     for engine in ("opencv", "numba"):

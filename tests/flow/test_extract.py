@@ -119,7 +119,7 @@ def test_missing_file_fails_cleanly(tmp_path):
     assert not os.path.exists(tmp_path / "out")  # nothing written for a failed video
 
 
-def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_path):
+def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_path, numba_tvl1):
     numba = pytest.importorskip("numba")
     src, _ = translating_video(num_frames=3, height=32, width=40)
     before = numba.get_num_threads()
@@ -132,7 +132,7 @@ def test_pool_worker_gives_numba_its_share_of_the_cores(translating_video, tmp_p
         numba.set_num_threads(before)
 
 
-def test_pool_gives_the_last_video_the_idle_cores(translating_video, tmp_path):
+def test_pool_gives_the_last_video_the_idle_cores(translating_video, tmp_path, numba_tvl1):
     """Through the runner's real loky workers (joblib's Parallel would cap NUMBA_NUM_THREADS at cores // workers)."""
     pytest.importorskip("numba")
     cores = os.cpu_count() or 1

@@ -12,6 +12,8 @@ from flow.engines import _numba_iterate, _numba_median  # noqa: E402
 from flow.engines._median5 import median5  # noqa: E402
 from flow.tvl1 import median_network  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("numba_tvl1")  # kernels compiled once per run (conftest)
+
 
 def test_generated_median_file_is_up_to_date():
     """_median5.py is generated from `median_network(25)`: an edit of either shows here (regenerate, see its top)."""

@@ -28,7 +28,7 @@ EXTRACT = ["--engine", "numba", "--bound", "8", "--fps", "15", "--short-side", "
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, numba_tvl1):  # numba_tvl1: the tools load the compiled engine
     """Textures moving left or right (2-3 px per frame at 30 fps, 48x64), 4 training and 3 validation videos each."""
     root = tmp_path_factory.mktemp("spec_e2e")
     rows = ["video_id,label,split"]

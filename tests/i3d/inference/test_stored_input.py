@@ -32,6 +32,7 @@ def bikes_store(request, bikes_mp4, tmp_path_factory) -> tuple[Path, InputSpec]:
     """The store of bikes.mp4's first frames at short side 40, and the spec a model trained on such stores saves."""
     if request.param == "numba":
         pytest.importorskip("numba")
+        request.getfixturevalue("numba_tvl1")
     store = tmp_path_factory.mktemp(request.param) / "bikes.h5"
     opts = ExtractOptions(short_side=40, max_frames=FRAMES, engine=request.param, tvl1=FAST, jpeg_quality=90,
                           bound=12.0)
