@@ -22,12 +22,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Two pytest workers with one OpenMP/BLAS thread each keep both cores of a 2-core machine busy without
-# oversubscribing them (the suite ran at ~1 core of 2 alone); a file's tests stay on one worker (module fixtures).
+# oversubscribing them (the suite ran at ~1 core of 2 alone); a file's tests stay on one worker (module fixtures),
+# and files are handed out in collection order, where tests/conftest.py puts the slowest first (xdist's default
+# order, most tests first, hands out the one-test files last, and some are among the longest).
 # --durations lists the slowest tests in every run (CI logs included), to see where the time goes.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # `make demo` (README "The demo"): synthetic videos -> TV-L1 stores -> two-stream I3D -> centre-crop test.
 # DEMO_SEED changes the whole run (the toy videos, the initialisation, the clip sampling and order); seed 0 writes
