@@ -30,7 +30,6 @@ from torch import nn
 from i3d.data.spec import InputSpec
 from i3d.models.inception import InceptionI3d
 from i3d.models.pretrained import load_i3d, load_video_resnet
-from i3d.models.video_resnet import mc3_18, r2plus1d_18, r3d_18, resnet3d_34
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,28 @@ class ModelEntry:
     build: Callable[..., nn.Module]
     contract: InputSpec
     load_weights: Callable[..., object]
+
+
+# The ResNets import torchvision's video models when one is built, not when this table is read: that import costs
+# about a second, which every tool start and every loader or DDP worker would pay for runs that build I3D.
+def _resnet3d_34(**kwargs) -> nn.Module:
+    from i3d.models import video_resnet
+    return video_resnet.resnet3d_34(**kwargs)
+
+
+def _mc3_18(**kwargs) -> nn.Module:
+    from i3d.models import video_resnet
+    return video_resnet.mc3_18(**kwargs)
+
+
+def _r2plus1d_18(**kwargs) -> nn.Module:
+    from i3d.models import video_resnet
+    return video_resnet.r2plus1d_18(**kwargs)
+
+
+def _r3d_18(**kwargs) -> nn.Module:
+    from i3d.models import video_resnet
+    return video_resnet.r3d_18(**kwargs)
 
 
 def _spec(crop: int, short_side: int, normalization: str, frames: int) -> InputSpec:
@@ -53,15 +74,15 @@ MODELS: dict[str, ModelEntry] = {
     "i3d": ModelEntry(InceptionI3d, _spec(224, 256, "i3d", 64), load_i3d),
     # Hara et al.'s ResNet3D-34, shortcut A (kenshohara's resnet-34-kinetics.pth), fine-tuned on raw pixel values
     # (the DFDC author found it trained only that way)
-    "res34": ModelEntry(resnet3d_34, _spec(224, 256, "none", 32), load_video_resnet),
+    "res34": ModelEntry(_resnet3d_34, _spec(224, 256, "none", 32), load_video_resnet),
     # torchvision's MC3-18 and R(2+1)D-18 (their Kinetics-400 files) as the DFDC solution fed them: ImageNet mean/std
-    "mc3_112": ModelEntry(mc3_18, _spec(112, 128, "imagenet", 32), load_video_resnet),
-    "mc3_224": ModelEntry(mc3_18, _spec(224, 256, "imagenet", 32), load_video_resnet),
-    "r2p1_112": ModelEntry(r2plus1d_18, _spec(112, 128, "imagenet", 32), load_video_resnet),
+    "mc3_112": ModelEntry(_mc3_18, _spec(112, 128, "imagenet", 32), load_video_resnet),
+    "mc3_224": ModelEntry(_mc3_18, _spec(224, 256, "imagenet", 32), load_video_resnet),
+    "r2p1_112": ModelEntry(_r2plus1d_18, _spec(112, 128, "imagenet", 32), load_video_resnet),
     # torchvision's own Kinetics recipe: resize to 128 x 171, centre crop 112, 16-frame clips, its video mean/std
-    "r3d_18": ModelEntry(r3d_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
-    "mc3_18": ModelEntry(mc3_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
-    "r2plus1d_18": ModelEntry(r2plus1d_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
+    "r3d_18": ModelEntry(_r3d_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
+    "mc3_18": ModelEntry(_mc3_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
+    "r2plus1d_18": ModelEntry(_r2plus1d_18, _spec(112, 128, "kinetics", 16), load_video_resnet),
 }
 
 

@@ -2,6 +2,8 @@
 config with every field honoured, with the common interface, the right shapes and full gradients; the contracts
 produce their documented value ranges and the DFDC recipes follow them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,13 @@ def test_dfdc_recipes_follow_their_models_contracts(path):
     assert data["store_root"].endswith(f"h5_{contract.short_side}")
     cfg = load_config(path)  # the trainer's DFDC hooks (dfdc index, sampler, CutMix) exist: the recipe loads
     assert (cfg.data.crop_size, cfg.data.normalization) == (contract.crop_size, contract.normalization)
+
+
+def test_torchvision_loads_only_when_a_resnet_is_built():
+    """Its video models cost about a second to import: tools and workers that build I3D must not pay it."""
+    code = ("import sys, i3d.train, i3d.inference.predict, i3d.inference.ensemble\n"
+            "assert not any(m.startswith('torchvision') for m in sys.modules), 'imported with the zoo'\n"
+            "from i3d.models.zoo import build_model\n"
+            "build_model('r3d_18', 2)\n"
+            "assert 'torchvision.models.video' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
