@@ -286,14 +286,26 @@ def _run_local(work, tasks: list[tuple], workers: int, progress_address, bar: Ru
                     bar.add_frames(frames_done(result))
                 yield result
             if broken:  # loky's pool is unusable once a worker died; its other videos fail with it
-                pool.shutdown(wait=True, kill_workers=True)
+                _shutdown(pool, kill=True)
                 pool = _pool(workers, cores)
         finished = True
     finally:
         # Stopped early (Ctrl-C, an error): kill the workers, even with nothing pending. A Ctrl-C raised as the
         # first submit returns leaves `pending` empty while its workers are still starting; let go gently, they
         # would outlive this run's semaphores and print a traceback each.
-        pool.shutdown(wait=True, kill_workers=not finished)
+        _shutdown(pool, kill=not finished)
+
+
+def _shutdown(pool, kill: bool) -> None:
+    """Stop the pool (kill: its workers at once). A kill races in loky (joblib 1.6): after it, the manager thread may
+    look up a work item it has just dropped and die on a KeyError, whose traceback the run's one line does without."""
+    previous = threading.excepthook
+    threading.excepthook = lambda args: (None if kill and getattr(args.thread, "name", "") == "ExecutorManagerThread"
+                                         else previous(args))
+    try:
+        pool.shutdown(wait=True, kill_workers=kill)
+    finally:
+        threading.excepthook = previous
 
 
 def _submit(pool, *args):
@@ -301,16 +313,21 @@ def _submit(pool, *args):
 
 
 def _sigint_blocked(call, *args, **kwargs):
-    """`call` with SIGINT blocked in this thread. loky starts its processes, and the thread that manages them, when
-    the pool is made and on submit; both inherit the signal mask, so a Ctrl-C while a worker is still importing
-    waits until `init_worker` ignores it (instead of killing the worker with a traceback on the terminal)."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """`call` with Ctrl-C held back. loky spawns workers on submit; they inherit this mask, so one still importing
+    ignores Ctrl-C until `init_worker` does. Another thread (the progress channel's) may take the SIGINT, and Python
+    would raise it here anyway: the handler only notes it, or a half-spawned worker would be left that no pool knows."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         return call(*args, **kwargs)
+    caught = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return call(*args, **kwargs)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a Ctrl-C that came meanwhile is raised here
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a SIGINT this thread held back is handled here
+        signal.signal(signal.SIGINT, handler or signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt
 
 
 def _pool(workers: int, cores: int):

@@ -4,6 +4,10 @@ tests/tools/job_faults.py.)"""
 
 import errno
 import json
+import os
+import signal
+import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -134,3 +138,49 @@ def test_ctrl_c_as_the_first_submit_returns_kills_the_starting_workers(tmp_path,
         run_job(_job(tmp_path, {}), [TASKS], tmp_path, workers=2, progress=False)
     assert shutdowns == [True]
     assert not list(tmp_path.glob(".*.tmp-*"))
+
+
+class _RacingPool:
+    """A pool whose shutdown's manager thread dies as loky's does when killing races with its queue (KeyError)."""
+
+    def shutdown(self, wait=True, kill_workers=False):
+        def manage():
+            raise KeyError(1)
+
+        thread = threading.Thread(target=manage, name="ExecutorManagerThread")
+        thread.start()
+        thread.join()
+
+
+@pytest.mark.parametrize("kill", [True, False])
+def test_a_killed_pools_manager_thread_error_is_not_printed(kill, monkeypatch):
+    import common.runner
+
+    shown = []
+
+    def hook(args):
+        shown.append(args.exc_type)
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    common.runner._shutdown(_RacingPool(), kill=kill)
+    assert shown == ([] if kill else [KeyError])  # only the kill's known race is hidden
+    assert threading.excepthook is hook  # put back
+
+
+def test_a_ctrl_c_taken_by_another_thread_during_a_submit_is_raised_after_it():
+    """The SIGINT of a Ctrl-C may go to any thread of the run that does not block it; Python raises it in the main
+    thread between bytecodes. Inside a submit (loky spawning a worker) it must wait until the submit returns."""
+    import common.runner
+
+    done = []
+
+    def submit():
+        sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+        sender.start()
+        sender.join()
+        time.sleep(0.2)  # without the handler, KeyboardInterrupt is raised here
+        done.append(True)
+
+    with pytest.raises(KeyboardInterrupt):
+        common.runner._sigint_blocked(submit)
+    assert done == [True]
