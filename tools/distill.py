@@ -21,6 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 from common.cli import run_tool
 from i3d.checkpoint import CheckpointError
 from i3d.distill import DistillError
@@ -62,8 +64,12 @@ def main(args: argparse.Namespace) -> int:
             raise DistillError(f"{args.out / 'last.pt'} records no teacher path; pass --teacher CKPT")
         teacher_path = args.teacher or Path(saved_teacher)
     teacher, teacher_spec = load_teacher(teacher_path, cfg, run_cfg.model.num_classes)
-    _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume), teacher_path=str(teacher_path),
-                             teacher_spec=teacher_spec)
+    try:
+        _, history = fit_distill(run_cfg, cfg, teacher, args.out, resume=bool(args.resume),
+                                 teacher_path=str(teacher_path), teacher_spec=teacher_spec)
+    finally:  # under torchrun: a process group left alive can abort the exit ("terminate called ...")
+        if dist.is_initialized():
+            dist.destroy_process_group()
     if history:
         print(json.dumps({"epoch": history[-1]["epoch"], "val": history[-1]["val"]}, indent=1))
     return 0

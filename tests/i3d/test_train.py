@@ -189,6 +189,7 @@ cfg = tiny_cfg(Path({index!r}), "train.epochs=2", "train.batch_size=2")
 model, history = train.fit(cfg, {out!r}, model=tiny_model())
 torch.save(model.state_dict(), Path({out!r}) / f"rank{{dist.get_rank()}}.pt")
 torch.save(history, Path({out!r}) / f"history{{dist.get_rank()}}.pt")
+dist.destroy_process_group()  # as tools/train_two_stream.py does: a live group can abort the exit
 """
 
 

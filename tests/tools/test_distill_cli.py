@@ -221,6 +221,7 @@ student, history = fit_distill(run_cfg, cfg, teacher, {out!r}, student=TwoStream
 rank = dist.get_rank()
 torch.save(student.state_dict(), Path({out!r}) / f"rank{{rank}}.pt")
 torch.save(history, Path({out!r}) / f"history{{rank}}.pt")
+dist.destroy_process_group()  # as tools/distill.py does: a live group can abort the exit
 """
 
 
