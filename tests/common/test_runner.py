@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import common.record
+import common.runner
 from common.files import temp_path, write_atomic
 from common.runner import DiskFullError, Job, RunInterrupted, run_job, threads_per_video
 from flow.video import VideoError
@@ -113,8 +114,6 @@ def test_two_videos_on_two_workers_get_a_thread_each(tmp_path, monkeypatch):
 def test_ctrl_c_as_the_first_submit_returns_kills_the_starting_workers(tmp_path, monkeypatch):
     """Nothing is pending yet, but the workers are starting: they must be killed, not let go (they would outlive
     the run's semaphores and each print a traceback under the one-line message)."""
-    import common.runner
-
     real_pool, real_submit, shutdowns = common.runner._pool, common.runner._submit, []
 
     def spied_pool(*args):
@@ -154,8 +153,6 @@ class _RacingPool:
 
 @pytest.mark.parametrize("kill", [True, False])
 def test_a_killed_pools_manager_thread_error_is_not_printed(kill, monkeypatch):
-    import common.runner
-
     shown = []
 
     def hook(args):
@@ -170,8 +167,6 @@ def test_a_killed_pools_manager_thread_error_is_not_printed(kill, monkeypatch):
 def test_a_ctrl_c_taken_by_another_thread_during_a_submit_is_raised_after_it():
     """The SIGINT of a Ctrl-C may go to any thread of the run that does not block it; Python raises it in the main
     thread between bytecodes. Inside a submit (loky spawning a worker) it must wait until the submit returns."""
-    import common.runner
-
     done = []
 
     def submit():
